@@ -1,0 +1,337 @@
+//! The run context: who a run is for, which conversation, which run, and what it carries.
+
+use std::any::{Any, TypeId};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use crate::event::{Emitter, EventKind, EventListener};
+use crate::id::{RunId, SessionId, UserId};
+use crate::tool::ToolError;
+
+/// Everything a run knows about itself: user, session, run id, metadata, shared state, and
+/// where its events go.
+///
+/// Agents and workflows create one per run; tools and workflow nodes receive it (a tool takes
+/// `&RunContext` as a parameter). Cloning is cheap: a few reference-count increments.
+#[derive(Clone)]
+pub struct RunContext {
+    user: UserId,
+    session: Option<SessionId>,
+    run_id: RunId,
+    parent: Option<RunId>,
+    metadata: Metadata,
+    extensions: Extensions,
+    pub(crate) emitter: Emitter,
+    pub(crate) streaming: bool,
+}
+
+impl fmt::Debug for RunContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunContext")
+            .field("user", &self.user)
+            .field("session", &self.session)
+            .field("run_id", &self.run_id)
+            .field("parent", &self.parent)
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunContext {
+    /// A context for a new run of `user`, with a fresh run id and nothing else.
+    pub fn new(user: UserId) -> Self {
+        Self {
+            user,
+            session: None,
+            run_id: RunId::generate(),
+            parent: None,
+            metadata: Metadata::default(),
+            extensions: Extensions::default(),
+            emitter: Emitter::default(),
+            streaming: false,
+        }
+    }
+
+    /// Sets the user.
+    #[must_use]
+    pub fn with_user(mut self, user: UserId) -> Self {
+        self.user = user;
+        self
+    }
+
+    /// Sets the session.
+    #[must_use]
+    pub fn with_session(mut self, session: Option<SessionId>) -> Self {
+        self.session = session;
+        self
+    }
+
+    /// Sets the metadata.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Sets the shared state tools can read with [`State`].
+    #[must_use]
+    pub fn with_extensions(mut self, extensions: Extensions) -> Self {
+        self.extensions = extensions;
+        self
+    }
+
+    /// Uses `extensions` unless they are empty (an agent's own state wins over inherited state).
+    pub(crate) fn with_agent_extensions(mut self, extensions: &Extensions) -> Self {
+        if extensions.0.is_some() {
+            self.extensions = extensions.clone();
+        }
+        self
+    }
+
+    /// Sends this run's events (and those of runs nested in it) to `listener` as well.
+    #[must_use]
+    pub fn with_listener(mut self, listener: impl EventListener) -> Self {
+        self.emitter.add(Arc::new(listener));
+        self
+    }
+
+    /// A context for a run nested in this one (an agent inside a workflow, a workflow called
+    /// as a tool): same user, session, metadata, state and listeners; a new run id whose
+    /// parent is this run.
+    pub fn child(&self) -> Self {
+        Self { run_id: RunId::generate(), parent: Some(self.run_id), ..self.clone() }
+    }
+
+    /// Who the run is for.
+    pub fn user(&self) -> &UserId {
+        &self.user
+    }
+
+    /// The conversation the run continues, if it names one.
+    pub fn session(&self) -> Option<&SessionId> {
+        self.session.as_ref()
+    }
+
+    /// This run's id.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// The run this one is nested in, if any.
+    pub fn parent(&self) -> Option<RunId> {
+        self.parent
+    }
+
+    /// The run's metadata.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// Shared state of type `T`, if the agent or workflow was given one.
+    pub fn state<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.extensions.get::<T>()
+    }
+
+    /// Whether anyone listens to this run's events. Code that would do work only to build an
+    /// event can skip it when this is `false`.
+    pub fn is_observed(&self) -> bool {
+        self.emitter.is_active()
+    }
+
+    /// Emits an event; `kind` is only called when someone listens.
+    #[inline]
+    pub fn emit(&self, kind: impl FnOnce() -> EventKind) {
+        self.emitter.emit(self.run_id, kind);
+    }
+
+    /// Emits a [`EventKind::Custom`] event.
+    pub fn emit_custom(&self, name: &str, payload: impl FnOnce() -> serde_json::Value) {
+        self.emit(|| EventKind::Custom { name: name.to_owned(), payload: payload() });
+    }
+}
+
+/// Key-value metadata attached to a run (request ids, tenant tags, feature flags...).
+///
+/// Empty metadata costs nothing; a non-empty map is shared between a run and the runs nested
+/// in it.
+#[derive(Clone, Default, PartialEq)]
+pub struct Metadata(Option<Arc<BTreeMap<String, serde_json::Value>>>);
+
+impl Metadata {
+    /// Empty metadata.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value`.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) {
+        Arc::make_mut(self.0.get_or_insert_with(Default::default)).insert(key.into(), value.into());
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
+        self.0.as_ref().and_then(|m| m.get(key))
+    }
+
+    /// The value of `key` if it is a string.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(serde_json::Value::as_str)
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|m| m.is_empty())
+    }
+
+    /// The entries, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &serde_json::Value)> {
+        self.0.iter().flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+}
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<K: Into<String>, V: Into<serde_json::Value>> FromIterator<(K, V)> for Metadata {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let map: BTreeMap<String, serde_json::Value> = iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        if map.is_empty() { Self(None) } else { Self(Some(Arc::new(map))) }
+    }
+}
+
+impl serde::Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+/// Typed shared state (database pools, clients, configuration) that tools read through
+/// [`State`]. One value per type.
+#[derive(Clone, Default)]
+pub struct Extensions(Option<Arc<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>);
+
+impl Extensions {
+    /// No state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores `value`, replacing any earlier value of the same type.
+    pub fn insert<T: Any + Send + Sync>(&mut self, value: T) {
+        Arc::make_mut(self.0.get_or_insert_with(Default::default)).insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// The value of type `T`.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let any = Arc::clone(self.0.as_ref()?.get(&TypeId::of::<T>())?);
+        any.downcast::<T>().ok()
+    }
+}
+
+impl fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Extensions({} values)", self.0.as_ref().map_or(0, |m| m.len()))
+    }
+}
+
+/// Shared state of type `T`, as a tool parameter.
+///
+/// Give the agent the state with [`Agent::state`](crate::Agent::state); a `#[tool]` that takes
+/// `State<T>` receives it, and the parameter is not part of the tool's JSON schema.
+///
+/// ```
+/// use loomflow::prelude::*;
+///
+/// struct Prices { vat: f64 }
+///
+/// /// Add VAT to a net price.
+/// #[tool]
+/// fn gross(prices: State<Prices>, net: f64) -> f64 {
+///     net * (1.0 + prices.vat)
+/// }
+///
+/// let agent = Agent::new("Price things.").model("echo").tool(GrossTool).state(Prices { vat: 0.2 });
+/// assert!(GrossTool.definition().parameters()["properties"].get("prices").is_none());
+/// ```
+#[derive(Debug)]
+pub struct State<T: ?Sized>(pub Arc<T>);
+
+impl<T: ?Sized> Clone for State<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T: ?Sized> std::ops::Deref for State<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// A value a tool takes from the run context instead of from the model's arguments.
+///
+/// A `#[tool]` parameter whose type implements this trait is filled from the
+/// [`RunContext`] and left out of the tool's JSON schema; every other parameter comes from
+/// the model. Implemented for `&RunContext`, [`UserId`], [`RunId`], `Option<SessionId>`,
+/// [`SessionId`] (an error result when the run has no session), [`Metadata`] and [`State<T>`].
+/// Implement it for your own context types.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be taken from the run context",
+    note = "context parameters of a #[tool] must implement `loomflow::FromRunContext`"
+)]
+pub trait FromRunContext<'a>: Sized {
+    /// Takes the value from the context; an error becomes the tool call's error result.
+    fn from_run_context(ctx: &'a RunContext) -> Result<Self, ToolError>;
+}
+
+impl<'a> FromRunContext<'a> for &'a RunContext {
+    fn from_run_context(ctx: &'a RunContext) -> Result<Self, ToolError> {
+        Ok(ctx)
+    }
+}
+
+impl FromRunContext<'_> for UserId {
+    fn from_run_context(ctx: &RunContext) -> Result<Self, ToolError> {
+        Ok(ctx.user.clone())
+    }
+}
+
+impl FromRunContext<'_> for RunId {
+    fn from_run_context(ctx: &RunContext) -> Result<Self, ToolError> {
+        Ok(ctx.run_id)
+    }
+}
+
+impl FromRunContext<'_> for Option<SessionId> {
+    fn from_run_context(ctx: &RunContext) -> Result<Self, ToolError> {
+        Ok(ctx.session.clone())
+    }
+}
+
+impl FromRunContext<'_> for SessionId {
+    fn from_run_context(ctx: &RunContext) -> Result<Self, ToolError> {
+        ctx.session.clone().ok_or_else(|| ToolError::new("this tool needs a session, and the run has none"))
+    }
+}
+
+impl FromRunContext<'_> for Metadata {
+    fn from_run_context(ctx: &RunContext) -> Result<Self, ToolError> {
+        Ok(ctx.metadata.clone())
+    }
+}
+
+impl<T: Any + Send + Sync> FromRunContext<'_> for State<T> {
+    fn from_run_context(ctx: &RunContext) -> Result<Self, ToolError> {
+        ctx.state::<T>().map(State).ok_or_else(|| {
+            ToolError::new(format!(
+                "the tool needs state of type `{}`, and none was given (use `.state(..)`)",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+}

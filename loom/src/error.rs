@@ -1,0 +1,223 @@
+//! Errors.
+//!
+//! Loom keeps three situations apart:
+//! - **misconfigured** ([`ConfigError`]): the agent or workflow was built wrong; fix the code or
+//!   the configuration. Raised before any model call.
+//! - **a tool failed** ([`ToolError`](crate::ToolError)): not an error of the run. The failure
+//!   becomes a tool result the model reads and can correct.
+//! - **the run failed** ([`RunError`], [`ModelError`], [`StoreError`]): the run could not finish.
+//!
+//! Each area has its own `#[non_exhaustive]` enum; [`enum@Error`] folds them together.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::id::{IdError, RunId};
+use crate::model::{Message, ModelError, Usage};
+
+/// Any error of a Loom run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The agent or workflow is misconfigured.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A model call failed (after retries, where a retry policy applies).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The run could not finish.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// A session, journal or memory store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<IdError> for Error {
+    fn from(e: IdError) -> Self {
+        Self::Config(ConfigError::InvalidId(e))
+    }
+}
+
+impl Error {
+    /// Whether running again may succeed without changing anything (a transient model or
+    /// store error).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Model(e) => e.is_transient(),
+            Self::Store(e) => e.kind() == StoreErrorKind::Unavailable,
+            _ => false,
+        }
+    }
+}
+
+/// A `Result` with Loom's [`enum@Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The agent, workflow or model is misconfigured. Raised before any model call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No model was given.
+    #[error("the agent{} has no model; set one with `.model(\"echo\")` (offline) or a provider model string", fmt_name(.agent))]
+    NoModel {
+        /// The agent's name, when it has one.
+        agent: Option<String>,
+    },
+    /// The model string is not one Loom knows.
+    #[error("unknown model `{spec}`; known forms: {known}")]
+    UnknownModel {
+        /// The string given.
+        spec: String,
+        /// The forms Loom knows.
+        known: String,
+    },
+    /// Two tools share a name.
+    #[error("two tools are named `{name}`; tool names must be unique (rename one with `#[tool(name = \"...\")]`)")]
+    DuplicateTool {
+        /// The name.
+        name: String,
+    },
+    /// A tool name breaks the providers' rules.
+    #[error("invalid tool name `{name}`: {reason}")]
+    InvalidToolName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An id was refused.
+    #[error(transparent)]
+    InvalidId(#[from] IdError),
+    /// A setting has a value outside its range.
+    #[error("invalid setting `{setting}`: {reason}")]
+    InvalidSetting {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn fmt_name(name: &Option<String>) -> String {
+    name.as_ref().map(|n| format!(" `{n}`")).unwrap_or_default()
+}
+
+/// A run that could not finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The agent used all its turns without a final answer.
+    #[error(
+        "the run reached max_turns ({max_turns}) without a final answer; raise `.max_turns(..)` or \
+         check whether the model is stuck calling tools"
+    )]
+    MaxTurnsExceeded {
+        /// The limit.
+        max_turns: u32,
+        /// Everything the run did before it stopped.
+        partial: Box<PartialRun>,
+    },
+    /// The run took longer than its timeout.
+    #[error("the run timed out after {timeout:?}")]
+    Timeout {
+        /// The limit.
+        timeout: Duration,
+    },
+}
+
+impl RunError {
+    /// What the run did before it stopped, when the error keeps it.
+    pub fn partial(&self) -> Option<&PartialRun> {
+        match self {
+            Self::MaxTurnsExceeded { partial, .. } => Some(partial),
+            Self::Timeout { .. } => None,
+        }
+    }
+}
+
+/// What an unfinished run did: nothing is lost when a run fails.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct PartialRun {
+    /// The run's id.
+    pub run_id: RunId,
+    /// The conversation up to the failure.
+    pub messages: Vec<Message>,
+    /// Tokens used.
+    pub usage: Usage,
+    /// Model calls made.
+    pub turns: u32,
+    /// Tool calls made.
+    pub tool_calls: u32,
+}
+
+impl fmt::Debug for PartialRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartialRun")
+            .field("run_id", &self.run_id)
+            .field("messages", &self.messages.len())
+            .field("usage", &self.usage)
+            .field("turns", &self.turns)
+            .field("tool_calls", &self.tool_calls)
+            .finish()
+    }
+}
+
+/// What went wrong in a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store cannot be reached right now (server down, pool exhausted). Transient.
+    Unavailable,
+    /// Stored data is corrupt (a truncated or unreadable record).
+    Corrupt,
+    /// Another writer holds the record (a lease or lock conflict).
+    Conflict,
+    /// The stored schema is from a newer version of Loom.
+    Incompatible,
+    /// The record does not exist.
+    NotFound,
+    /// Anything else.
+    Other,
+}
+
+/// A failed store operation.
+#[derive(Debug, thiserror::Error)]
+#[error("{backend} store: {message}")]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    backend: &'static str,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// An error of `kind` raised by the `backend` store (`"memory"`, `"sqlite"`, ...).
+    pub fn new(kind: StoreErrorKind, backend: &'static str, message: impl Into<String>) -> Self {
+        Self { kind, backend, message: message.into(), source: None }
+    }
+
+    /// Sets the underlying cause.
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    /// The backend that raised it.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}

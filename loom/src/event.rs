@@ -1,0 +1,192 @@
+//! The one event stream that agents and workflows emit through.
+//!
+//! Every run reports what it does as [`RunEvent`]s: started and finished, each model request
+//! and response (with usage), text as it streams, each tool call, errors. Agents, and the
+//! workflows that contain them, emit through the same [`RunContext`](crate::RunContext), so a
+//! subscriber sees one ordered stream for the whole run.
+//!
+//! A run with no listener pays one branch per event: events are built lazily, only when
+//! someone listens.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::id::{RunId, SessionId, UserId};
+use crate::model::{FinishReason, Usage};
+
+/// One thing that happened in a run.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct RunEvent {
+    /// The run that emitted it (a nested agent run has its own id; see
+    /// [`EventKind::RunStarted::parent`]).
+    pub run_id: RunId,
+    /// When it happened.
+    pub at: SystemTime,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A run began.
+    RunStarted {
+        /// The agent's or workflow's name, if it has one.
+        name: Option<Arc<str>>,
+        /// Who the run is for.
+        user: UserId,
+        /// The conversation it continues, if any.
+        session: Option<SessionId>,
+        /// The enclosing run, for an agent inside a workflow or a tool.
+        parent: Option<RunId>,
+    },
+    /// A request is about to go to the model.
+    ModelRequest {
+        /// The turn (model call) number, from 1.
+        turn: u32,
+        /// The model's name.
+        model: String,
+        /// How many messages the request carries.
+        messages: usize,
+        /// How many tools it offers.
+        tools: usize,
+    },
+    /// More text of the reply, as it streams (streaming runs only).
+    TextDelta {
+        /// The turn.
+        turn: u32,
+        /// The new text.
+        text: String,
+    },
+    /// The model answered.
+    ModelResponse {
+        /// The turn.
+        turn: u32,
+        /// Tokens used by this call.
+        usage: Usage,
+        /// Why the reply ended.
+        finish_reason: FinishReason,
+        /// How many tools the reply asks to call.
+        tool_calls: usize,
+        /// How long the call took.
+        duration: Duration,
+    },
+    /// A tool call is starting.
+    ToolCallStarted {
+        /// The call's id.
+        call_id: String,
+        /// The tool.
+        name: String,
+        /// The arguments as the model wrote them.
+        arguments: String,
+    },
+    /// A tool call finished.
+    ToolCallFinished {
+        /// The call's id.
+        call_id: String,
+        /// The tool.
+        name: String,
+        /// Whether the result is an error the model will read.
+        is_error: bool,
+        /// The result text the model will read.
+        output: String,
+        /// How long the call took.
+        duration: Duration,
+    },
+    /// The run finished with an answer.
+    RunFinished {
+        /// Model calls made.
+        turns: u32,
+        /// Tool calls made.
+        tool_calls: u32,
+        /// Tokens used, summed over the run.
+        usage: Usage,
+        /// How long the run took.
+        duration: Duration,
+    },
+    /// The run failed.
+    Error {
+        /// What went wrong.
+        message: String,
+        /// Whether running again may succeed.
+        transient: bool,
+    },
+    /// An event of an application, a tool or an extension.
+    Custom {
+        /// Its name.
+        name: String,
+        /// Its data.
+        payload: serde_json::Value,
+    },
+}
+
+/// Receives the events of runs.
+///
+/// Listeners are called synchronously, on the run's task, in event order: keep them quick
+/// (push to a channel, bump a counter). Closures `Fn(RunEvent)` are listeners.
+pub trait EventListener: Send + Sync + 'static {
+    /// Called once per event.
+    fn on_event(&self, event: RunEvent);
+}
+
+impl<F: Fn(RunEvent) + Send + Sync + 'static> EventListener for F {
+    fn on_event(&self, event: RunEvent) {
+        self(event);
+    }
+}
+
+/// Where a run's events go: nowhere (the default, free), or to one or more listeners.
+#[derive(Clone, Default)]
+pub(crate) struct Emitter(Option<Arc<dyn EventListener>>);
+
+struct Fanout(Vec<Arc<dyn EventListener>>);
+
+impl EventListener for Fanout {
+    fn on_event(&self, event: RunEvent) {
+        if let Some((last, rest)) = self.0.split_last() {
+            for l in rest {
+                l.on_event(event.clone());
+            }
+            last.on_event(event);
+        }
+    }
+}
+
+impl Emitter {
+    pub(crate) fn is_active(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Adds a listener; events then go to every listener, oldest first.
+    pub(crate) fn add(&mut self, listener: Arc<dyn EventListener>) {
+        self.0 = Some(match self.0.take() {
+            None => listener,
+            Some(existing) => Arc::new(Fanout(vec![existing, listener])),
+        });
+    }
+
+    /// Adds every listener of `other`.
+    pub(crate) fn extend(&mut self, other: &Emitter) {
+        if let Some(l) = &other.0 {
+            self.add(Arc::clone(l));
+        }
+    }
+
+    #[inline]
+    pub(crate) fn emit(&self, run_id: RunId, kind: impl FnOnce() -> EventKind) {
+        if let Some(listener) = &self.0 {
+            listener.on_event(RunEvent { run_id, at: SystemTime::now(), kind: kind() });
+        }
+    }
+}
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_active() { "Emitter(active)" } else { "Emitter(none)" })
+    }
+}
