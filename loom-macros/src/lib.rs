@@ -1,0 +1,13 @@
+//! Attribute macros for [Loom](https://docs.rs/loomflow). Use them through the `loomflow`
+//! crate (`use loomflow::prelude::*;`), which documents each one and re-exports it.
+
+mod common;
+mod tool;
+
+use proc_macro::TokenStream;
+
+/// Turns a function into a tool. See `loomflow::tool` for the documentation.
+#[proc_macro_attribute]
+pub fn tool(args: TokenStream, item: TokenStream) -> TokenStream {
+    tool::expand(args.into(), item.into()).into()
+}
