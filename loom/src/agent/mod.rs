@@ -1,0 +1,299 @@
+//! Agents: instructions, a model, tools, and a loop that lets the model drive.
+
+mod react;
+mod run;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use run::{RunBuilder, RunResult, RunStream};
+
+use crate::context::Extensions;
+use crate::error::ConfigError;
+use crate::event::{Emitter, EventListener};
+use crate::model::{Effort, IntoModel, Model, ModelSettings};
+use crate::session::{InMemorySessionStore, SessionStore};
+use crate::tool::{Tool, ToolSet};
+
+/// The default limit of model calls in one run.
+pub const DEFAULT_MAX_TURNS: u32 = 25;
+
+/// An agent: instructions, a model, tools, and a loop in which the model decides what to do.
+///
+/// Build it once, run it many times (concurrently, too: runs only borrow the agent). Each run
+/// calls the model; if the model asks for tools, the calls run concurrently, their results go
+/// back to the model, and so on until the model answers without calling a tool or the run
+/// reaches [`max_turns`](Agent::max_turns).
+///
+/// Building never fails: a misconfiguration (an unknown model string, two tools with one name)
+/// is kept and returned as a [`ConfigError`] by [`check`](Agent::check) and by every run,
+/// before any model call.
+///
+/// ```
+/// use loomflow::prelude::*;
+/// use serde_json::json;
+///
+/// /// Look up the status of an order.
+/// #[tool(read_only)]
+/// async fn order_status(
+///     /// The order number, e.g. "A-1001".
+///     order: String,
+/// ) -> Result<String, ToolError> {
+///     match order.as_str() {
+///         "A-1001" => Ok("shipped".into()),
+///         other => Err(ToolError::new(format!("no order `{other}`"))),
+///     }
+/// }
+///
+/// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// # rt.block_on(async {
+/// let model = ScriptedModel::new([
+///     ScriptedTurn::tool_call("order_status", json!({"order": "A-1001"})),
+///     ScriptedTurn::text("Your order has shipped."),
+/// ]);
+/// let agent = Agent::new("You track orders.").model(model).tool(OrderStatusTool);
+/// let result = agent.run("Where is A-1001?").user("alice").session("s1").await?;
+/// assert_eq!(result.output, "Your order has shipped.");
+/// assert_eq!((result.turns, result.tool_calls), (2, 1));
+/// # Ok::<(), loomflow::Error>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Agent<O = String> {
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) instructions: Arc<str>,
+    pub(crate) model: Option<Arc<dyn Model>>,
+    pub(crate) tools: ToolSet,
+    pub(crate) settings: ModelSettings,
+    pub(crate) max_turns: u32,
+    pub(crate) history_limit: Option<usize>,
+    pub(crate) sessions: Arc<dyn SessionStore>,
+    pub(crate) extensions: Extensions,
+    pub(crate) emitter: Emitter,
+    pub(crate) config_error: Option<ConfigError>,
+    pub(crate) output: crate::output::OutputSpec<O>,
+}
+
+impl<O> Clone for Agent<O> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            instructions: Arc::clone(&self.instructions),
+            model: self.model.clone(),
+            tools: self.tools.clone(),
+            settings: self.settings.clone(),
+            max_turns: self.max_turns,
+            history_limit: self.history_limit,
+            sessions: Arc::clone(&self.sessions),
+            extensions: self.extensions.clone(),
+            emitter: self.emitter.clone(),
+            config_error: self.config_error.clone(),
+            output: self.output.clone(),
+        }
+    }
+}
+
+impl<O> fmt::Debug for Agent<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Agent")
+            .field("name", &self.name)
+            .field("model", &self.model.as_ref().map(|m| m.name()))
+            .field("tools", &self.tools)
+            .field("max_turns", &self.max_turns)
+            .field("output", &self.output)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent<String> {
+    /// An agent with these instructions (its system prompt). It answers in text; set a model
+    /// with [`model`](Agent::model) before running it.
+    pub fn new(instructions: impl Into<Arc<str>>) -> Self {
+        Self {
+            name: None,
+            instructions: instructions.into(),
+            model: None,
+            tools: ToolSet::new(),
+            settings: ModelSettings::default(),
+            max_turns: DEFAULT_MAX_TURNS,
+            history_limit: None,
+            sessions: Arc::new(InMemorySessionStore::new()),
+            extensions: Extensions::new(),
+            emitter: Emitter::default(),
+            config_error: None,
+            output: crate::output::OutputSpec::text(),
+        }
+    }
+}
+
+impl<O> Agent<O> {
+    fn fail(&mut self, error: ConfigError) {
+        // Keep the first problem: later ones are often consequences of it.
+        self.config_error.get_or_insert(error);
+    }
+
+    /// Sets the model: a model string (`"echo"`, or a provider model such as `"gpt-4.1-mini"`
+    /// with its feature enabled), or any [`Model`] value.
+    #[must_use]
+    pub fn model(mut self, model: impl IntoModel) -> Self {
+        match model.into_model() {
+            Ok(m) => self.model = Some(m),
+            Err(e) => self.fail(e),
+        }
+        self
+    }
+
+    /// Names the agent (in events, spans and workflow graphs).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Adds a tool: the value a `#[tool]` generates (`AddTool` for `fn add`), or any [`Tool`].
+    #[must_use]
+    pub fn tool(mut self, tool: impl Tool) -> Self {
+        if let Err(e) = self.tools.insert(tool) {
+            self.fail(e);
+        }
+        self
+    }
+
+    /// Adds shared tools.
+    #[must_use]
+    pub fn tools(mut self, tools: impl IntoIterator<Item = Arc<dyn Tool>>) -> Self {
+        for tool in tools {
+            if let Err(e) = self.tools.insert_arc(tool) {
+                self.fail(e);
+            }
+        }
+        self
+    }
+
+    /// Replaces the tool set.
+    #[must_use]
+    pub fn tool_set(mut self, tools: ToolSet) -> Self {
+        self.tools = tools;
+        self
+    }
+
+    /// The most model calls one run may make (default [`DEFAULT_MAX_TURNS`]); a run that
+    /// reaches it fails with [`RunError::MaxTurnsExceeded`](crate::RunError::MaxTurnsExceeded).
+    #[must_use]
+    pub fn max_turns(mut self, max_turns: u32) -> Self {
+        if max_turns == 0 {
+            self.fail(ConfigError::InvalidSetting { setting: "max_turns", reason: "must be at least 1".to_owned() });
+        }
+        self.max_turns = max_turns;
+        self
+    }
+
+    /// Sends at most the last `messages` messages of a session's history to the model
+    /// (cut at a user message). By default the whole history is sent.
+    #[must_use]
+    pub fn history_limit(mut self, messages: usize) -> Self {
+        self.history_limit = Some(messages);
+        self
+    }
+
+    /// Where sessions are kept (default: a store in memory, private to this agent and its
+    /// clones). Share one store between agents to share conversations.
+    #[must_use]
+    pub fn sessions(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.sessions = store;
+        self
+    }
+
+    /// Gives tools shared state of type `T`, read with [`State<T>`](crate::State).
+    #[must_use]
+    pub fn state<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
+        self.extensions.insert(value);
+        self
+    }
+
+    /// Sends the events of every run of this agent to `listener`.
+    #[must_use]
+    pub fn on_event(mut self, listener: impl EventListener) -> Self {
+        self.emitter.add(Arc::new(listener));
+        self
+    }
+
+    /// Sets the sampling temperature.
+    #[must_use]
+    pub fn temperature(mut self, temperature: f32) -> Self {
+        self.settings.temperature = Some(temperature);
+        self
+    }
+
+    /// Sets the most tokens one reply may have.
+    #[must_use]
+    pub fn max_tokens(mut self, max_tokens: u32) -> Self {
+        self.settings.max_tokens = Some(max_tokens);
+        self
+    }
+
+    /// Sets the reasoning effort for models that reason.
+    #[must_use]
+    pub fn effort(mut self, effort: Effort) -> Self {
+        self.settings.effort = Some(effort);
+        self
+    }
+
+    /// Marks the stable prefix (instructions, tools) for the provider's prompt cache.
+    #[must_use]
+    pub fn prompt_caching(mut self, enabled: bool) -> Self {
+        self.settings.prompt_caching = enabled;
+        self
+    }
+
+    /// Replaces all model settings.
+    #[must_use]
+    pub fn settings(mut self, settings: ModelSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Checks the configuration: the first misconfiguration found while building, or a
+    /// missing model.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(e) = &self.config_error {
+            return Err(e.clone());
+        }
+        if self.model.is_none() {
+            return Err(ConfigError::NoModel { agent: self.name.as_deref().map(str::to_owned) });
+        }
+        Ok(())
+    }
+
+    /// The agent's name, if it has one.
+    pub fn agent_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The instructions.
+    pub fn instructions(&self) -> &str {
+        &self.instructions
+    }
+
+    /// The model, if one is set.
+    pub fn model_ref(&self) -> Option<&Arc<dyn Model>> {
+        self.model.as_ref()
+    }
+
+    /// The tools.
+    pub fn tool_set_ref(&self) -> &ToolSet {
+        &self.tools
+    }
+
+    /// The session store.
+    pub fn session_store(&self) -> &Arc<dyn SessionStore> {
+        &self.sessions
+    }
+
+    /// Runs the agent on `input`. Set the user, session and metadata on the returned builder,
+    /// then `.await` it for the [`RunResult`], or call [`stream`](RunBuilder::stream) for the
+    /// events as they happen.
+    pub fn run(&self, input: impl Into<crate::model::Content>) -> RunBuilder<'_, O> {
+        RunBuilder::new(self, input.into())
+    }
+}

@@ -1,0 +1,130 @@
+//! # Loom
+//!
+//! A Rust framework for LLM agents and workflows that ship.
+//!
+//! - An [`Agent`] hands the loop to the model: instructions, a model, tools.
+//! - Tools are plain functions: [`#[tool]`](macro@tool) generates their JSON schema from the
+//!   parameter types and their descriptions from doc comments, at compile time.
+//! - Every run carries a [`RunContext`] (user, session, run id, metadata) and reports what it
+//!   does as one stream of [`RunEvent`]s.
+//! - Everything runs offline on the [`EchoModel`] and the [`ScriptedModel`].
+//!
+//! ```
+//! use loomflow::prelude::*;
+//! use serde_json::json;
+//!
+//! /// Add two integers.
+//! #[tool]
+//! fn add(a: i64, b: i64) -> i64 {
+//!     a + b
+//! }
+//!
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # rt.block_on(async {
+//! let model = ScriptedModel::new([
+//!     ScriptedTurn::tool_call("add", json!({"a": 2, "b": 3})),
+//!     ScriptedTurn::text("The sum is 5."),
+//! ]);
+//! let agent = Agent::new("You do sums with the add tool.").model(model).tool(AddTool);
+//! let result = agent.run("What is 2 + 3?").user("alice").await?;
+//! assert_eq!(result.output, "The sum is 5.");
+//! # Ok::<(), loomflow::Error>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+// Lets the macros' `::loomflow::...` paths resolve inside this crate's own tests and docs.
+#[allow(unused_extern_crates)]
+extern crate self as loomflow;
+
+#[doc(hidden)]
+pub mod __private;
+pub mod agent;
+mod context;
+pub mod error;
+pub mod event;
+mod id;
+pub mod model;
+mod output;
+pub mod session;
+pub mod tool;
+
+pub use agent::{Agent, RunBuilder, RunResult, RunStream};
+pub use async_trait::async_trait;
+pub use context::{Extensions, FromRunContext, Metadata, RunContext, State};
+pub use error::{ConfigError, Error, PartialRun, Result, RunError, StoreError, StoreErrorKind};
+pub use event::{EventKind, EventListener, RunEvent};
+pub use id::{IdError, MAX_ID_LEN, RunId, SessionId, UserId};
+pub use model::{EchoModel, Model, ModelError, ModelErrorKind, ScriptedModel, ScriptedTurn};
+pub use tool::{Tool, ToolError, ToolSet};
+
+/// Turns a function into a tool the model can call.
+///
+/// Put it on an `fn` or `async fn`. The function stays as written and callable; next to it the
+/// macro generates a unit struct named after it in `PascalCase` with a `Tool` suffix
+/// (`fn get_weather` → `GetWeatherTool`) that implements [`Tool`]. Pass that value to
+/// [`Agent::tool`].
+///
+/// - **Name**: the function's name, or `name = "..."`; checked at compile time against the
+///   providers' rule `^[a-zA-Z0-9_-]{1,64}$`.
+/// - **Description**: the doc comment, or `description = "..."` (one is required: the model
+///   chooses tools by their descriptions).
+/// - **Arguments**: every parameter whose type implements `Deserialize` and `JsonSchema`; its
+///   schema comes from the type, its description from a doc comment on the parameter.
+///   `Option<T>` parameters are optional; all others are required.
+/// - **Context**: parameters whose type implements [`FromRunContext`] (`&RunContext`,
+///   [`UserId`], [`State<T>`], ...) are filled from the run and left out of the schema.
+/// - **Return**: any `Serialize` value (strings as they are, other values as JSON), a
+///   [`ToolOutput`](tool::ToolOutput), or a `Result` of one whose error implements `Display`;
+///   an `Err` becomes an error result the model reads.
+/// - **Hints**: `read_only`, `destructive`, `idempotent` ([`ToolHints`](tool::ToolHints)).
+/// - **`blocking`**: run a synchronous function on tokio's blocking pool (for slow or
+///   blocking work); by default a synchronous function runs inline.
+/// - **`crate = "path"`**: the path of the `loomflow` crate, if it is renamed.
+///
+/// ```
+/// use loomflow::prelude::*;
+///
+/// /// Refund a charge. Use only after the customer confirmed the amount.
+/// #[tool(destructive, name = "refund_charge")]
+/// async fn refund(
+///     ctx: &RunContext,
+///     /// Charge id, e.g. "ch_42".
+///     charge_id: String,
+///     /// Amount in cents.
+///     amount: u32,
+///     /// Why the refund was made.
+///     reason: Option<String>,
+/// ) -> Result<String, ToolError> {
+///     Ok(format!("refunded {amount} on {charge_id} for {}", ctx.user()))
+/// }
+///
+/// let def = RefundTool.definition();
+/// assert_eq!(def.name(), "refund_charge");
+/// assert!(def.hints().destructive);
+/// assert_eq!(def.parameters()["required"], serde_json::json!(["charge_id", "amount"]));
+/// assert_eq!(def.parameters()["properties"]["amount"]["description"], "Amount in cents.");
+/// ```
+///
+/// Written by hand, a tool is a type that implements [`Tool`]: `definition` returns a
+/// [`ToolDefinition`](tool::ToolDefinition) built once, and `call` parses the raw JSON
+/// arguments (for instance with [`Arguments`](tool::Arguments)) and runs the function.
+pub use loomflow_macros::tool;
+
+// The README's examples are compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
+/// The names most programs need: `use loomflow::prelude::*;`.
+pub mod prelude {
+    pub use crate::agent::{Agent, RunResult};
+    pub use crate::async_trait;
+    pub use crate::context::{FromRunContext, Metadata, RunContext, State};
+    pub use crate::error::{ConfigError, Error, RunError};
+    pub use crate::event::{EventKind, RunEvent};
+    pub use crate::id::{RunId, SessionId, UserId};
+    pub use crate::model::{EchoModel, Message, Model, ModelError, ScriptedModel, ScriptedTurn, Usage};
+    pub use crate::tool::{Tool, ToolError, ToolSet};
+    pub use loomflow_macros::tool;
+}
