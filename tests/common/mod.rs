@@ -1,0 +1,46 @@
+//! Fixtures shared by the integration tests.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::sync::{Arc, Mutex};
+
+use loomflow::{EventKind, RunEvent};
+
+/// Collects the events of runs.
+#[derive(Clone, Default)]
+pub struct Recorder(Arc<Mutex<Vec<RunEvent>>>);
+
+impl Recorder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A listener that records into this recorder.
+    pub fn listener(&self) -> impl Fn(RunEvent) + Send + Sync + 'static {
+        let events = Arc::clone(&self.0);
+        move |e| events.lock().map(|mut v| v.push(e)).unwrap_or(())
+    }
+
+    pub fn events(&self) -> Vec<RunEvent> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The event kinds, as short names.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.events().iter().map(|e| kind_name(&e.kind)).collect()
+    }
+}
+
+pub fn kind_name(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::RunStarted { .. } => "run_started",
+        EventKind::ModelRequest { .. } => "model_request",
+        EventKind::TextDelta { .. } => "text_delta",
+        EventKind::ModelResponse { .. } => "model_response",
+        EventKind::ToolCallStarted { .. } => "tool_started",
+        EventKind::ToolCallFinished { .. } => "tool_finished",
+        EventKind::RunFinished { .. } => "run_finished",
+        EventKind::Error { .. } => "error",
+        EventKind::Custom { .. } => "custom",
+        _ => "other",
+    }
+}

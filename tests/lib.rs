@@ -1,0 +1,1 @@
+//! Integration tests of Loom live in this package's test targets.

@@ -1,0 +1,9 @@
+//! Every macro diagnostic has a compile-fail case with a reviewed `.stderr`; every accepted
+//! form has a compile-pass case.
+
+#[test]
+fn tool() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/tool/pass/*.rs");
+    t.compile_fail("tests/ui/tool/fail/*.rs");
+}

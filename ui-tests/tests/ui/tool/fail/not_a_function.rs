@@ -1,0 +1,7 @@
+use loomflow::prelude::*;
+
+/// Not a function.
+#[tool]
+struct Add;
+
+fn main() {}

@@ -1,0 +1,9 @@
+use loomflow::prelude::*;
+
+/// Add a pair.
+#[tool]
+fn add((a, b): (i64, i64)) -> i64 {
+    a + b
+}
+
+fn main() {}
