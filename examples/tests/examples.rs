@@ -1,0 +1,73 @@
+//! Runs every example and checks what it prints. `cargo test` builds the examples before the
+//! tests run, so the binaries are next to this test's own.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn run_example(name: &str) -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().and_then(|deps| deps.parent()).map(PathBuf::from).unwrap_or_default();
+    let path = dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let output = Command::new(&path)
+        .env_remove("LOOM_MODEL")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{name} failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+fn assert_lines(output: &str, expected: &[&str]) {
+    for line in expected {
+        assert!(output.contains(line), "missing {line:?} in:\n{output}");
+    }
+}
+
+#[test]
+fn quickstart() {
+    let out = run_example("quickstart");
+    assert_lines(
+        &out,
+        &[
+            "\"city\": {",
+            "\"description\": \"The city, e.g. \\\"Paris\\\".\"",
+            "system    │ You answer questions about the weather. Use the weather tool.",
+            "user      │ Do I need an umbrella in Paris today?",
+            "tool call │ weather({\"city\":\"Paris\"})",
+            "tool      │ weather → sunny, 22°C",
+            "assistant │ It is sunny and 22°C in Paris: no umbrella needed.",
+            "2 model calls, 1 tool call",
+        ],
+    );
+}
+
+#[test]
+fn multi_turn() {
+    let out = run_example("multi_turn");
+    assert_lines(
+        &out,
+        &[
+            "turn 1 │ user: My name is Ada.",
+            "assistant: I have heard 1 message(s) from you: My name is Ada.",
+            "assistant: I have heard 3 message(s) from you: My name is Ada. | I write programs for engines. | What do you know about me?",
+            "turn 3 │ user: What do you know about me?\n       │ model saw 7 messages",
+            "charles │ assistant: I have heard 1 message(s) from you: Hello?",
+        ],
+    );
+}
+
+#[test]
+fn streaming() {
+    let out = run_example("streaming");
+    assert_lines(
+        &out,
+        &[
+            "[model call 1: 2 messages]",
+            "[tool to_fahrenheit({\"celsius\":22})]",
+            "[tool to_fahrenheit → 71.6]",
+            "[model call 2: 4 messages]",
+            "22 degrees Celsius is 71.6 degrees Fahrenheit.\n[run finished: 2 model calls,",
+            "output: 22 degrees Celsius is 71.6 degrees Fahrenheit.",
+        ],
+    );
+}
