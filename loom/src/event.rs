@@ -98,6 +98,22 @@ pub enum EventKind {
         /// How long the call took.
         duration: Duration,
     },
+    /// More of a typed output has arrived (streaming runs with a typed output): the fields
+    /// completed so far, as JSON. Deserialize it into a type whose fields are all `Option`s
+    /// to show a value filling in.
+    PartialOutput {
+        /// The turn.
+        turn: u32,
+        /// The completed part of the answer.
+        value: serde_json::Value,
+    },
+    /// The model's answer did not parse or validate as the output type; it is asked again.
+    OutputRejected {
+        /// Which answer this was, from 1.
+        attempt: u32,
+        /// What was wrong, as told to the model.
+        error: String,
+    },
     /// The run finished with an answer.
     RunFinished {
         /// Model calls made.

@@ -274,14 +274,23 @@ pub enum ToolChoice {
 pub struct ResponseFormat {
     /// A name for the schema (providers require one), e.g. the Rust type name.
     pub name: String,
-    /// The schema, as plain JSON Schema; adapters transform it to their provider's dialect.
+    /// The schema, as plain JSON Schema (2020-12), for providers that take it as it is.
     pub schema: Arc<serde_json::Value>,
+    /// The schema in OpenAI's strict subset, when the type can be expressed in it.
+    pub strict: Option<Arc<serde_json::Value>>,
 }
 
 impl ResponseFormat {
     /// A response format named `name` with `schema`.
     pub fn new(name: impl Into<String>, schema: Arc<serde_json::Value>) -> Self {
-        Self { name: name.into(), schema }
+        Self { name: name.into(), schema, strict: None }
+    }
+
+    /// Sets the strict form of the schema.
+    #[must_use]
+    pub fn with_strict(mut self, strict: Option<Arc<serde_json::Value>>) -> Self {
+        self.strict = strict;
+        self
     }
 }
 
