@@ -45,7 +45,7 @@ pub mod error;
 pub mod event;
 mod id;
 pub mod model;
-mod output;
+pub mod output;
 pub mod session;
 pub mod tool;
 
@@ -56,6 +56,7 @@ pub use error::{ConfigError, Error, PartialRun, Result, RunError, StoreError, St
 pub use event::{EventKind, EventListener, RunEvent};
 pub use id::{IdError, MAX_ID_LEN, RunId, SessionId, UserId};
 pub use model::{EchoModel, Model, ModelError, ModelErrorKind, ScriptedModel, ScriptedTurn};
+pub use output::{OutputError, OutputMode, Validate};
 pub use tool::{Tool, ToolError, ToolSet};
 
 /// Turns a function into a tool the model can call.
@@ -116,6 +117,84 @@ pub use loomflow_macros::tool;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+/// Declares an agent as a type.
+///
+/// Put it on a unit struct. The doc comment is the agent's instructions (or give
+/// `instructions = "..."`); the attribute sets the rest:
+///
+/// | key | value | default |
+/// |---|---|---|
+/// | `model` | a model string (`"echo"`, `"gpt-4.1-mini"`) or any expression giving a model | none: set it with `configure` |
+/// | `tools` | `[f, path::g]`: functions marked `#[tool]` | none |
+/// | `architecture` | the loop style, checked at compile time: `react` | `react` |
+/// | `output` | the output type (`Deserialize + JsonSchema`) | `String` |
+/// | `output_mode` | `auto`, `native`, `tool` or `prompted` | `auto` |
+/// | `output_retries` | how often the model may correct a bad answer | `1` |
+/// | `validate` | check the output with its [`Validate`] impl | off |
+/// | `max_turns` | the most model calls per run | `25` |
+/// | `name` | the agent's name in events and graphs | the struct's name |
+/// | `crate` | the path of `loomflow`, if renamed | `::loomflow` |
+///
+/// Every misuse is a compile error on the offending token: an unknown key (with a
+/// suggestion), a key given twice, a tool that is not a `#[tool]`, an output type without
+/// `JsonSchema`, an unknown architecture, missing instructions.
+///
+/// ```
+/// use loomflow::prelude::*;
+///
+/// #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+/// struct Ticket { team: String, urgent: bool }
+///
+/// /// Look a customer up by email.
+/// #[tool(read_only)]
+/// fn lookup(email: String) -> String {
+///     format!("{email}: premium plan")
+/// }
+///
+/// /// You triage support tickets: decide the team and whether it is urgent.
+/// #[agent(model = "echo", tools = [lookup], output = Ticket, output_retries = 2)]
+/// struct Triage;
+///
+/// let triage = Triage::new();
+/// assert_eq!(triage.agent_name(), Some("Triage"));
+/// assert_eq!(triage.tool_set_ref().names().collect::<Vec<_>>(), ["lookup"]);
+/// ```
+///
+/// The hand-written equivalent, which is what the macro generates:
+///
+/// ```
+/// # use loomflow::prelude::*;
+/// # #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+/// # struct Ticket { team: String, urgent: bool }
+/// # /// Look a customer up by email.
+/// # #[tool(read_only)]
+/// # fn lookup(email: String) -> String { email }
+/// /// You triage support tickets: decide the team and whether it is urgent.
+/// struct Triage(Agent<Ticket>);
+///
+/// impl Triage {
+///     fn new() -> Self {
+///         Self(
+///             Agent::new("You triage support tickets: decide the team and whether it is urgent.")
+///                 .name("Triage")
+///                 .model("echo")
+///                 .tool(LookupTool)
+///                 .output::<Ticket>()
+///                 .output_retries(2),
+///         )
+///     }
+/// }
+///
+/// impl std::ops::Deref for Triage {
+///     type Target = Agent<Ticket>;
+///     fn deref(&self) -> &Agent<Ticket> {
+///         &self.0
+///     }
+/// }
+/// // ... plus `configure`, `into_agent`, `Default`, `Clone`, `Debug` and `From<Triage> for Agent<Ticket>`.
+/// ```
+pub use loomflow_macros::agent;
+
 /// The names most programs need: `use loomflow::prelude::*;`.
 pub mod prelude {
     pub use crate::agent::{Agent, RunResult};
@@ -125,6 +204,7 @@ pub mod prelude {
     pub use crate::event::{EventKind, RunEvent};
     pub use crate::id::{RunId, SessionId, UserId};
     pub use crate::model::{EchoModel, Message, Model, ModelError, ScriptedModel, ScriptedTurn, Usage};
+    pub use crate::output::{OutputMode, Validate};
     pub use crate::tool::{Tool, ToolError, ToolSet};
-    pub use loomflow_macros::tool;
+    pub use loomflow_macros::{agent, tool};
 }

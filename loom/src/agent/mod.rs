@@ -1,10 +1,11 @@
 //! Agents: instructions, a model, tools, and a loop that lets the model drive.
 
+mod prepared;
 mod react;
 mod run;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub use run::{RunBuilder, RunResult, RunStream};
 
@@ -12,8 +13,11 @@ use crate::context::Extensions;
 use crate::error::ConfigError;
 use crate::event::{Emitter, EventListener};
 use crate::model::{Effort, IntoModel, Model, ModelSettings};
+use crate::output::{OutputMode, OutputSpec, OutputType, Validate};
 use crate::session::{InMemorySessionStore, SessionStore};
 use crate::tool::{Tool, ToolSet};
+
+use prepared::Prepared;
 
 /// The default limit of model calls in one run.
 pub const DEFAULT_MAX_TURNS: u32 = 25;
@@ -71,7 +75,10 @@ pub struct Agent<O = String> {
     pub(crate) extensions: Extensions,
     pub(crate) emitter: Emitter,
     pub(crate) config_error: Option<ConfigError>,
-    pub(crate) output: crate::output::OutputSpec<O>,
+    pub(crate) output: OutputSpec<O>,
+    /// What every run of this configuration shares (system prompt, tool list, response
+    /// format), computed at the first run; every builder method resets it.
+    prepared: OnceLock<Prepared>,
 }
 
 impl<O> Clone for Agent<O> {
@@ -89,6 +96,7 @@ impl<O> Clone for Agent<O> {
             emitter: self.emitter.clone(),
             config_error: self.config_error.clone(),
             output: self.output.clone(),
+            prepared: self.prepared.clone(),
         }
     }
 }
@@ -121,7 +129,8 @@ impl Agent<String> {
             extensions: Extensions::new(),
             emitter: Emitter::default(),
             config_error: None,
-            output: crate::output::OutputSpec::text(),
+            output: OutputSpec::text(),
+            prepared: OnceLock::new(),
         }
     }
 }
@@ -132,6 +141,87 @@ impl<O> Agent<O> {
         self.config_error.get_or_insert(error);
     }
 
+    /// Forgets what was prepared for runs, after a change to the configuration.
+    fn changed(mut self) -> Self {
+        self.prepared = OnceLock::new();
+        self
+    }
+
+    pub(crate) fn prepared(&self) -> &Prepared {
+        self.prepared.get_or_init(|| Prepared::new(self))
+    }
+
+    /// Asks for a typed output: the run's output becomes a `T`, parsed from the model's answer,
+    /// validated, and asked for again with feedback when the model gets it wrong.
+    ///
+    /// ```
+    /// use loomflow::prelude::*;
+    ///
+    /// #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+    /// struct Weather { city: String, temp_c: f64 }
+    ///
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    /// # rt.block_on(async {
+    /// let model = ScriptedModel::new([ScriptedTurn::text(r#"{"city": "Tokyo", "temp_c": 22}"#)]);
+    /// let agent = Agent::new("Extract the weather.").model(model).output::<Weather>();
+    /// let weather: Weather = agent.run("Tokyo: sunny, 22C").await?.output;
+    /// assert_eq!((weather.city.as_str(), weather.temp_c), ("Tokyo", 22.0));
+    /// # Ok::<(), loomflow::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn output<T: OutputType>(self) -> Agent<T> {
+        let output = OutputSpec::typed(self.output.mode, self.output.retries);
+        Agent {
+            name: self.name,
+            instructions: self.instructions,
+            model: self.model,
+            tools: self.tools,
+            settings: self.settings,
+            max_turns: self.max_turns,
+            history_limit: self.history_limit,
+            sessions: self.sessions,
+            extensions: self.extensions,
+            emitter: self.emitter,
+            config_error: self.config_error,
+            output,
+            prepared: OnceLock::new(),
+        }
+    }
+
+    /// How the model is asked for a typed output (default [`OutputMode::Auto`]).
+    #[must_use]
+    pub fn output_mode(mut self, mode: OutputMode) -> Self {
+        self.output.mode = mode;
+        self.changed()
+    }
+
+    /// How many times the model may correct an answer that did not parse or validate
+    /// (default [`DEFAULT_OUTPUT_RETRIES`](crate::output::DEFAULT_OUTPUT_RETRIES); `0` fails at the first bad answer).
+    #[must_use]
+    pub fn output_retries(mut self, retries: u32) -> Self {
+        self.output.retries = retries;
+        self
+    }
+
+    /// Adds a check of the parsed output; an `Err` goes back to the model, which answers
+    /// again (within the output retries).
+    #[must_use]
+    pub fn validator(mut self, check: impl Fn(&O) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        self.output.add_validator(Arc::new(check));
+        self
+    }
+
+    /// Checks every parsed output with its [`Validate`] implementation.
+    #[must_use]
+    pub fn validated(self) -> Self
+    where
+        O: Validate + 'static,
+    {
+        self.validator(O::validate)
+    }
+
     /// Sets the model: a model string (`"echo"`, or a provider model such as `"gpt-4.1-mini"`
     /// with its feature enabled), or any [`Model`] value.
     #[must_use]
@@ -140,7 +230,7 @@ impl<O> Agent<O> {
             Ok(m) => self.model = Some(m),
             Err(e) => self.fail(e),
         }
-        self
+        self.changed()
     }
 
     /// Names the agent (in events, spans and workflow graphs).
@@ -156,7 +246,7 @@ impl<O> Agent<O> {
         if let Err(e) = self.tools.insert(tool) {
             self.fail(e);
         }
-        self
+        self.changed()
     }
 
     /// Adds shared tools.
@@ -167,14 +257,14 @@ impl<O> Agent<O> {
                 self.fail(e);
             }
         }
-        self
+        self.changed()
     }
 
     /// Replaces the tool set.
     #[must_use]
     pub fn tool_set(mut self, tools: ToolSet) -> Self {
         self.tools = tools;
-        self
+        self.changed()
     }
 
     /// The most model calls one run may make (default [`DEFAULT_MAX_TURNS`]); a run that
@@ -261,6 +351,12 @@ impl<O> Agent<O> {
         }
         if self.model.is_none() {
             return Err(ConfigError::NoModel { agent: self.name.as_deref().map(str::to_owned) });
+        }
+        if self.output.is_typed()
+            && self.prepared().mode == OutputMode::Tool
+            && self.tools.get(crate::output::FINAL_ANSWER_TOOL).is_some()
+        {
+            return Err(ConfigError::DuplicateTool { name: crate::output::FINAL_ANSWER_TOOL.to_owned() });
         }
         Ok(())
     }

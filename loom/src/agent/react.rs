@@ -11,8 +11,9 @@ use crate::error::{ConfigError, Error, PartialRun, RunError};
 use crate::event::EventKind;
 use crate::model::{
     Content, Message, Model, ModelError, ModelRequest, ModelResponse, ResponseAccumulator, StreamEvent, ToolCall,
-    ToolChoice, ToolResult, Usage,
+    ToolResult, Usage,
 };
+use crate::output::{self, FINAL_ANSWER_TOOL, OutputAttempt, OutputError, OutputMode};
 use crate::tool::{ToolSet, dispatch};
 
 /// Runs `agent` on `input` within `ctx`.
@@ -41,6 +42,7 @@ async fn run_inner<O>(
     let Some(model) = agent.model.as_deref() else {
         return Err(ConfigError::NoModel { agent: None }.into());
     };
+    let prepared = agent.prepared();
     ctx.emit(|| EventKind::RunStarted {
         name: agent.name.clone(),
         user: ctx.user().clone(),
@@ -53,9 +55,7 @@ async fn run_inner<O>(
         None => Vec::new(),
     };
     let mut messages = Vec::with_capacity(history.len() + 4);
-    if !agent.instructions.is_empty() {
-        messages.push(Message::System { content: agent.instructions.clone() });
-    }
+    messages.extend(prepared.system.iter().cloned());
     messages.extend(history);
     let input_index = messages.len();
     messages.push(Message::User { content: input });
@@ -63,10 +63,12 @@ async fn run_inner<O>(
     let mut usage = Usage::default();
     let mut turns: u32 = 0;
     let mut tool_calls: u32 = 0;
-    let tool_choice = ToolChoice::Auto;
+    let mut rejected: Vec<OutputAttempt> = Vec::new();
+    // After a rejected answer, the next turn only asks for the corrected answer.
+    let mut retrying = false;
 
-    let text = loop {
-        if turns == agent.max_turns {
+    let output = loop {
+        if turns >= agent.max_turns && !retrying {
             return Err(RunError::MaxTurnsExceeded {
                 max_turns: agent.max_turns,
                 partial: Box::new(PartialRun { run_id: ctx.run_id(), messages, usage, turns, tool_calls }),
@@ -74,18 +76,79 @@ async fn run_inner<O>(
             .into());
         }
         turns += 1;
-        let request = ModelRequest::new(&messages)
-            .with_tools(agent.tools.definitions())
-            .with_tool_choice(&tool_choice)
-            .with_settings(&agent.settings);
-        let response = call_model(model, &request, ctx, turns).await?;
+        let request = if retrying {
+            ModelRequest::new(&messages)
+                .with_tools(&prepared.retry_tools)
+                .with_tool_choice(&prepared.retry_choice)
+                .with_response_format(prepared.format.as_ref())
+        } else {
+            ModelRequest::new(&messages)
+                .with_tools(&prepared.tools)
+                .with_tool_choice(&prepared.tool_choice)
+                .with_response_format(prepared.format.as_ref().filter(|_| prepared.format_on_normal_turns))
+        }
+        .with_settings(&agent.settings);
+        let partial = match prepared.mode {
+            _ if !agent.output.is_typed() => Partial::None,
+            OutputMode::Tool => Partial::FinalAnswerTool,
+            _ => Partial::Text,
+        };
+        let response = call_model(model, &request, ctx, turns, partial).await?;
         usage += response.usage;
 
-        if response.tool_calls.is_empty() {
-            let text = response.text.clone();
+        let final_call = match prepared.mode {
+            OutputMode::Tool => response.tool_calls.iter().position(|c| c.name == FINAL_ANSWER_TOOL),
+            _ => None,
+        };
+        if response.tool_calls.is_empty() || final_call.is_some() {
+            let answer = match final_call {
+                Some(i) => response.tool_calls[i].arguments.clone(),
+                None => response.text.clone(),
+            };
             messages.push(response.into_message());
-            break text;
+            match agent.output.accept(&answer) {
+                Ok(value) => {
+                    if final_call.is_some() {
+                        let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
+                        let closing = close_calls(calls, "Final answer received.");
+                        messages.extend(closing);
+                    }
+                    break value;
+                }
+                Err(problem) => {
+                    rejected.push(OutputAttempt::new(answer, problem.clone()));
+                    let attempt = rejected.len() as u32;
+                    ctx.emit(|| EventKind::OutputRejected { attempt, error: problem.clone() });
+                    if attempt > agent.output.retries {
+                        return Err(OutputError::new(
+                            agent.output.schema.as_ref().map_or("output", |s| s.name()),
+                            rejected,
+                        )
+                        .into());
+                    }
+                    let feedback = output::feedback(&problem, prepared.mode);
+                    match final_call {
+                        Some(i) => {
+                            // Answer every call of the turn: the final answer with the
+                            // problem, the others by running them.
+                            let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
+                            let others: Vec<ToolCall> =
+                                calls.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, c)| c.clone()).collect();
+                            let final_id = calls[i].id.clone();
+                            tool_calls += others.len() as u32;
+                            let mut results = run_tools(&agent.tools, ctx, &others).await;
+                            results
+                                .insert(i.min(results.len()), ToolResult::error(final_id, FINAL_ANSWER_TOOL, feedback));
+                            messages.extend(results.into_iter().map(Message::Tool));
+                        }
+                        None => messages.push(Message::user(feedback)),
+                    }
+                    retrying = true;
+                    continue;
+                }
+            }
         }
+        retrying = false;
         tool_calls += response.tool_calls.len() as u32;
         messages.push(response.into_message());
         let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
@@ -99,7 +162,7 @@ async fn run_inner<O>(
     let duration = started.elapsed();
     ctx.emit(|| EventKind::RunFinished { turns, tool_calls, usage, duration });
     Ok(RunResult {
-        output: (agent.output.finish)(text),
+        output,
         messages,
         usage,
         turns,
@@ -112,12 +175,39 @@ async fn run_inner<O>(
     })
 }
 
+/// Tool results that close the calls of a turn that ended the run (so the conversation stays
+/// valid for providers that require a result for every call).
+fn close_calls(calls: &[ToolCall], final_text: &str) -> Vec<Message> {
+    calls
+        .iter()
+        .map(|c| {
+            Message::Tool(if c.name == FINAL_ANSWER_TOOL {
+                ToolResult::ok(c.id.clone(), c.name.clone(), final_text)
+            } else {
+                ToolResult::error(c.id.clone(), c.name.clone(), "Not run: the final answer ended the turn.")
+            })
+        })
+        .collect()
+}
+
+/// Where a streamed typed output arrives, to report it as it fills in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Partial {
+    /// Not a typed output.
+    None,
+    /// In the reply's text.
+    Text,
+    /// In the arguments of the `final_answer` call.
+    FinalAnswerTool,
+}
+
 /// One model call: events, a span, and streaming when the run is streamed.
 pub(crate) async fn call_model(
     model: &dyn Model,
     request: &ModelRequest<'_>,
     ctx: &RunContext,
     turn: u32,
+    partial: Partial,
 ) -> Result<ModelResponse, ModelError> {
     ctx.emit(|| EventKind::ModelRequest {
         turn,
@@ -128,7 +218,7 @@ pub(crate) async fn call_model(
     let span = tracing::info_span!("loom.model", model = model.name(), turn);
     let started = ctx.is_observed().then(Instant::now);
     let response = if ctx.streaming {
-        stream_model(model, request, ctx, turn).instrument(span).await?
+        stream_model(model, request, ctx, turn, partial).instrument(span).await?
     } else {
         model.complete(request).instrument(span).await?
     };
@@ -149,15 +239,40 @@ async fn stream_model(
     request: &ModelRequest<'_>,
     ctx: &RunContext,
     turn: u32,
+    partial: Partial,
 ) -> Result<ModelResponse, ModelError> {
     let mut stream = model.stream(request);
     let mut acc = ResponseAccumulator::new();
+    let mut final_index = None;
+    let mut final_arguments = String::new();
+    let mut last_partial = None;
     while let Some(event) = stream.next().await {
         let event = event?;
-        if let StreamEvent::TextDelta(text) = &event {
-            ctx.emit(|| EventKind::TextDelta { turn, text: text.clone() });
-        }
+        let grown = match &event {
+            StreamEvent::TextDelta(text) => {
+                ctx.emit(|| EventKind::TextDelta { turn, text: text.clone() });
+                partial == Partial::Text
+            }
+            StreamEvent::ToolCallStart { index, name, .. } if name == FINAL_ANSWER_TOOL => {
+                final_index = Some(*index);
+                false
+            }
+            StreamEvent::ToolCallDelta { index, arguments } if Some(*index) == final_index => {
+                final_arguments.push_str(arguments);
+                partial == Partial::FinalAnswerTool
+            }
+            _ => false,
+        };
         acc.push(&event);
+        if grown {
+            let so_far = if partial == Partial::Text { acc.text() } else { final_arguments.as_str() };
+            if let Some(value) = output::complete_prefix(so_far)
+                && last_partial.as_ref() != Some(&value)
+            {
+                ctx.emit(|| EventKind::PartialOutput { turn, value: value.clone() });
+                last_partial = Some(value);
+            }
+        }
     }
     acc.finish(model.name())
 }

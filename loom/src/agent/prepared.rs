@@ -1,0 +1,93 @@
+//! What every run of one agent configuration shares, computed once.
+
+use std::sync::Arc;
+
+use super::Agent;
+use crate::model::{Capabilities, Message, ResponseFormat, ToolChoice};
+use crate::output::{self, FINAL_ANSWER_TOOL, OutputMode};
+use crate::tool::ToolDefinition;
+
+/// The system message, the tools offered, and how the answer is constrained, for the two
+/// kinds of turn: normal turns (the agent may use its tools) and retry turns (the model
+/// corrects an answer that did not parse).
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub(crate) mode: OutputMode,
+    pub(crate) system: Option<Message>,
+    pub(crate) tools: Vec<ToolDefinition>,
+    pub(crate) tool_choice: ToolChoice,
+    pub(crate) format: Option<ResponseFormat>,
+    /// Send the response format on normal turns too (only when the agent has no tools of
+    /// its own, so the format never keeps the model from calling them).
+    pub(crate) format_on_normal_turns: bool,
+    pub(crate) retry_tools: Vec<ToolDefinition>,
+    pub(crate) retry_choice: ToolChoice,
+}
+
+impl Prepared {
+    pub(crate) fn new<O>(agent: &Agent<O>) -> Self {
+        let capabilities = agent.model.as_ref().map_or_else(Capabilities::default, |m| m.capabilities());
+        let own_tools = agent.tools.definitions();
+        let text_system =
+            || (!agent.instructions.is_empty()).then(|| Message::System { content: Arc::clone(&agent.instructions) });
+        let Some(schema) = agent.output.schema.as_deref() else {
+            return Self {
+                mode: OutputMode::Auto,
+                system: text_system(),
+                tools: own_tools.to_vec(),
+                tool_choice: ToolChoice::Auto,
+                format: None,
+                format_on_normal_turns: false,
+                retry_tools: Vec::new(),
+                retry_choice: ToolChoice::Auto,
+            };
+        };
+        let mode = agent.output.mode.resolve(capabilities);
+        match mode {
+            OutputMode::Tool => {
+                let final_tool = output::final_answer_tool(schema);
+                let mut tools = own_tools.to_vec();
+                tools.push(final_tool.clone());
+                let forced = ToolChoice::Tool(FINAL_ANSWER_TOOL.to_owned());
+                Self {
+                    mode,
+                    system: text_system(),
+                    tool_choice: if own_tools.is_empty() { forced.clone() } else { ToolChoice::Auto },
+                    tools,
+                    format: None,
+                    format_on_normal_turns: false,
+                    retry_tools: vec![final_tool],
+                    retry_choice: forced,
+                }
+            }
+            OutputMode::Native => Self {
+                mode,
+                system: text_system(),
+                tools: own_tools.to_vec(),
+                tool_choice: ToolChoice::Auto,
+                format: Some(output::response_format(schema)),
+                format_on_normal_turns: own_tools.is_empty(),
+                retry_tools: Vec::new(),
+                retry_choice: ToolChoice::Auto,
+            },
+            _ => {
+                let directive = output::directive(schema);
+                let system = if agent.instructions.is_empty() {
+                    directive
+                } else {
+                    format!("{}\n\n{directive}", agent.instructions)
+                };
+                Self {
+                    mode: OutputMode::Prompted,
+                    system: Some(Message::system(system)),
+                    tools: own_tools.to_vec(),
+                    tool_choice: ToolChoice::Auto,
+                    format: None,
+                    format_on_normal_turns: false,
+                    retry_tools: Vec::new(),
+                    retry_choice: ToolChoice::Auto,
+                }
+            }
+        }
+    }
+}
