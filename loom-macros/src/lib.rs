@@ -1,10 +1,17 @@
 //! Attribute macros for [Loom](https://docs.rs/loomflow). Use them through the `loomflow`
 //! crate (`use loomflow::prelude::*;`), which documents each one and re-exports it.
 
+mod agent;
 mod common;
 mod tool;
 
 use proc_macro::TokenStream;
+
+/// Declares an agent as a type. See `loomflow::agent` for the documentation.
+#[proc_macro_attribute]
+pub fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
+    agent::expand(args.into(), item.into()).into()
+}
 
 /// Turns a function into a tool. See `loomflow::tool` for the documentation.
 #[proc_macro_attribute]

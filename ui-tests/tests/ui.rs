@@ -7,3 +7,10 @@ fn tool() {
     t.pass("tests/ui/tool/pass/*.rs");
     t.compile_fail("tests/ui/tool/fail/*.rs");
 }
+
+#[test]
+fn agent() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/agent/pass/*.rs");
+    t.compile_fail("tests/ui/agent/fail/*.rs");
+}

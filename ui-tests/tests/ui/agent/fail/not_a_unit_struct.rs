@@ -1,0 +1,9 @@
+use loomflow::prelude::*;
+
+/// Help.
+#[agent(model = "echo")]
+struct Helper {
+    calls: u32,
+}
+
+fn main() {}
