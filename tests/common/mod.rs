@@ -41,6 +41,8 @@ pub fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::RunFinished { .. } => "run_finished",
         EventKind::Error { .. } => "error",
         EventKind::Custom { .. } => "custom",
+        EventKind::OutputRejected { .. } => "output_rejected",
+        EventKind::PartialOutput { .. } => "partial_output",
         _ => "other",
     }
 }
