@@ -57,6 +57,33 @@ fn multi_turn() {
 }
 
 #[test]
+fn typed_output() {
+    let out = run_example("typed_output");
+    assert_lines(
+        &out,
+        &[
+            "answer 1 rejected: the JSON is malformed: EOF while parsing an object",
+            "answer 2 rejected: temp_c must be between -90 and 60, not 220",
+            "after 3 model calls: Weather { city: \"Tokyo\", temp_c: 22.0, conditions: \"sunny\" }",
+            "Tokyo is 22°C and sunny",
+        ],
+    );
+}
+
+#[test]
+fn agent_macro() {
+    let out = run_example("agent_macro");
+    assert_lines(
+        &out,
+        &[
+            "tools offered: [\"customer_plan\"]",
+            "routed to billing (urgent: true): Enterprise customer charged twice.",
+            "2 model calls, 1 tool call",
+        ],
+    );
+}
+
+#[test]
 fn streaming() {
     let out = run_example("streaming");
     assert_lines(
