@@ -46,10 +46,12 @@ pub mod event;
 mod id;
 pub mod model;
 pub mod output;
+mod runner;
 pub mod session;
 pub mod tool;
+pub mod workflow;
 
-pub use agent::{Agent, RunBuilder, RunResult, RunStream};
+pub use agent::{Agent, RunResult};
 pub use async_trait::async_trait;
 pub use context::{Extensions, FromRunContext, Metadata, RunContext, State};
 pub use error::{ConfigError, Error, PartialRun, Result, RunError, StoreError, StoreErrorKind};
@@ -57,6 +59,7 @@ pub use event::{EventKind, EventListener, RunEvent};
 pub use id::{IdError, MAX_ID_LEN, RunId, SessionId, UserId};
 pub use model::{EchoModel, Model, ModelError, ModelErrorKind, ScriptedModel, ScriptedTurn};
 pub use output::{OutputError, OutputMode, Validate};
+pub use runner::{RunBuilder, RunStream, Runnable};
 pub use tool::{Tool, ToolError, ToolSet};
 
 /// Turns a function into a tool the model can call.
@@ -195,6 +198,78 @@ pub struct ReadmeDoctests;
 /// ```
 pub use loomflow_macros::agent;
 
+/// Builds a workflow graph from the `#[node]` methods of an `impl` block, at compile time.
+///
+/// Each `#[node]` method is a node; the attribute says where the run goes after it:
+///
+/// | on the node | meaning |
+/// |---|---|
+/// | `start` | the run starts here (exactly one node) |
+/// | `next = b` | then node `b`, on this node's output |
+/// | `route = { E::A => a, E::B => b }` | the node returns the enum `E`; the variant picks the next node, which receives the variant's value (or nothing, for a unit variant) |
+/// | `fan_out = [a, b]` | branches `a` and `b` run at once on clones of the output; each leads by `next` edges to a `join` node |
+/// | `join` | receives the branches' outputs as a tuple, in branch order |
+/// | `max_visits = n` | the node may run at most `n` times in one run (every cycle needs one) |
+/// | (nothing) | the run ends here; the node's output is the workflow's output |
+///
+/// A node takes `&self`, then optionally `ctx: &RunContext`, then at most one input (the
+/// previous node's output), and returns its output or a `Result` of it. Values pass between
+/// nodes as their Rust types, in a state machine the macro generates: no boxing, no JSON.
+///
+/// These are compile errors, each on the token at fault: an edge to a node that does not
+/// exist (with a suggestion), an output type that does not match the next node's input, a
+/// route that does not handle every variant, no start or two starts, a node unreachable from
+/// the start or with no path to an end, a fan-out without a join, a join whose input is not
+/// the branches' outputs, and a cycle without a visit bound.
+///
+/// ```
+/// use loomflow::prelude::*;
+///
+/// struct Editor;
+///
+/// enum Review {
+///     Approve(String),
+///     Revise(String),
+/// }
+///
+/// #[workflow]
+/// impl Editor {
+///     #[node(start, next = review)]
+///     async fn draft(&self, topic: String) -> String {
+///         format!("a draft about {topic}")
+///     }
+///
+///     #[node(route = { Review::Approve => publish, Review::Revise => revise })]
+///     async fn review(&self, draft: String) -> Review {
+///         if draft.contains("revised") { Review::Approve(draft) } else { Review::Revise(draft) }
+///     }
+///
+///     #[node(next = review, max_visits = 3)]
+///     async fn revise(&self, draft: String) -> String {
+///         format!("{draft} (revised)")
+///     }
+///
+///     #[node]
+///     async fn publish(&self, draft: String) -> String {
+///         draft.to_uppercase()
+///     }
+/// }
+///
+/// # let rt = tokio::runtime::Builder::new_current_thread().build()?;
+/// # rt.block_on(async {
+/// let editor = Editor.into_workflow();
+/// let result = editor.run("looms".to_owned()).await?;
+/// assert_eq!(result.output, "A DRAFT ABOUT LOOMS (REVISED)");
+/// assert_eq!(result.visited, ["draft", "review", "revise", "review", "publish"]);
+/// # Ok::<(), loomflow::Error>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use loomflow_macros::workflow;
+
+/// Marks a method of a [`#[workflow]`](macro@workflow) block as a node.
+pub use loomflow_macros::node;
+
 /// The names most programs need: `use loomflow::prelude::*;`.
 pub mod prelude {
     pub use crate::agent::{Agent, RunResult};
@@ -206,5 +281,6 @@ pub mod prelude {
     pub use crate::model::{EchoModel, Message, Model, ModelError, ScriptedModel, ScriptedTurn, Usage};
     pub use crate::output::{OutputMode, Validate};
     pub use crate::tool::{Tool, ToolError, ToolSet};
-    pub use loomflow_macros::{agent, tool};
+    pub use crate::workflow::{Graph, Workflow, WorkflowResult};
+    pub use loomflow_macros::{agent, node, tool, workflow};
 }

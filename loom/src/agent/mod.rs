@@ -7,13 +7,14 @@ mod run;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-pub use run::{RunBuilder, RunResult, RunStream};
+pub use run::RunResult;
 
 use crate::context::Extensions;
 use crate::error::ConfigError;
 use crate::event::{Emitter, EventListener};
 use crate::model::{Effort, IntoModel, Model, ModelSettings};
 use crate::output::{OutputMode, OutputSpec, OutputType, Validate};
+use crate::runner::RunBuilder;
 use crate::session::{InMemorySessionStore, SessionStore};
 use crate::tool::{Tool, ToolSet};
 
@@ -387,9 +388,12 @@ impl<O> Agent<O> {
     }
 
     /// Runs the agent on `input`. Set the user, session and metadata on the returned builder,
-    /// then `.await` it for the [`RunResult`], or call [`stream`](RunBuilder::stream) for the
-    /// events as they happen.
-    pub fn run(&self, input: impl Into<crate::model::Content>) -> RunBuilder<'_, O> {
+    /// then `.await` it for the [`RunResult`], or call
+    /// [`stream`](crate::RunBuilder::stream) for the events as they happen.
+    pub fn run(&self, input: impl Into<crate::model::Content>) -> RunBuilder<'_, Self>
+    where
+        O: Send + Sync + 'static,
+    {
         RunBuilder::new(self, input.into())
     }
 }

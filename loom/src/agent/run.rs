@@ -1,22 +1,16 @@
-//! Running an agent: the run builder, its result, and its event stream.
+//! Running an agent: its result, and the glue to the run builder.
 
 use std::fmt;
-use std::future::IntoFuture;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::Stream;
 use futures::future::BoxFuture;
-use tokio::sync::mpsc;
 
 use super::Agent;
-use crate::context::{Metadata, RunContext};
-use crate::error::{ConfigError, Error};
-use crate::event::{EventListener, RunEvent};
-use crate::id::{IdError, RunId, SessionId, UserId};
+use crate::context::RunContext;
+use crate::error::Error;
+use crate::id::{RunId, SessionId, UserId};
 use crate::model::{Content, Message, Usage};
+use crate::runner::{Runnable, Sealed};
 
 /// The outcome of a finished run.
 #[derive(Clone)]
@@ -96,219 +90,19 @@ impl<O: fmt::Debug> fmt::Debug for RunResult<O> {
     }
 }
 
-/// One run of an agent, being set up. `.await` it to run it; call
-/// [`stream`](RunBuilder::stream) to watch its events instead.
-#[must_use = "a run does nothing until it is awaited or streamed"]
-pub struct RunBuilder<'a, O> {
-    agent: &'a Agent<O>,
-    input: Content,
-    user: Option<Result<UserId, IdError>>,
-    session: Option<Result<SessionId, IdError>>,
-    metadata: Metadata,
-    parent: Option<&'a RunContext>,
-    listeners: Vec<Arc<dyn EventListener>>,
-}
+impl<O> Sealed for Agent<O> {}
 
-impl<'a, O> RunBuilder<'a, O> {
-    pub(super) fn new(agent: &'a Agent<O>, input: Content) -> Self {
-        Self {
-            agent,
-            input,
-            user: None,
-            session: None,
-            metadata: Metadata::default(),
-            parent: None,
-            listeners: Vec::new(),
-        }
+impl<O: Send + Sync + 'static> Runnable for Agent<O> {
+    type Input = Content;
+    type Output = RunResult<O>;
+
+    fn __prepare(&self, ctx: RunContext) -> RunContext {
+        let mut ctx = ctx.with_agent_extensions(&self.extensions);
+        ctx.emitter.extend(&self.emitter);
+        ctx
     }
 
-    /// Runs for this user: the partition of sessions and every store.
-    pub fn user<U>(mut self, user: U) -> Self
-    where
-        U: TryInto<UserId>,
-        U::Error: Into<IdError>,
-    {
-        self.user = Some(user.try_into().map_err(Into::into));
-        self
-    }
-
-    /// Continues this conversation: the run sees the session's history and adds to it.
-    pub fn session<S>(mut self, session: S) -> Self
-    where
-        S: TryInto<SessionId>,
-        S::Error: Into<IdError>,
-    {
-        self.session = Some(session.try_into().map_err(Into::into));
-        self
-    }
-
-    /// Attaches a metadata entry to the run.
-    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
-        self.metadata.insert(key, value);
-        self
-    }
-
-    /// Sends this run's events to `listener` as well.
-    pub fn on_event(mut self, listener: impl EventListener) -> Self {
-        self.listeners.push(Arc::new(listener));
-        self
-    }
-
-    /// Runs nested in `parent` (a workflow node, a tool): the run takes the parent's user,
-    /// session, metadata, state and listeners unless set here, gets a run id of its own, and
-    /// its events carry the parent's run id as their parent.
-    pub fn within(mut self, parent: &'a RunContext) -> Self {
-        self.parent = Some(parent);
-        self
-    }
-
-    pub(crate) fn into_context(self) -> Result<(&'a Agent<O>, Content, RunContext), Error> {
-        let base = match self.parent {
-            Some(parent) => parent.child(),
-            None => RunContext::new(UserId::anonymous()),
-        };
-        let mut ctx = base;
-        if let Some(user) = self.user {
-            ctx = ctx.with_user(user.map_err(ConfigError::from)?);
-        }
-        if let Some(session) = self.session {
-            ctx = ctx.with_session(Some(session.map_err(ConfigError::from)?));
-        }
-        if !self.metadata.is_empty() {
-            let mut merged = ctx.metadata().clone();
-            for (k, v) in self.metadata.iter() {
-                merged.insert(k, v.clone());
-            }
-            ctx = ctx.with_metadata(merged);
-        }
-        ctx = ctx.with_agent_extensions(&self.agent.extensions);
-        ctx.emitter.extend(&self.agent.emitter);
-        for l in self.listeners {
-            ctx.emitter.add(l);
-        }
-        Ok((self.agent, self.input, ctx))
-    }
-}
-
-impl<'a, O: Send + 'a> RunBuilder<'a, O> {
-    /// Runs and streams the run's events as they happen, text deltas included.
-    ///
-    /// The stream ends after the run's last event; then [`RunStream::result`] holds the
-    /// outcome. Dropping the stream cancels the run.
-    pub fn stream(self) -> RunStream<'a, O> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let listener = move |event: RunEvent| {
-            // The receiver is gone only when the stream was dropped, which cancels the run.
-            let _ = tx.send(event);
-        };
-        let run = self.on_event(listener);
-        let future = Box::pin(async move {
-            let (agent, input, mut ctx) = run.into_context()?;
-            ctx.streaming = true;
-            super::react::run(agent, input, ctx).await
-        });
-        RunStream { events: rx, run: Some(future), result: None }
-    }
-}
-
-impl<'a, O: Send + 'a> IntoFuture for RunBuilder<'a, O> {
-    type Output = Result<RunResult<O>, Error>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let (agent, input, ctx) = self.into_context()?;
-            super::react::run(agent, input, ctx).await
-        })
-    }
-}
-
-/// The events of a run as it happens. It ends after the run's last event, after which
-/// [`result`](RunStream::result) holds the outcome. Dropping it cancels the run.
-///
-/// ```
-/// use futures::StreamExt;
-/// use loomflow::prelude::*;
-///
-/// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-/// # rt.block_on(async {
-/// let agent = Agent::new("Be brief.").model("echo");
-/// let mut stream = agent.run("hello world").stream();
-/// let mut text = String::new();
-/// while let Some(event) = stream.next().await {
-///     if let EventKind::TextDelta { text: delta, .. } = event.kind {
-///         text.push_str(&delta);
-///     }
-/// }
-/// assert_eq!(text, "Echo: hello world");
-/// assert_eq!(stream.into_result()?.output, "Echo: hello world");
-/// # Ok::<(), loomflow::Error>(())
-/// # })?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct RunStream<'a, O> {
-    events: mpsc::UnboundedReceiver<RunEvent>,
-    run: Option<BoxFuture<'a, Result<RunResult<O>, Error>>>,
-    result: Option<Result<RunResult<O>, Error>>,
-}
-
-impl<O> fmt::Debug for RunStream<'_, O> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RunStream").field("running", &self.run.is_some()).finish_non_exhaustive()
-    }
-}
-
-impl<O> RunStream<'_, O> {
-    /// The outcome, once the stream has ended.
-    pub fn result(&self) -> Option<&Result<RunResult<O>, Error>> {
-        self.result.as_ref()
-    }
-
-    /// The outcome; call after the stream has ended. Before that, it is a
-    /// [`RunError`](crate::RunError)-free [`ConfigError`] saying the run has not finished.
-    pub fn into_result(self) -> Result<RunResult<O>, Error> {
-        self.result.unwrap_or_else(|| {
-            Err(Error::Config(ConfigError::InvalidSetting {
-                setting: "stream",
-                reason: "the run has not finished; read the stream to its end first".to_owned(),
-            }))
-        })
-    }
-
-    /// Reads the rest of the stream and returns the outcome.
-    pub async fn finish(mut self) -> Result<RunResult<O>, Error> {
-        use futures::StreamExt as _;
-        while self.next().await.is_some() {}
-        self.into_result()
-    }
-}
-
-// The result is never pinned: only the boxed run future is polled, and it is pinned on the
-// heap.
-impl<O> Unpin for RunStream<'_, O> {}
-
-impl<O> Stream for RunStream<'_, O> {
-    type Item = RunEvent;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<RunEvent>> {
-        let this = &mut *self;
-        loop {
-            if let Poll::Ready(Some(event)) = this.events.poll_recv(cx) {
-                return Poll::Ready(Some(event));
-            }
-            match this.run.as_mut() {
-                Some(run) => match run.as_mut().poll(cx) {
-                    Poll::Ready(result) => {
-                        this.result = Some(result);
-                        this.run = None;
-                        // Drain what the run emitted before it finished.
-                    }
-                    Poll::Pending => return Poll::Pending,
-                },
-                // The run is over: hand out what it emitted, then end, even if a tool kept a
-                // clone of the context (and with it the sender) alive.
-                None => return Poll::Ready(this.events.try_recv().ok()),
-            }
-        }
+    fn __execute<'a>(&'a self, input: Content, ctx: RunContext) -> BoxFuture<'a, Result<RunResult<O>, Error>> {
+        Box::pin(super::react::run(self, input, ctx))
     }
 }
