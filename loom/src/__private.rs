@@ -23,6 +23,9 @@ use serde::{Serialize, Serializer};
 
 pub use crate::context::{FromRunContext, RunContext};
 pub use crate::tool::{Arguments, Tool, ToolDefinition, ToolError, ToolHints, ToolOutput};
+pub use crate::workflow::{EdgeKind, Graph, GraphRun, GraphSpec, NodeError, NodeKind, WorkflowError};
+pub use futures;
+pub use futures::future::BoxFuture;
 
 use crate::model::Content;
 use crate::tool::ToolErrorKind;
@@ -403,4 +406,77 @@ impl Serializer for StrCatcher {
     ) -> Result<Self::SerializeStructVariant, NotAString> {
         Err(NotAString)
     }
+}
+
+/// A node output, for a short description of it in step records and events.
+pub struct Summarize<'a, T>(pub &'a T);
+
+/// First choice: a `Debug` value (a string shows as its text).
+pub trait DebugSummary {
+    fn __loom_summary(&self) -> String;
+}
+
+impl<T: std::fmt::Debug + 'static> DebugSummary for &Summarize<'_, T> {
+    fn __loom_summary(&self) -> String {
+        let any: &dyn Any = self.0;
+        if let Some(s) = any.downcast_ref::<String>() {
+            return crate::workflow::summarize_any(s);
+        }
+        let text = format!("{:?}", self.0);
+        crate::workflow::summarize_any(&text)
+    }
+}
+
+/// Last choice: the type's name.
+pub trait PlainSummary {
+    fn __loom_summary(&self) -> String;
+}
+
+impl<T> PlainSummary for Summarize<'_, T> {
+    fn __loom_summary(&self) -> String {
+        format!("<{}>", std::any::type_name::<T>())
+    }
+}
+
+/// A node's error, for conversion to a [`NodeError`] by what the type can do.
+pub struct ErrWrap<E>(std::cell::Cell<Option<E>>);
+
+impl<E> ErrWrap<E> {
+    pub fn new(error: E) -> Self {
+        Self(std::cell::Cell::new(Some(error)))
+    }
+}
+
+/// First choice: an error that converts (any `std::error::Error`, a Loom error, a `NodeError`).
+pub trait IntoNodeError {
+    fn __loom_node_error(&self) -> NodeError;
+}
+
+impl<E: Into<NodeError>> IntoNodeError for &ErrWrap<E> {
+    fn __loom_node_error(&self) -> NodeError {
+        match self.0.take() {
+            Some(e) => e.into(),
+            None => NodeError::new("the node failed"),
+        }
+    }
+}
+
+/// Second choice: anything displayable (`String`, `anyhow::Error`).
+pub trait DisplayNodeError {
+    fn __loom_node_error(&self) -> NodeError;
+}
+
+impl<E: Display> DisplayNodeError for ErrWrap<E> {
+    fn __loom_node_error(&self) -> NodeError {
+        match self.0.take() {
+            Some(e) => NodeError::from_display(e),
+            None => NodeError::new("the node failed"),
+        }
+    }
+}
+
+/// A node's input slot was empty; the graph was checked at compile time, so this cannot
+/// happen unless the generated code is wrong.
+pub fn missing_input(run: &GraphRun<'_>, node: usize) -> WorkflowError {
+    run.fail(node, NodeError::new("the node ran without its input; this is a bug in Loom's #[workflow] expansion"))
 }

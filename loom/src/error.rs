@@ -31,6 +31,9 @@ pub enum Error {
     /// A session, journal or memory store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A workflow could not finish, or could not be built.
+    #[error(transparent)]
+    Workflow(#[from] crate::workflow::WorkflowError),
     /// The model's answer did not match the output type within the retries.
     #[error(transparent)]
     Output(#[from] crate::output::OutputError),

@@ -132,6 +132,42 @@ pub enum EventKind {
         /// Whether running again may succeed.
         transient: bool,
     },
+    /// A workflow run finished.
+    WorkflowFinished {
+        /// The workflow.
+        workflow: Arc<str>,
+        /// How many nodes it entered.
+        steps: u32,
+        /// How long it took.
+        duration: Duration,
+    },
+    /// A workflow node started.
+    NodeStarted {
+        /// The workflow.
+        workflow: Arc<str>,
+        /// The node.
+        node: Arc<str>,
+    },
+    /// A workflow node finished.
+    NodeFinished {
+        /// The workflow.
+        workflow: Arc<str>,
+        /// The node.
+        node: Arc<str>,
+        /// How long it ran.
+        duration: Duration,
+        /// A short description of its output.
+        summary: String,
+    },
+    /// A workflow node failed; the run fails with it.
+    NodeFailed {
+        /// The workflow.
+        workflow: Arc<str>,
+        /// The node.
+        node: Arc<str>,
+        /// What went wrong.
+        error: String,
+    },
     /// An event of an application, a tool or an extension.
     Custom {
         /// Its name.

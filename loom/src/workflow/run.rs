@@ -1,0 +1,155 @@
+//! The bookkeeping of one workflow run: visits, caps, steps, events.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::error::{NodeError, WorkflowError};
+use super::spec::{GraphSpec, NodeName};
+use crate::context::RunContext;
+use crate::event::EventKind;
+
+/// One step of a finished node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StepRecord {
+    /// The node.
+    pub node: NodeName,
+    /// How long it ran.
+    pub duration: Duration,
+    /// A short description of its output.
+    pub summary: String,
+}
+
+#[derive(Default)]
+struct State {
+    visits: Vec<u32>,
+    visited: Vec<usize>,
+    steps: Vec<StepRecord>,
+}
+
+/// The state of one run of a workflow graph, shared by the nodes that run (concurrently, in a
+/// fan-out). Graph implementations call [`enter`](GraphRun::enter) before a node and
+/// [`exit`](GraphRun::exit) after it: that enforces the visit and step bounds, records
+/// `visited` and the steps, and emits the node events.
+pub struct GraphRun<'a> {
+    ctx: &'a RunContext,
+    spec: &'a GraphSpec,
+    max_visits: u32,
+    max_steps: u32,
+    state: Mutex<State>,
+}
+
+impl<'a> GraphRun<'a> {
+    pub(crate) fn new(ctx: &'a RunContext, spec: &'a GraphSpec, max_visits: u32, max_steps: u32) -> Self {
+        let state = State { visits: vec![0; spec.nodes().len()], visited: Vec::with_capacity(8), steps: Vec::new() };
+        Self { ctx, spec, max_visits, max_steps, state: Mutex::new(state) }
+    }
+
+    /// The run's context: nodes and the agents in them run with it.
+    pub fn ctx(&self) -> &'a RunContext {
+        self.ctx
+    }
+
+    fn name(&self, node: usize) -> Arc<str> {
+        self.spec.node(node).map_or_else(|| Arc::from("?"), |n| Arc::clone(&n.name))
+    }
+
+    /// Enters `node`: fails when its visit bound or the run's step bound is reached.
+    pub fn enter(&self, node: usize) -> Result<Instant, WorkflowError> {
+        let limit = self.spec.node(node).and_then(|n| n.max_visits).unwrap_or(self.max_visits);
+        {
+            // Never held across an await: nodes of a fan-out run concurrently on this task.
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.visited.len() >= self.max_steps as usize {
+                return Err(WorkflowError::StepLimit { limit: self.max_steps, node: self.name(node) });
+            }
+            let Some(visits) = state.visits.get_mut(node) else {
+                return Err(WorkflowError::Node { node: self.name(node), error: NodeError::new("no such node") });
+            };
+            if *visits >= limit {
+                return Err(WorkflowError::VisitLimit { node: self.name(node), limit });
+            }
+            *visits += 1;
+            state.visited.push(node);
+        }
+        self.ctx.emit(|| EventKind::NodeStarted { workflow: Arc::clone(self.spec.name_arc()), node: self.name(node) });
+        Ok(Instant::now())
+    }
+
+    /// Leaves `node`, which started at `started` and produced an output summarised as
+    /// `summary`.
+    pub fn exit(&self, node: usize, started: Instant, summary: String) {
+        let duration = started.elapsed();
+        if self.ctx.is_observed() {
+            let summary = summary.clone();
+            self.ctx.emit(|| EventKind::NodeFinished {
+                workflow: Arc::clone(self.spec.name_arc()),
+                node: self.name(node),
+                duration,
+                summary,
+            });
+        }
+        let record = StepRecord { node: NodeName(self.name(node)), duration, summary };
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).steps.push(record);
+    }
+
+    /// `node` failed with `error`: the error of the run.
+    pub fn fail(&self, node: usize, error: NodeError) -> WorkflowError {
+        let node = self.name(node);
+        self.ctx.emit(|| EventKind::NodeFailed {
+            workflow: Arc::clone(self.spec.name_arc()),
+            node: Arc::clone(&node),
+            error: error.to_string(),
+        });
+        WorkflowError::Node { node, error }
+    }
+
+    /// The names of the nodes entered, in order, and the steps of the nodes that finished.
+    pub(crate) fn finish(self) -> (Vec<NodeName>, Vec<StepRecord>) {
+        let spec = self.spec;
+        let state = self.state.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let visited = state
+            .visited
+            .iter()
+            .map(|&i| NodeName(spec.node(i).map_or_else(|| Arc::from("?"), |n| Arc::clone(&n.name))))
+            .collect();
+        (visited, state.steps)
+    }
+}
+
+/// A short description of a node's output, for step records and events.
+pub(crate) fn summarize_str(s: &str) -> String {
+    const MAX: usize = 120;
+    if s.len() <= MAX {
+        return s.to_owned();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// A short description of any value: its text when it is a string or a number, its type
+/// otherwise.
+pub(crate) fn summarize_any<T: std::any::Any>(value: &T) -> String {
+    let any = value as &dyn std::any::Any;
+    if let Some(s) = any.downcast_ref::<String>() {
+        return summarize_str(s);
+    }
+    if let Some(s) = any.downcast_ref::<&str>() {
+        return summarize_str(s);
+    }
+    macro_rules! numbers {
+        ($($t:ty),*) => {$(
+            if let Some(n) = any.downcast_ref::<$t>() {
+                return n.to_string();
+            }
+        )*};
+    }
+    numbers!(i8, i16, i32, i64, u8, u16, u32, u64, usize, isize, f32, f64, bool);
+    if let Some(v) = any.downcast_ref::<Vec<String>>() {
+        return summarize_str(&format!("{v:?}"));
+    }
+    format!("<{}>", std::any::type_name::<T>())
+}
