@@ -4,6 +4,7 @@
 mod agent;
 mod common;
 mod tool;
+mod workflow;
 
 use proc_macro::TokenStream;
 
@@ -17,4 +18,17 @@ pub fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn tool(args: TokenStream, item: TokenStream) -> TokenStream {
     tool::expand(args.into(), item.into()).into()
+}
+
+/// Builds a workflow graph from the `#[node]` methods of an `impl` block. See
+/// `loomflow::workflow` for the documentation.
+#[proc_macro_attribute]
+pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
+    workflow::expand(args.into(), item.into()).into()
+}
+
+/// Marks a method of a `#[workflow]` block as a node. See `loomflow::workflow`.
+#[proc_macro_attribute]
+pub fn node(_args: TokenStream, item: TokenStream) -> TokenStream {
+    workflow::stray_node(item.into()).into()
 }

@@ -1,0 +1,312 @@
+//! Generates the typed state machine of a checked workflow graph.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned as _;
+
+use super::check::{Next, Resolved};
+use super::parse::{NodeModel, WorkflowModel};
+
+struct Gen<'m> {
+    model: &'m WorkflowModel,
+    rt: TokenStream,
+}
+
+fn slot(i: usize) -> syn::Ident {
+    format_ident!("__loom_slot_{i}")
+}
+
+impl Gen<'_> {
+    fn node(&self, i: usize) -> &NodeModel {
+        &self.model.nodes[i]
+    }
+
+    /// Runs node `i` on `input`; evaluates to its output, or returns the run's error.
+    fn run_node(&self, i: usize, input: TokenStream) -> TokenStream {
+        let rt = &self.rt;
+        let node = self.node(i);
+        let method = &node.ident;
+        let mut args = Vec::new();
+        if node.takes_ctx {
+            args.push(quote!(__loom_ctx));
+        }
+        if node.input.is_some() {
+            args.push(quote!(__loom_input));
+        } else {
+            args.push(quote!());
+            args.pop();
+        }
+        let call = quote!(self.#method(#(#args),*));
+        let call = if node.is_async { quote!(#call.await) } else { call };
+        let unwrap = if node.returns_result {
+            quote! {
+                let __loom_out = match __loom_out {
+                    ::core::result::Result::Ok(v) => v,
+                    ::core::result::Result::Err(e) => {
+                        return ::core::result::Result::Err(__loom_run.fail(#i, (&&#rt::ErrWrap::new(e)).__loom_node_error()));
+                    }
+                };
+            }
+        } else {
+            quote!()
+        };
+        quote! {{
+            #[allow(unused_variables)]
+            let __loom_input = #input;
+            let __loom_started = __loom_run.enter(#i)?;
+            let __loom_out = #call;
+            #unwrap
+            __loom_run.exit(#i, __loom_started, (&&#rt::Summarize(&__loom_out)).__loom_summary());
+            __loom_out
+        }}
+    }
+
+    /// Hands `value` (the output of node `from`) to node `to` and moves there.
+    fn feed(&self, from: usize, to: usize, value: &str) -> TokenStream {
+        let target = self.node(to);
+        let ty = target.input_ty();
+        let slot = slot(to);
+        // Located at the output type: a mismatch is reported there, and at the input type.
+        let value = syn::Ident::new(value, Span::call_site().located_at(self.node(from).output.span()));
+        quote! {
+            let __loom_next: #ty = #value;
+            #slot = ::core::option::Option::Some(__loom_next);
+            __loom_at = #to;
+        }
+    }
+
+    fn transition(&self, i: usize, next: &Next) -> TokenStream {
+        let rt = &self.rt;
+        match next {
+            Next::End => {
+                let value = syn::Ident::new("__loom_out", Span::call_site().located_at(self.node(i).output.span()));
+                quote! {
+                    let __loom_result: <Self as #rt::Graph>::Output = #value;
+                    return ::core::result::Result::Ok(__loom_result);
+                }
+            }
+            Next::One(to) => self.feed(i, *to, "__loom_out"),
+            Next::Route(arms) => {
+                let arms = arms.iter().map(|(variant, to)| {
+                    let target = self.node(*to);
+                    if target.input.is_some() {
+                        let feed = self.feed(i, *to, "__loom_value");
+                        quote!(#variant(__loom_value) => { #feed })
+                    } else {
+                        let slot = slot(*to);
+                        quote!(#variant { .. } => { #slot = ::core::option::Option::Some(()); __loom_at = #to; })
+                    }
+                });
+                let keyword = match &self.node(i).out {
+                    super::parse::Out::Route { keyword, .. } => *keyword,
+                    _ => self.node(i).ident.span(),
+                };
+                // Spanned on `route`: a variant without an arm is reported there, by name.
+                quote_spanned! {keyword=> match __loom_out { #(#arms)* } }
+            }
+            Next::FanOut { branches, join } => {
+                let keyword = match &self.node(i).out {
+                    super::parse::Out::FanOut { keyword, .. } => *keyword,
+                    _ => self.node(i).ident.span(),
+                };
+                let n = branches.len();
+                let copies: Vec<syn::Ident> = (0..n).map(|k| format_ident!("__loom_copy_{k}")).collect();
+                let mut stmts = Vec::new();
+                for (k, copy) in copies.iter().enumerate() {
+                    if k + 1 < n {
+                        stmts.push(quote_spanned!(keyword=> let #copy = ::core::clone::Clone::clone(&__loom_out);));
+                    } else {
+                        stmts.push(quote!(let #copy = __loom_out;));
+                    }
+                }
+                let futures: Vec<TokenStream> = branches
+                    .iter()
+                    .zip(&copies)
+                    .map(|(chain, copy)| {
+                        let mut body = quote!(let __loom_value = #copy;);
+                        for &node in chain {
+                            let run = self.run_node(node, quote!(__loom_value));
+                            body = quote!(#body let __loom_value = #run;);
+                        }
+                        quote! {
+                            async move {
+                                #body
+                                ::core::result::Result::Ok::<_, #rt::WorkflowError>(__loom_value)
+                            }
+                        }
+                    })
+                    .collect();
+                let results: Vec<syn::Ident> = (0..n).map(|k| format_ident!("__loom_branch_{k}")).collect();
+                let mut joined = quote!();
+                let mut pattern = quote!();
+                for (k, (fut, res)) in futures.iter().zip(&results).enumerate().rev() {
+                    if k + 1 == n {
+                        joined = fut.clone();
+                        pattern = quote!(#res);
+                    } else {
+                        joined = quote!(#rt::futures::future::try_join(#fut, #joined));
+                        pattern = quote!((#res, #pattern));
+                    }
+                }
+                // Each branch's value is located at the output type of the branch's last node, so
+                // a join that expects something else is reported there.
+                let ends: Vec<Span> = branches
+                    .iter()
+                    .map(|chain| chain.last().map_or(self.node(i).output.span(), |&n| self.node(n).output.span()))
+                    .collect();
+                let feed = self.feed_join(i, *join, &results, &ends);
+                quote! {
+                    #(#stmts)*
+                    let #pattern = #joined.await?;
+                    #feed
+                }
+            }
+        }
+    }
+
+    /// Hands the branch outputs, as a tuple in branch order, to the join.
+    fn feed_join(&self, fan_out: usize, join: usize, results: &[syn::Ident], ends: &[Span]) -> TokenStream {
+        let target = self.node(join);
+        let ty = target.input_ty();
+        let slot = slot(join);
+        let keyword = match &self.node(fan_out).out {
+            super::parse::Out::FanOut { keyword, .. } => *keyword,
+            _ => self.node(fan_out).ident.span(),
+        };
+        let results = results
+            .iter()
+            .zip(ends)
+            .map(|(r, end)| syn::Ident::new(&r.to_string(), Span::call_site().located_at(*end)));
+        let tuple = quote_spanned!(keyword=> (#(#results,)*));
+        quote! {
+            let __loom_next: #ty = #tuple;
+            #slot = ::core::option::Option::Some(__loom_next);
+            __loom_at = #join;
+        }
+    }
+}
+
+fn kind(node: &NodeModel, next: &Next) -> TokenStream {
+    match next {
+        Next::Route(_) => quote!(Router),
+        Next::FanOut { .. } => quote!(FanOut),
+        _ if node.join.is_some() => quote!(Join),
+        _ => quote!(Step),
+    }
+}
+
+pub(super) fn graph_impl(model: &WorkflowModel, resolved: &Resolved) -> TokenStream {
+    let krate = &model.krate;
+    let rt = quote!(#krate::__private);
+    let generator = Gen { model, rt: rt.clone() };
+    let self_ty = &model.self_ty;
+    let (impl_generics, _, where_clause) = model.generics.split_for_impl();
+    let name = &model.name;
+
+    let start = resolved.start;
+    let input_ty = model.nodes[start].input_ty();
+    let Some(first_end) =
+        (0..model.nodes.len()).find(|&i| !resolved.in_branch[i] && matches!(resolved.next[i], Next::End))
+    else {
+        return quote!();
+    };
+    let output_ty = &model.nodes[first_end].output;
+
+    // The static graph.
+    let add_nodes = model.nodes.iter().zip(&resolved.next).map(|(node, next)| {
+        let n = node.name();
+        let kind = kind(node, next);
+        let max = match node.max_visits {
+            Some(m) => quote!(::core::option::Option::Some(#m)),
+            None => quote!(::core::option::Option::None),
+        };
+        quote!(spec.add_node(#n, #rt::NodeKind::#kind, #max);)
+    });
+    let mut add_edges = Vec::new();
+    for (i, next) in resolved.next.iter().enumerate() {
+        match next {
+            Next::End => {}
+            Next::One(to) => add_edges.push(quote!(spec.add_edge(#i, #to, #rt::EdgeKind::Next);)),
+            Next::Route(arms) => {
+                for (variant, to) in arms {
+                    let label = variant.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+                    add_edges
+                        .push(quote!(spec.add_edge(#i, #to, #rt::EdgeKind::Route(::std::sync::Arc::from(#label)));));
+                }
+            }
+            Next::FanOut { branches, join } => {
+                for chain in branches {
+                    let first = chain.first().copied().unwrap_or(*join);
+                    add_edges.push(quote!(spec.add_edge(#i, #first, #rt::EdgeKind::Branch);));
+                }
+            }
+        }
+    }
+
+    // One input slot per node that runs in the main loop.
+    let slots = (0..model.nodes.len()).filter(|&i| !resolved.in_branch[i]).map(|i| {
+        let slot = slot(i);
+        let ty = model.nodes[i].input_ty();
+        quote!(let mut #slot: ::core::option::Option<#ty> = ::core::option::Option::None;)
+    });
+    let start_slot = slot(start);
+    let arms = (0..model.nodes.len()).filter(|&i| !resolved.in_branch[i]).map(|i| {
+        let slot = slot(i);
+        let run = generator.run_node(
+            i,
+            quote! {
+                match #slot.take() {
+                    ::core::option::Option::Some(v) => v,
+                    ::core::option::Option::None => return ::core::result::Result::Err(#rt::missing_input(__loom_run, #i)),
+                }
+            },
+        );
+        let transition = generator.transition(i, &resolved.next[i]);
+        quote! {
+            #i => {
+                let __loom_out = #run;
+                #transition
+            }
+        }
+    });
+
+    quote! {
+        impl #impl_generics #rt::Graph for #self_ty #where_clause {
+            type Input = #input_ty;
+            type Output = #output_ty;
+
+            fn spec(&self) -> &#rt::GraphSpec {
+                static SPEC: ::std::sync::OnceLock<#rt::GraphSpec> = ::std::sync::OnceLock::new();
+                SPEC.get_or_init(|| {
+                    let mut spec = #rt::GraphSpec::new(#name);
+                    #(#add_nodes)*
+                    #(#add_edges)*
+                    spec.set_start(#start);
+                    spec
+                })
+            }
+
+            #[allow(unused_mut, unused_variables, unreachable_code, clippy::let_unit_value, clippy::redundant_locals)]
+            fn execute<'__loom_a>(
+                &'__loom_a self,
+                __loom_run: &'__loom_a #rt::GraphRun<'_>,
+                input: Self::Input,
+            ) -> #rt::BoxFuture<'__loom_a, ::core::result::Result<Self::Output, #rt::WorkflowError>> {
+                ::std::boxed::Box::pin(async move {
+                    #[allow(unused_imports)]
+                    use #rt::{DebugSummary as _, DisplayNodeError as _, IntoNodeError as _, PlainSummary as _};
+                    let __loom_ctx = __loom_run.ctx();
+                    #(#slots)*
+                    #start_slot = ::core::option::Option::Some(input);
+                    let mut __loom_at: usize = #start;
+                    loop {
+                        match __loom_at {
+                            #(#arms)*
+                            _ => return ::core::result::Result::Err(#rt::missing_input(__loom_run, __loom_at)),
+                        }
+                    }
+                })
+            }
+        }
+    }
+}
