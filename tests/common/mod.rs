@@ -43,6 +43,10 @@ pub fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::Custom { .. } => "custom",
         EventKind::OutputRejected { .. } => "output_rejected",
         EventKind::PartialOutput { .. } => "partial_output",
+        EventKind::NodeStarted { .. } => "node_started",
+        EventKind::NodeFinished { .. } => "node_finished",
+        EventKind::NodeFailed { .. } => "node_failed",
+        EventKind::WorkflowFinished { .. } => "workflow_finished",
         _ => "other",
     }
 }

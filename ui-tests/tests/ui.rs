@@ -9,6 +9,13 @@ fn tool() {
 }
 
 #[test]
+fn workflow() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/workflow/pass/*.rs");
+    t.compile_fail("tests/ui/workflow/fail/*.rs");
+}
+
+#[test]
 fn agent() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/agent/pass/*.rs");
