@@ -84,6 +84,50 @@ fn agent_macro() {
 }
 
 #[test]
+fn workflow_chain() {
+    let out = run_example("workflow_chain");
+    assert_lines(
+        &out,
+        &[
+            "Summary: A text of 5 words about looms.",
+            "visited: [\"clean\", \"summarize\", \"format\"]",
+            "Looms weave threads into cloth.",
+            "flowchart TD",
+            "n0 --> n1",
+        ],
+    );
+}
+
+#[test]
+fn workflow_route() {
+    let out = run_example("workflow_route");
+    assert_lines(
+        &out,
+        &[
+            "→ BILLING: I have refunded the duplicate charge.\n  visited: [\"classify\", \"route_billing\"]",
+            "→ TECH: please update the app and restart it.\n  visited: [\"classify\", \"route_tech\"]",
+            "n0{\"classify\"}",
+            "n0 -.->|default| n3",
+        ],
+    );
+}
+
+#[test]
+fn workflow_graph() {
+    let out = run_example("workflow_graph");
+    assert_lines(
+        &out,
+        &[
+            "LOOMS AND RUST, REVISED, REVISED (5 words)",
+            "visited: [\"draft\", \"review\", \"revise\", \"review\", \"revise\", \"review\", \"publish\", \"headline\", \"teaser\", \"layout\"]",
+            "n2[\"revise (max 3)\"]",
+            "n1 -->|Revise| n2",
+            "n3 ==> n4",
+        ],
+    );
+}
+
+#[test]
 fn streaming() {
     let out = run_example("streaming");
     assert_lines(
