@@ -92,6 +92,22 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The provider's API key is not set.
+    #[error("no API key for {provider}: set the {variable} environment variable (or pass the key in the model's config)")]
+    MissingApiKey {
+        /// The provider.
+        provider: &'static str,
+        /// The variable that holds the key.
+        variable: &'static str,
+    },
+    /// The model string names a provider whose cargo feature is off.
+    #[error("model `{spec}` needs the `{feature}` feature of loomflow")]
+    ProviderNotEnabled {
+        /// The string given.
+        spec: String,
+        /// The feature to enable.
+        feature: &'static str,
+    },
     /// An id was refused.
     #[error(transparent)]
     InvalidId(#[from] IdError),

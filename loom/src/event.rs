@@ -107,6 +107,28 @@ pub enum EventKind {
         /// The completed part of the answer.
         value: serde_json::Value,
     },
+    /// A model call failed with a transient error and is tried again after `delay`.
+    ModelRetry {
+        /// The turn.
+        turn: u32,
+        /// The attempt that failed, from 1.
+        attempt: u32,
+        /// How long the run waits.
+        delay: Duration,
+        /// What went wrong.
+        error: String,
+    },
+    /// A model failed for good (after its retries) and the run switches to a fallback model.
+    ModelFallback {
+        /// The turn.
+        turn: u32,
+        /// The model that failed.
+        from: String,
+        /// The model used instead.
+        to: String,
+        /// What went wrong.
+        error: String,
+    },
     /// The model's answer did not parse or validate as the output type; it is asked again.
     OutputRejected {
         /// Which answer this was, from 1.

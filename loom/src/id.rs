@@ -318,6 +318,11 @@ fn next_random() -> u64 {
     })
 }
 
+/// A fast pseudo-random number (not for secrets).
+pub(crate) fn random_u64() -> u64 {
+    next_random()
+}
+
 pub(crate) fn new_ulid() -> u128 {
     let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64) & 0xffff_ffff_ffff;
     let rand = (u128::from(next_random()) << 16) ^ u128::from(next_random() & 0xffff);

@@ -1,6 +1,8 @@
 //! Fixtures shared by the integration tests.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod http;
+
 use std::sync::{Arc, Mutex};
 
 use loomflow::{EventKind, RunEvent};

@@ -12,7 +12,7 @@ pub use run::RunResult;
 use crate::context::Extensions;
 use crate::error::ConfigError;
 use crate::event::{Emitter, EventListener};
-use crate::model::{Effort, IntoModel, Model, ModelSettings};
+use crate::model::{Effort, IntoModel, Model, ModelSettings, RetryPolicy};
 use crate::output::{OutputMode, OutputSpec, OutputType, Validate};
 use crate::runner::RunBuilder;
 use crate::session::{InMemorySessionStore, SessionStore};
@@ -77,6 +77,8 @@ pub struct Agent<O = String> {
     pub(crate) emitter: Emitter,
     pub(crate) config_error: Option<ConfigError>,
     pub(crate) output: OutputSpec<O>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) fallbacks: Vec<Arc<dyn Model>>,
     /// What every run of this configuration shares (system prompt, tool list, response
     /// format), computed at the first run; every builder method resets it.
     prepared: OnceLock<Prepared>,
@@ -97,6 +99,8 @@ impl<O> Clone for Agent<O> {
             emitter: self.emitter.clone(),
             config_error: self.config_error.clone(),
             output: self.output.clone(),
+            retry: self.retry,
+            fallbacks: self.fallbacks.clone(),
             prepared: self.prepared.clone(),
         }
     }
@@ -131,6 +135,8 @@ impl Agent<String> {
             emitter: Emitter::default(),
             config_error: None,
             output: OutputSpec::text(),
+            retry: RetryPolicy::default(),
+            fallbacks: Vec::new(),
             prepared: OnceLock::new(),
         }
     }
@@ -187,6 +193,8 @@ impl<O> Agent<O> {
             emitter: self.emitter,
             config_error: self.config_error,
             output,
+            retry: self.retry,
+            fallbacks: self.fallbacks,
             prepared: OnceLock::new(),
         }
     }
@@ -232,6 +240,26 @@ impl<O> Agent<O> {
             Err(e) => self.fail(e),
         }
         self.changed()
+    }
+
+    /// How failed model calls are retried (default: [`RetryPolicy::default`], 3 attempts with
+    /// exponential backoff and jitter, transient errors only).
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// A model to fail over to when the model (after its retries) fails with a transient
+    /// error; several fallbacks are tried in the order they were added. A
+    /// [`ModelFallback`](crate::EventKind::ModelFallback) event reports each switch.
+    #[must_use]
+    pub fn fallback(mut self, model: impl IntoModel) -> Self {
+        match model.into_model() {
+            Ok(m) => self.fallbacks.push(m),
+            Err(e) => self.fail(e),
+        }
+        self
     }
 
     /// Names the agent (in events, spans and workflow graphs).
@@ -311,7 +339,7 @@ impl<O> Agent<O> {
 
     /// Sets the sampling temperature.
     #[must_use]
-    pub fn temperature(mut self, temperature: f32) -> Self {
+    pub fn temperature(mut self, temperature: f64) -> Self {
         self.settings.temperature = Some(temperature);
         self
     }

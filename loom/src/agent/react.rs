@@ -1,5 +1,6 @@
 //! The ReAct loop: call the model, run the tools it asks for, repeat until it answers.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt as _;
@@ -10,6 +11,7 @@ use crate::context::RunContext;
 use crate::error::{ConfigError, Error, PartialRun, RunError};
 use crate::event::EventKind;
 use crate::model::{
+    RetryPolicy, pricing,
     Content, Message, Model, ModelError, ModelRequest, ModelResponse, ResponseAccumulator, StreamEvent, ToolCall,
     ToolResult, Usage,
 };
@@ -60,7 +62,9 @@ async fn run_inner<O>(
     let input_index = messages.len();
     messages.push(Message::User { content: input });
 
+    let models = Models { primary: model, fallbacks: &agent.fallbacks, retry: &agent.retry };
     let mut usage = Usage::default();
+    let mut cost = Some(0.0);
     let mut turns: u32 = 0;
     let mut tool_calls: u32 = 0;
     let mut rejected: Vec<OutputAttempt> = Vec::new();
@@ -93,8 +97,9 @@ async fn run_inner<O>(
             OutputMode::Tool => Partial::FinalAnswerTool,
             _ => Partial::Text,
         };
-        let response = call_model(model, &request, ctx, turns, partial).await?;
+        let (response, call_cost) = call_model(&models, &request, ctx, turns, partial).await?;
         usage += response.usage;
+        cost = cost.and_then(|c| call_cost.map(|n| c + n));
 
         let final_call = match prepared.mode {
             OutputMode::Tool => response.tool_calls.iter().position(|c| c.name == FINAL_ANSWER_TOOL),
@@ -171,6 +176,7 @@ async fn run_inner<O>(
         user: ctx.user().clone(),
         session: ctx.session().cloned(),
         duration,
+        cost_usd: cost,
         input_index,
     })
 }
@@ -203,12 +209,66 @@ pub(crate) enum Partial {
 
 /// One model call: events, a span, and streaming when the run is streamed.
 pub(crate) async fn call_model(
+    models: &Models<'_>,
+    request: &ModelRequest<'_>,
+    ctx: &RunContext,
+    turn: u32,
+    partial: Partial,
+) -> Result<(ModelResponse, Option<f64>), ModelError> {
+    let mut fallbacks = models.fallbacks.iter();
+    let mut model = models.primary;
+    loop {
+        let mut attempt = 1;
+        let error = loop {
+            match call_once(model, request, ctx, turn, partial).await {
+                Ok(response) => {
+                    let cost = pricing::cost(response.model.as_deref().unwrap_or(model.name()), &response.usage);
+                    return Ok((response, cost));
+                }
+                Err((error, emitted)) => {
+                    // A stream that already showed text is not restarted behind the
+                    // listener's back.
+                    let delay = if emitted { None } else { models.retry.delay(attempt, &error) };
+                    let Some(delay) = delay else { break (error, emitted) };
+                    tracing::debug!(model = model.name(), attempt, ?delay, "retrying: {error}");
+                    ctx.emit(|| EventKind::ModelRetry { turn, attempt, delay, error: error.to_string() });
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+            }
+        };
+        let (error, emitted) = error;
+        match fallbacks.next() {
+            Some(next) if error.is_transient() && !emitted => {
+                tracing::warn!(from = model.name(), to = next.name(), "falling back: {error}");
+                ctx.emit(|| EventKind::ModelFallback {
+                    turn,
+                    from: model.name().to_owned(),
+                    to: next.name().to_owned(),
+                    error: error.to_string(),
+                });
+                model = &**next;
+            }
+            _ => return Err(error),
+        }
+    }
+}
+
+/// The models of a run: the primary, its fallbacks, and the retry policy.
+pub(crate) struct Models<'a> {
+    pub(crate) primary: &'a dyn Model,
+    pub(crate) fallbacks: &'a [Arc<dyn Model>],
+    pub(crate) retry: &'a RetryPolicy,
+}
+
+/// One attempt; on failure, also whether the stream had already emitted text.
+async fn call_once(
     model: &dyn Model,
     request: &ModelRequest<'_>,
     ctx: &RunContext,
     turn: u32,
     partial: Partial,
-) -> Result<ModelResponse, ModelError> {
+) -> Result<ModelResponse, (ModelError, bool)> {
     ctx.emit(|| EventKind::ModelRequest {
         turn,
         model: model.name().to_owned(),
@@ -220,7 +280,7 @@ pub(crate) async fn call_model(
     let response = if ctx.streaming {
         stream_model(model, request, ctx, turn, partial).instrument(span).await?
     } else {
-        model.complete(request).instrument(span).await?
+        model.complete(request).instrument(span).await.map_err(|e| (e, false))?
     };
     if let Some(started) = started {
         ctx.emit(|| EventKind::ModelResponse {
@@ -240,16 +300,18 @@ async fn stream_model(
     ctx: &RunContext,
     turn: u32,
     partial: Partial,
-) -> Result<ModelResponse, ModelError> {
+) -> Result<ModelResponse, (ModelError, bool)> {
     let mut stream = model.stream(request);
+    let mut emitted = false;
     let mut acc = ResponseAccumulator::new();
     let mut final_index = None;
     let mut final_arguments = String::new();
     let mut last_partial = None;
     while let Some(event) = stream.next().await {
-        let event = event?;
+        let event = event.map_err(|e| (e, emitted))?;
         let grown = match &event {
             StreamEvent::TextDelta(text) => {
+                emitted = true;
                 ctx.emit(|| EventKind::TextDelta { turn, text: text.clone() });
                 partial == Partial::Text
             }
@@ -274,7 +336,7 @@ async fn stream_model(
             }
         }
     }
-    acc.finish(model.name())
+    acc.finish(model.name()).map_err(|e| (e, emitted))
 }
 
 /// Runs the calls of one turn concurrently on this task; results come back in call order.

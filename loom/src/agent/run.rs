@@ -35,6 +35,9 @@ pub struct RunResult<O = String> {
     pub session: Option<SessionId>,
     /// How long it took.
     pub duration: Duration,
+    /// What the model calls cost in US dollars, when every model that answered has a known
+    /// price ([`pricing`](crate::model::pricing)).
+    pub cost_usd: Option<f64>,
     /// Index in `messages` of the run's input message.
     pub(crate) input_index: usize,
 }
@@ -69,6 +72,7 @@ impl<O> RunResult<O> {
             user: self.user,
             session: self.session,
             duration: self.duration,
+            cost_usd: self.cost_usd,
             input_index: self.input_index,
         }
     }
@@ -86,6 +90,7 @@ impl<O: fmt::Debug> fmt::Debug for RunResult<O> {
             .field("user", &self.user)
             .field("session", &self.session)
             .field("duration", &self.duration)
+            .field("cost_usd", &self.cost_usd)
             .finish()
     }
 }

@@ -10,7 +10,11 @@
 mod echo;
 mod error;
 mod message;
+pub mod pricing;
+#[cfg(feature = "http")]
+pub mod providers;
 mod resolve;
+mod retry;
 mod scripted;
 mod stream;
 
@@ -24,7 +28,8 @@ use serde::{Deserialize, Serialize};
 pub use echo::EchoModel;
 pub use error::{ModelError, ModelErrorKind};
 pub use message::{Content, MediaSource, Message, Part, Role, ToolCall, ToolResult};
-pub use resolve::{IntoModel, KNOWN_MODEL_FORMS, resolve_model};
+pub use resolve::{IntoModel, KNOWN_MODEL_FORMS, from_env_or, resolve_model};
+pub use retry::RetryPolicy;
 pub use scripted::{RecordedRequest, ScriptedModel, ScriptedTurn};
 pub use stream::{ResponseAccumulator, StreamEvent};
 
@@ -325,9 +330,9 @@ impl fmt::Display for Effort {
 #[non_exhaustive]
 pub struct ModelSettings {
     /// Sampling temperature.
-    pub temperature: Option<f32>,
+    pub temperature: Option<f64>,
     /// Nucleus sampling.
-    pub top_p: Option<f32>,
+    pub top_p: Option<f64>,
     /// The most tokens the reply may have.
     pub max_tokens: Option<u32>,
     /// Sequences that end the reply.

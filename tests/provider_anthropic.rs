@@ -1,0 +1,1 @@
+//! The anthropic adapter against a local server (being written).

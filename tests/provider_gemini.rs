@@ -1,0 +1,1 @@
+//! The gemini adapter against a local server (being written).
