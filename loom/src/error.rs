@@ -93,7 +93,9 @@ pub enum ConfigError {
         reason: String,
     },
     /// The provider's API key is not set.
-    #[error("no API key for {provider}: set the {variable} environment variable (or pass the key in the model's config)")]
+    #[error(
+        "no API key for {provider}: set the {variable} environment variable (or pass the key in the model's config)"
+    )]
     MissingApiKey {
         /// The provider.
         provider: &'static str,

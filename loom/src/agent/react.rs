@@ -11,9 +11,8 @@ use crate::context::RunContext;
 use crate::error::{ConfigError, Error, PartialRun, RunError};
 use crate::event::EventKind;
 use crate::model::{
-    RetryPolicy, pricing,
-    Content, Message, Model, ModelError, ModelRequest, ModelResponse, ResponseAccumulator, StreamEvent, ToolCall,
-    ToolResult, Usage,
+    Content, Message, Model, ModelError, ModelRequest, ModelResponse, ResponseAccumulator, RetryPolicy, StreamEvent,
+    ToolCall, ToolResult, Usage, pricing,
 };
 use crate::output::{self, FINAL_ANSWER_TOOL, OutputAttempt, OutputError, OutputMode};
 use crate::tool::{ToolSet, dispatch};

@@ -49,7 +49,8 @@ pub fn resolve_model(spec: &str) -> Result<Arc<dyn Model>, ConfigError> {
     }
     let unknown = || ConfigError::UnknownModel { spec: spec.to_owned(), known: KNOWN_MODEL_FORMS.join(", ") };
     if let Some(rest) = spec.strip_prefix("openai-compatible:") {
-        let (base, model) = rest.rsplit_once('/').filter(|(b, m)| !b.is_empty() && !m.is_empty()).ok_or_else(unknown)?;
+        let (base, model) =
+            rest.rsplit_once('/').filter(|(b, m)| !b.is_empty() && !m.is_empty()).ok_or_else(unknown)?;
         return openai_at(spec, base, model);
     }
     if let Some(model) = spec.strip_prefix("ollama/") {
@@ -109,10 +110,8 @@ fn openai_at(spec: &str, _base: &str, _model: &str) -> Result<Arc<dyn Model>, Co
 
 #[cfg(feature = "openai")]
 fn compatible(spec: &str, provider: &str, model: &str) -> Result<Arc<dyn Model>, ConfigError> {
-    let preset = super::providers::Compatible::from_name(provider).ok_or_else(|| ConfigError::UnknownModel {
-        spec: spec.to_owned(),
-        known: KNOWN_MODEL_FORMS.join(", "),
-    })?;
+    let preset = super::providers::Compatible::from_name(provider)
+        .ok_or_else(|| ConfigError::UnknownModel { spec: spec.to_owned(), known: KNOWN_MODEL_FORMS.join(", ") })?;
     Ok(Arc::new(super::providers::OpenAiModel::compatible(preset, model)?))
 }
 

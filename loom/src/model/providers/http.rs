@@ -136,7 +136,11 @@ impl Http {
         Ok(sse_events(self.provider, bytes, parser, request_id))
     }
 
-    async fn status_error(&self, response: reqwest::Response, classify: fn(u16, &str) -> Option<ModelErrorKind>) -> ModelError {
+    async fn status_error(
+        &self,
+        response: reqwest::Response,
+        classify: fn(u16, &str) -> Option<ModelErrorKind>,
+    ) -> ModelError {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.text().await.unwrap_or_default();
@@ -234,7 +238,11 @@ pub(crate) fn error_from_status(
     });
     let message = error_message(body).unwrap_or_else(|| {
         let trimmed = body.trim();
-        if trimmed.is_empty() { format!("HTTP {status} with an empty body") } else { trimmed.chars().take(500).collect() }
+        if trimmed.is_empty() {
+            format!("HTTP {status} with an empty body")
+        } else {
+            trimmed.chars().take(500).collect()
+        }
     });
     let mut error = ModelError::new(kind, provider, message).with_status(status);
     if let Some(id) = request_id(headers) {
@@ -284,7 +292,12 @@ struct SseState<S, P> {
 /// The [`StreamEvent`]s of an event-stream body: decoded as the bytes arrive, parsed by the
 /// provider's `parser`; a broken connection, malformed data or a cut stream ends it with a
 /// transient error.
-pub(crate) fn sse_events<'a, S, P>(provider: &'static str, bytes: S, parser: P, request_id: Option<String>) -> ModelStream<'a>
+pub(crate) fn sse_events<'a, S, P>(
+    provider: &'static str,
+    bytes: S,
+    parser: P,
+    request_id: Option<String>,
+) -> ModelStream<'a>
 where
     S: Stream<Item = Result<Bytes, ModelError>> + Send + 'a,
     P: StreamParser + 'a,

@@ -306,7 +306,10 @@ fn message(m: &Message) -> Value {
             let mut v = Map::new();
             v.insert("role".into(), "assistant".into());
             let text = content.text();
-            v.insert("content".into(), if text.is_empty() && !tool_calls.is_empty() { Value::Null } else { text.into() });
+            v.insert(
+                "content".into(),
+                if text.is_empty() && !tool_calls.is_empty() { Value::Null } else { text.into() },
+            );
             if !tool_calls.is_empty() {
                 let calls: Vec<Value> = tool_calls
                     .iter()
@@ -334,7 +337,9 @@ fn classify(status: u16, body: &str) -> Option<ModelErrorKind> {
     };
     match (status, code().as_deref()) {
         (429, Some("insufficient_quota")) => Some(ModelErrorKind::QuotaExceeded),
-        (400, Some("context_length_exceeded" | "string_above_max_length")) => Some(ModelErrorKind::ContextLengthExceeded),
+        (400, Some("context_length_exceeded" | "string_above_max_length")) => {
+            Some(ModelErrorKind::ContextLengthExceeded)
+        }
         (400, Some("content_filter" | "content_policy_violation")) => Some(ModelErrorKind::ContentFiltered),
         _ => None,
     }
@@ -436,7 +441,11 @@ pub(crate) fn parse_completion(provider: &'static str, body: &[u8]) -> Result<Mo
     if let Some(refusal) = choice.message.refusal
         && choice.message.content.is_none()
     {
-        return Err(ModelError::new(ModelErrorKind::ContentFiltered, provider, format!("the model refused: {refusal}")));
+        return Err(ModelError::new(
+            ModelErrorKind::ContentFiltered,
+            provider,
+            format!("the model refused: {refusal}"),
+        ));
     }
     response.text = choice.message.content.unwrap_or_default();
     response.reasoning = choice.message.reasoning_content;
@@ -531,7 +540,8 @@ impl StreamParser for ChunkParser {
         }
         let chunk: Chunk = serde_json::from_str(data).map_err(|e| malformed(self.provider, "stream chunk", e))?;
         if let Some(error) = chunk.error {
-            let message = http::error_message(&json!({"error": error}).to_string()).unwrap_or_else(|| error.to_string());
+            let message =
+                http::error_message(&json!({"error": error}).to_string()).unwrap_or_else(|| error.to_string());
             return Err(ModelError::new(ModelErrorKind::Overloaded, self.provider, message));
         }
         if let Some(u) = chunk.usage {
@@ -578,7 +588,11 @@ impl StreamParser for ChunkParser {
             self.complete(out);
             return Ok(());
         }
-        Err(ModelError::new(ModelErrorKind::Stream, self.provider, "the response stream ended before the reply was complete"))
+        Err(ModelError::new(
+            ModelErrorKind::Stream,
+            self.provider,
+            "the response stream ended before the reply was complete",
+        ))
     }
 }
 
@@ -593,7 +607,8 @@ impl Model for OpenAiModel {
     }
 
     async fn complete(&self, request: &ModelRequest<'_>) -> Result<ModelResponse, ModelError> {
-        let body = serde_json::to_vec(&self.request_body(request, false)).map_err(|e| invalid_body(self.http.provider(), e))?;
+        let body = serde_json::to_vec(&self.request_body(request, false))
+            .map_err(|e| invalid_body(self.http.provider(), e))?;
         let headers = self.headers();
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let (bytes, request_id) = self.http.post(&self.url, &headers, body, classify).await?;
@@ -605,16 +620,18 @@ impl Model for OpenAiModel {
     fn stream<'a>(&'a self, request: &'a ModelRequest<'a>) -> ModelStream<'a> {
         let provider = self.http.provider();
         let body = self.request_body(request, true);
-        Box::pin(futures::stream::once(async move {
-            let body = serde_json::to_vec(&body).map_err(|e| invalid_body(provider, e))?;
-            let headers = self.headers();
-            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            self.http.post_stream(&self.url, &headers, body, classify, ChunkParser::new(provider)).await
-        })
-        .flat_map(|r| match r {
-            Ok(stream) => stream,
-            Err(e) => Box::pin(futures::stream::once(async move { Err(e) })),
-        }))
+        Box::pin(
+            futures::stream::once(async move {
+                let body = serde_json::to_vec(&body).map_err(|e| invalid_body(provider, e))?;
+                let headers = self.headers();
+                let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                self.http.post_stream(&self.url, &headers, body, classify, ChunkParser::new(provider)).await
+            })
+            .flat_map(|r| match r {
+                Ok(stream) => stream,
+                Err(e) => Box::pin(futures::stream::once(async move { Err(e) })),
+            }),
+        )
     }
 }
 
