@@ -45,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     ]);
     // The declaration fixes everything but the model, which is chosen here.
+    let model = loomflow::model::from_env_or(model)?;
     let triage = Triage::new().configure(|agent| agent.model(model));
 
     let result = triage.run("ops@bigco.com: we were charged twice this month!").await?;

@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         ScriptedTurn::text(format!("I have heard {} message(s) from you: {}", said.len(), said.join(" | ")))
     });
-    let agent = Agent::new("You are a patient listener.").model(model);
+    let agent = Agent::new("You are a patient listener.").model(loomflow::model::from_env_or(model)?);
 
     for (turn, input) in
         ["My name is Ada.", "I write programs for engines.", "What do you know about me?"].into_iter().enumerate()

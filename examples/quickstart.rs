@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     ]);
     let agent = Agent::new("You answer questions about the weather. Use the weather tool.")
         .name("weather-bot")
-        .model(model)
+        .model(loomflow::model::from_env_or(model)?)
         .tool(WeatherTool);
 
     println!("tool schema the model sees:\n{}\n", serde_json::to_string_pretty(WeatherTool.definition().parameters())?);

@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
         ScriptedTurn::tool_call("to_fahrenheit", json!({"celsius": 22})),
         ScriptedTurn::text("22 degrees Celsius is 71.6 degrees Fahrenheit."),
     ]);
-    let agent = Agent::new("Convert temperatures.").model(model).tool(ToFahrenheitTool);
+    let agent = Agent::new("Convert temperatures.").model(loomflow::model::from_env_or(model)?).tool(ToFahrenheitTool);
 
     let mut stream = agent.run("How warm is 22°C in Fahrenheit?").stream();
     let mut out = std::io::stdout();

@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
         ScriptedTurn::text(r#"Here it is: {"city": "Tokyo", "temp_c": 22, "conditions": "sunny"}"#),
     ]);
     let agent = Agent::new("Extract the weather report as data.")
-        .model(model)
+        .model(loomflow::model::from_env_or(model)?)
         .output::<Weather>()
         .validated()
         .output_retries(2);

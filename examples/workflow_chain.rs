@@ -14,12 +14,15 @@ async fn clean(text: String) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // The summariser is an agent; offline, the scripted model plays it.
-    let summarizer =
-        Agent::new("Summarise the text in one sentence.").name("summarize").model(ScriptedModel::from_fn(|request| {
-            let text = request.last_user_text().unwrap_or_default();
-            let words = text.split_whitespace().count();
-            ScriptedTurn::text(format!("A text of {words} words about looms."))
-        }));
+    // `LOOM_MODEL=gpt-4.1-mini` puts a real model in its place.
+    let scripted = ScriptedModel::from_fn(|request| {
+        let text = request.last_user_text().unwrap_or_default();
+        let words = text.split_whitespace().count();
+        ScriptedTurn::text(format!("A text of {words} words about looms."))
+    });
+    let summarizer = Agent::new("Summarise the text in one sentence.")
+        .name("summarize")
+        .model(loomflow::model::from_env_or(scripted)?);
 
     // Each node's output type is the next node's input type, checked at compile time.
     let pipeline = Workflow::chain((

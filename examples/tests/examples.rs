@@ -142,3 +142,49 @@ fn streaming() {
         ],
     );
 }
+
+#[path = "../../tests/common/http.rs"]
+mod http;
+
+#[test]
+fn chat_runs_offline_on_echo() {
+    let out = run_example("chat");
+    assert_lines(
+        &out,
+        &[
+            "model: echo",
+            "answer: Echo: What time zone is Tokyo in?",
+            "1 model call(s), 0 tool call(s)",
+            "cost: unknown",
+        ],
+    );
+}
+
+/// With `LOOM_MODEL` and `OPENAI_BASE_URL`, the chat example talks to that server.
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_talks_to_an_openai_compatible_server() {
+    let reply = r#"{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4.1-mini-2025-04-14",
+        "choices":[{"index":0,"message":{"role":"assistant","content":"Tokyo is UTC+9."},"finish_reason":"stop"}],
+        "usage":{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105}}"#;
+    let server = http::MockServer::start(vec![http::Reply::json(200, reply)]).await;
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().and_then(|deps| deps.parent()).map(PathBuf::from).unwrap_or_default();
+    let output =
+        tokio::process::Command::new(dir.join("examples").join(format!("chat{}", std::env::consts::EXE_SUFFIX)))
+            .env("LOOM_MODEL", "gpt-4.1-mini")
+            .env("OPENAI_BASE_URL", format!("{}/v1", server.url))
+            .env("OPENAI_API_KEY", "sk-local")
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("cannot run chat: {e}"));
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{out}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_lines(
+        &out,
+        &["model: gpt-4.1-mini", "answer: Tokyo is UTC+9.", "tokens: 100 in (0 cached), 5 out", "cost: $0.000048"],
+    );
+    let requests = server.requests();
+    assert_eq!(requests[0].path, "/v1/chat/completions");
+    assert_eq!(requests[0].header("authorization"), Some("Bearer sk-local"));
+    assert_eq!(requests[0].json()["tools"][0]["function"]["name"], "local_time");
+}

@@ -1,6 +1,6 @@
 //! A local HTTP server that answers as a provider would: whole bodies, event streams cut into
 //! chosen pieces, slow or dropped connections; it records every request it receives.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

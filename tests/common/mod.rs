@@ -49,6 +49,8 @@ pub fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::NodeFinished { .. } => "node_finished",
         EventKind::NodeFailed { .. } => "node_failed",
         EventKind::WorkflowFinished { .. } => "workflow_finished",
+        EventKind::ModelRetry { .. } => "model_retry",
+        EventKind::ModelFallback { .. } => "model_fallback",
         _ => "other",
     }
 }
