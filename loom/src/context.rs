@@ -60,6 +60,12 @@ impl RunContext {
         self
     }
 
+    /// Sets the run id (a resumed run keeps the id it started with).
+    pub(crate) fn with_run_id(mut self, run_id: RunId) -> Self {
+        self.run_id = run_id;
+        self
+    }
+
     /// Sets the session.
     #[must_use]
     pub fn with_session(mut self, session: Option<SessionId>) -> Self {
@@ -223,6 +229,11 @@ impl Extensions {
     /// Stores `value`, replacing any earlier value of the same type.
     pub fn insert<T: Any + Send + Sync>(&mut self, value: T) {
         Arc::make_mut(self.0.get_or_insert_with(Default::default)).insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// Stores a value already shared, so the caller keeps a handle to it.
+    pub fn insert_arc<T: Any + Send + Sync>(&mut self, value: Arc<T>) {
+        Arc::make_mut(self.0.get_or_insert_with(Default::default)).insert(TypeId::of::<T>(), value);
     }
 
     /// The value of type `T`.

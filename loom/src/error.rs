@@ -148,6 +148,57 @@ pub enum RunError {
         /// The limit.
         timeout: Duration,
     },
+    /// Another worker holds the run (it is running, or was resumed elsewhere).
+    #[error("run {run_id} is held by another worker; it is running or being resumed elsewhere")]
+    AlreadyRunning {
+        /// The run.
+        run_id: RunId,
+    },
+    /// The run's lease passed to another worker while it ran; this worker stopped writing.
+    #[error("run {run_id} lost its lease to another worker; this worker stopped so the run is not executed twice")]
+    LeaseLost {
+        /// The run.
+        run_id: RunId,
+    },
+    /// A tool call was interrupted and the tool is not idempotent: repeating it could do its
+    /// effect twice, so the resume waits for a decision (`AgentInput::decide`).
+    #[error(
+        "run {run_id} was interrupted during a call of `{tool}` ({call_id}), which is not idempotent; \
+         resume with a decision for this call (rerun, a result, or a failure)"
+    )]
+    NeedsDecision {
+        /// The run.
+        run_id: RunId,
+        /// The interrupted call.
+        call_id: String,
+        /// The tool.
+        tool: String,
+    },
+    /// The run's journal has damaged records.
+    #[error("the journal of run {run_id} has damaged records: {}", records.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    JournalCorrupt {
+        /// The run.
+        run_id: RunId,
+        /// Each damaged record and why.
+        records: Vec<crate::session::CorruptRecord>,
+    },
+    /// The journal does not match the run being resumed (another conversation, or the code
+    /// changed).
+    #[error("the journal of run {run_id} does not match the resumed run: {detail}")]
+    JournalMismatch {
+        /// The run.
+        run_id: RunId,
+        /// What differs.
+        detail: String,
+    },
+    /// There is nothing to resume.
+    #[error("run {run_id} cannot be resumed: {reason}")]
+    NotResumable {
+        /// The run.
+        run_id: RunId,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl RunError {
@@ -155,7 +206,7 @@ impl RunError {
     pub fn partial(&self) -> Option<&PartialRun> {
         match self {
             Self::MaxTurnsExceeded { partial, .. } => Some(partial),
-            Self::Timeout { .. } => None,
+            _ => None,
         }
     }
 }

@@ -129,6 +129,11 @@ pub enum EventKind {
         /// What went wrong.
         error: String,
     },
+    /// A step of a resumed run was taken from its journal instead of being run again.
+    StepReplayed {
+        /// What the step was: `model turn 2`, `tool charge (call_1)`.
+        step: String,
+    },
     /// The model's answer did not parse or validate as the output type; it is asked again.
     OutputRejected {
         /// Which answer this was, from 1.

@@ -1,39 +1,53 @@
 //! The in-memory session store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
+use super::journal::{Journal, RawRecord, RunInfo, RunKey, RunStatus, lease_live, now_ms};
 use super::{SessionStore, window_start};
-use crate::error::StoreError;
-use crate::id::{SessionId, UserId};
+use crate::error::{StoreError, StoreErrorKind};
+use crate::id::{RunId, SessionId, UserId};
 use crate::model::Message;
 
 const SHARDS: usize = 32;
 
-type UserSessions = HashMap<SessionId, Vec<Message>>;
+/// A session's history, and the runs that wrote to it (so a run appends once).
+#[derive(Debug, Default)]
+struct History {
+    messages: Vec<Message>,
+    runs: HashSet<RunId>,
+}
 
-/// Session histories in process memory, partitioned by user.
+type UserSessions = HashMap<SessionId, History>;
+
+/// Sessions and run journals in process memory, partitioned by user.
 ///
 /// The map is split into shards by user so that concurrent runs of different users rarely
 /// contend; a lock is held only to copy a history out or append to it, never across an
 /// `.await`. Loading or appending costs the same however many sessions are stored.
 #[derive(Debug)]
-pub struct InMemorySessionStore {
+pub struct InMemoryStore {
     shards: Box<[Mutex<HashMap<UserId, UserSessions>>]>,
+    journals: Box<[Mutex<HashMap<UserId, Runs>>]>,
     hasher: RandomState,
 }
 
-impl Default for InMemorySessionStore {
+impl Default for InMemoryStore {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl InMemorySessionStore {
+impl InMemoryStore {
     /// An empty store.
     pub fn new() -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), hasher: RandomState::new() }
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            journals: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+        }
     }
 
     fn shard(&self, user: &UserId) -> MutexGuard<'_, HashMap<UserId, UserSessions>> {
@@ -44,26 +58,33 @@ impl InMemorySessionStore {
 }
 
 #[async_trait::async_trait]
-impl SessionStore for InMemorySessionStore {
+impl SessionStore for InMemoryStore {
     async fn load(&self, user: &UserId, session: &SessionId, limit: Option<usize>) -> Result<Vec<Message>, StoreError> {
         let shard = self.shard(user);
         Ok(match shard.get(user).and_then(|s| s.get(session)) {
-            Some(history) => history[window_start(history, limit)..].to_vec(),
+            Some(h) => h.messages[window_start(&h.messages, limit)..].to_vec(),
             None => Vec::new(),
         })
     }
 
-    async fn append(&self, user: &UserId, session: &SessionId, messages: &[Message]) -> Result<(), StoreError> {
+    async fn append(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        run: RunId,
+        messages: &[Message],
+    ) -> Result<(), StoreError> {
         let mut shard = self.shard(user);
         let sessions = match shard.get_mut(user) {
             Some(s) => s,
             None => shard.entry(user.clone()).or_default(),
         };
-        match sessions.get_mut(session) {
-            Some(history) => history.extend_from_slice(messages),
-            None => {
-                sessions.insert(session.clone(), messages.to_vec());
-            }
+        let history = match sessions.get_mut(session) {
+            Some(h) => h,
+            None => sessions.entry(session.clone()).or_default(),
+        };
+        if history.runs.insert(run) {
+            history.messages.extend_from_slice(messages);
         }
         Ok(())
     }
@@ -81,5 +102,128 @@ impl SessionStore for InMemorySessionStore {
     async fn sessions(&self, user: &UserId) -> Result<Vec<SessionId>, StoreError> {
         let shard = self.shard(user);
         Ok(shard.get(user).map(|s| s.keys().cloned().collect()).unwrap_or_default())
+    }
+}
+
+#[derive(Debug, Default)]
+struct RunState {
+    status: Option<RunStatus>,
+    owner: Option<String>,
+    lease_until: Option<u64>,
+    started_ms: u64,
+    updated_ms: u64,
+    records: Vec<RawRecord>,
+}
+
+type Runs = HashMap<(SessionId, RunId), RunState>;
+
+impl InMemoryStore {
+    fn runs_of(&self, user: &UserId) -> MutexGuard<'_, HashMap<UserId, Runs>> {
+        let i = (self.hasher.hash_one(user) as usize) % self.journals.len();
+        self.journals[i].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn conflict(message: String) -> StoreError {
+    StoreError::new(StoreErrorKind::Conflict, "memory", message)
+}
+
+#[async_trait::async_trait]
+impl Journal for InMemoryStore {
+    async fn acquire(&self, key: &RunKey, owner: &str, ttl: Duration) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut shard = self.runs_of(&key.user);
+        let run = shard.entry(key.user.clone()).or_default().entry((key.session.clone(), key.run)).or_default();
+        if run.owner.as_deref().is_some_and(|o| o != owner) && lease_live(run.lease_until, now) {
+            return Err(conflict(format!("run {} is held by another worker", key.run)));
+        }
+        if run.status.is_none() {
+            run.started_ms = now;
+        }
+        run.status = Some(RunStatus::Running);
+        run.owner = Some(owner.to_owned());
+        run.lease_until = Some(now + ttl.as_millis() as u64);
+        run.updated_ms = now;
+        Ok(())
+    }
+
+    async fn append(&self, key: &RunKey, owner: &str, ttl: Duration, record: RawRecord) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut shard = self.runs_of(&key.user);
+        let Some(run) = shard.get_mut(&key.user).and_then(|r| r.get_mut(&(key.session.clone(), key.run))) else {
+            return Err(conflict(format!("run {} was not acquired before writing", key.run)));
+        };
+        if run.owner.as_deref() != Some(owner) {
+            return Err(conflict(format!("run {} is held by another worker", key.run)));
+        }
+        if run.records.iter().any(|r| r.seq == record.seq) {
+            return Err(conflict(format!("record {} of run {} is already written", record.seq, key.run)));
+        }
+        run.records.push(record);
+        run.lease_until = Some(now + ttl.as_millis() as u64);
+        run.updated_ms = now;
+        Ok(())
+    }
+
+    async fn finish(&self, key: &RunKey, owner: &str, status: RunStatus) -> Result<(), StoreError> {
+        let mut shard = self.runs_of(&key.user);
+        if let Some(run) = shard.get_mut(&key.user).and_then(|r| r.get_mut(&(key.session.clone(), key.run)))
+            && run.owner.as_deref() == Some(owner)
+        {
+            run.status = Some(status);
+            run.owner = None;
+            run.lease_until = None;
+            run.updated_ms = now_ms();
+        }
+        Ok(())
+    }
+
+    async fn records(&self, key: &RunKey) -> Result<Vec<RawRecord>, StoreError> {
+        let shard = self.runs_of(&key.user);
+        let mut records = shard
+            .get(&key.user)
+            .and_then(|r| r.get(&(key.session.clone(), key.run)))
+            .map(|r| r.records.clone())
+            .unwrap_or_default();
+        records.sort_by_key(|r| r.seq);
+        Ok(records)
+    }
+
+    async fn runs(&self, user: &UserId, session: &SessionId) -> Result<Vec<RunInfo>, StoreError> {
+        let shard = self.runs_of(user);
+        let mut runs: Vec<RunInfo> = shard
+            .get(user)
+            .map(|r| {
+                r.iter()
+                    .filter(|((s, _), _)| s == session)
+                    .map(|((_, run), st)| RunInfo {
+                        run: *run,
+                        status: st.status.unwrap_or(RunStatus::Running),
+                        started_ms: st.started_ms,
+                        updated_ms: st.updated_ms,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        runs.sort_by_key(|r| (r.started_ms, r.run));
+        Ok(runs)
+    }
+
+    async fn import(&self, key: &RunKey, status: RunStatus, records: Vec<RawRecord>) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut shard = self.runs_of(&key.user);
+        let run = shard.entry(key.user.clone()).or_default().entry((key.session.clone(), key.run)).or_default();
+        if run.owner.is_some() && lease_live(run.lease_until, now) {
+            return Err(conflict(format!("run {} is held by a worker", key.run)));
+        }
+        run.records = records;
+        run.status = Some(status);
+        run.owner = None;
+        run.lease_until = None;
+        if run.started_ms == 0 {
+            run.started_ms = now;
+        }
+        run.updated_ms = now;
+        Ok(())
     }
 }

@@ -5,17 +5,30 @@
 //! finishes. Every [`SessionStore`] method takes the user, so one user can never read or
 //! change another user's history, even with the same session id.
 
+mod journal;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
-pub use memory::InMemorySessionStore;
+pub use journal::{
+    Checkpoint, CorruptRecord, JOURNAL_VERSION, Journal, JournalEntry, JournalRead, RawRecord, RunInfo, RunKey,
+    RunStatus, decode_records,
+};
+pub use memory::InMemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{POSTGRES_SCHEMA_VERSION, PostgresStore};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SQLITE_SCHEMA_VERSION, SqliteStore};
 
 use crate::error::StoreError;
-use crate::id::{SessionId, UserId};
+use crate::id::{RunId, SessionId, UserId};
 use crate::model::{Message, Role};
 
 /// Where conversation histories live.
 ///
-/// [`InMemorySessionStore`] is the default; durable stores keep histories across processes.
+/// [`InMemoryStore`] is the default; durable stores keep histories across processes.
 /// Implementations must keep users apart: `load(alice, s)` never returns what
 /// `append(bob, s, ..)` stored.
 #[async_trait::async_trait]
@@ -26,8 +39,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// user message (a tool result is never separated from the call it answers).
     async fn load(&self, user: &UserId, session: &SessionId, limit: Option<usize>) -> Result<Vec<Message>, StoreError>;
 
-    /// Appends messages to the session's history.
-    async fn append(&self, user: &UserId, session: &SessionId, messages: &[Message]) -> Result<(), StoreError>;
+    /// Appends the messages of `run` to the session's history. Appending the same run twice
+    /// (a resumed run finishing again) adds nothing the second time.
+    async fn append(&self, user: &UserId, session: &SessionId, run: RunId, messages: &[Message])
+    -> Result<(), StoreError>;
 
     /// Deletes the session's history; returns whether there was one.
     async fn clear(&self, user: &UserId, session: &SessionId) -> Result<bool, StoreError>;

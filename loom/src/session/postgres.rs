@@ -1,0 +1,422 @@
+//! PostgreSQL: sessions and run journals shared by many worker processes.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Row as _, Transaction};
+
+use super::journal::{Journal, RawRecord, RunInfo, RunKey, RunStatus, now_ms};
+use super::{SessionStore, window_start};
+use crate::error::{StoreError, StoreErrorKind};
+use crate::id::{RunId, SessionId, UserId};
+use crate::model::Message;
+
+/// The schema version this Loom writes (in `loom_meta`).
+pub const POSTGRES_SCHEMA_VERSION: i64 = 1;
+
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE loom_messages (
+        user_id TEXT NOT NULL, session TEXT NOT NULL, seq BIGINT NOT NULL, message TEXT NOT NULL,
+        PRIMARY KEY (user_id, session, seq)
+    );
+    CREATE TABLE loom_session_runs (
+        user_id TEXT NOT NULL, session TEXT NOT NULL, run TEXT NOT NULL,
+        PRIMARY KEY (user_id, session, run)
+    );
+    CREATE TABLE loom_runs (
+        user_id TEXT NOT NULL, session TEXT NOT NULL, run TEXT NOT NULL, status TEXT NOT NULL,
+        owner TEXT, lease_until BIGINT, started_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL,
+        PRIMARY KEY (user_id, session, run)
+    );
+    CREATE TABLE loom_journal (
+        user_id TEXT NOT NULL, session TEXT NOT NULL, run TEXT NOT NULL, seq BIGINT NOT NULL, record BYTEA NOT NULL,
+        PRIMARY KEY (user_id, session, run, seq)
+    );
+"];
+
+fn error(kind: StoreErrorKind, message: impl Into<String>) -> StoreError {
+    StoreError::new(kind, "postgres", message)
+}
+
+fn db(e: sqlx::Error) -> StoreError {
+    let kind = match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => StoreErrorKind::Conflict,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            StoreErrorKind::Unavailable
+        }
+        _ => StoreErrorKind::Other,
+    };
+    error(kind, e.to_string()).with_source(e)
+}
+
+fn conflict(message: String) -> StoreError {
+    error(StoreErrorKind::Conflict, message)
+}
+
+/// Sessions and run journals in PostgreSQL, for any number of stateless worker processes.
+///
+/// A conversation started on one worker continues on another, and a run that crashed is
+/// resumed elsewhere: the lease on a run is taken with one atomic statement, so of two workers
+/// resuming the same run, exactly one executes it. The schema is versioned and migrated under
+/// an advisory lock, so workers starting together migrate once; a database migrated by a
+/// newer Loom is refused.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host/db`) with a pool of up to 16
+    /// connections and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|e| error(StoreErrorKind::Unavailable, format!("cannot connect to PostgreSQL: {e}")))?;
+        Self::with_pool(pool).await
+    }
+
+    /// Uses an existing pool and brings the schema up to date.
+    pub async fn with_pool(pool: PgPool) -> Result<Self, StoreError> {
+        migrate(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    // Workers starting at once migrate one at a time.
+    sqlx::query("SELECT pg_advisory_xact_lock(7405513051127931021)").execute(&mut *tx).await.map_err(db)?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS loom_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    let version: i64 = sqlx::query("SELECT value FROM loom_meta WHERE key = 'schema_version'")
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .map(|row| row.try_get::<String, _>(0))
+        .transpose()
+        .map_err(db)?
+        .map_or(Ok(0), |v| v.parse::<i64>())
+        .map_err(|e| error(StoreErrorKind::Corrupt, format!("loom_meta.schema_version is not a number: {e}")))?;
+    if version > POSTGRES_SCHEMA_VERSION {
+        return Err(error(
+            StoreErrorKind::Incompatible,
+            format!(
+                "the database has schema v{version}, migrated by a newer Loom; this Loom reads up to v{POSTGRES_SCHEMA_VERSION}"
+            ),
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO loom_meta (key, value) VALUES ('schema_version', $1)
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .bind((i as i64 + 1).to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)
+}
+
+/// Serialises writers of one session within a transaction.
+async fn lock_session(tx: &mut Transaction<'_, Postgres>, user: &str, session: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))")
+        .bind(user)
+        .bind(session)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl SessionStore for PostgresStore {
+    async fn load(&self, user: &UserId, session: &SessionId, limit: Option<usize>) -> Result<Vec<Message>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, message FROM loom_messages WHERE user_id = $1 AND session = $2 ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(user.as_str())
+        .bind(session.as_str())
+        .bind(limit.map(|l| l as i64))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut history = Vec::with_capacity(rows.len());
+        for row in rows.iter().rev() {
+            let seq: i64 = row.try_get(0).map_err(db)?;
+            let json: String = row.try_get(1).map_err(db)?;
+            let message = serde_json::from_str::<Message>(&json).map_err(|e| {
+                error(StoreErrorKind::Corrupt, format!("message {seq} of session `{session}` is unreadable: {e}"))
+            })?;
+            history.push(message);
+        }
+        let start = window_start(&history, limit);
+        Ok(history.split_off(start))
+    }
+
+    async fn append(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        run: RunId,
+        messages: &[Message],
+    ) -> Result<(), StoreError> {
+        let rows: Vec<String> = messages
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<_, _>>()
+            .map_err(|e| error(StoreErrorKind::Other, format!("a message could not be encoded: {e}")))?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        lock_session(&mut tx, user.as_str(), session.as_str()).await?;
+        let first_time = sqlx::query(
+            "INSERT INTO loom_session_runs (user_id, session, run) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(user.as_str())
+        .bind(session.as_str())
+        .bind(run.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if first_time == 0 {
+            return Ok(());
+        }
+        let next: i64 =
+            sqlx::query("SELECT COALESCE(MAX(seq) + 1, 0) FROM loom_messages WHERE user_id = $1 AND session = $2")
+                .bind(user.as_str())
+                .bind(session.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?
+                .try_get(0)
+                .map_err(db)?;
+        for (i, json) in rows.iter().enumerate() {
+            sqlx::query("INSERT INTO loom_messages (user_id, session, seq, message) VALUES ($1, $2, $3, $4)")
+                .bind(user.as_str())
+                .bind(session.as_str())
+                .bind(next + i as i64)
+                .bind(json)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn clear(&self, user: &UserId, session: &SessionId) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        lock_session(&mut tx, user.as_str(), session.as_str()).await?;
+        let n = sqlx::query("DELETE FROM loom_messages WHERE user_id = $1 AND session = $2")
+            .bind(user.as_str())
+            .bind(session.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        sqlx::query("DELETE FROM loom_session_runs WHERE user_id = $1 AND session = $2")
+            .bind(user.as_str())
+            .bind(session.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(n > 0)
+    }
+
+    async fn sessions(&self, user: &UserId) -> Result<Vec<SessionId>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT session FROM loom_messages WHERE user_id = $1")
+            .bind(user.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let s: String = row.try_get(0).map_err(db)?;
+                SessionId::new(&s).map_err(|e| error(StoreErrorKind::Corrupt, format!("session id `{s}`: {e}")))
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Journal for PostgresStore {
+    async fn acquire(&self, key: &RunKey, owner: &str, ttl: Duration) -> Result<(), StoreError> {
+        let now = now_ms() as i64;
+        // One statement: a run nobody holds, whose lease ran out, or that this owner holds
+        // is taken; any other is left alone (0 rows).
+        let taken = sqlx::query(
+            "INSERT INTO loom_runs (user_id, session, run, status, owner, lease_until, started_ms, updated_ms)
+             VALUES ($1, $2, $3, 'running', $4, $5, $6, $6)
+             ON CONFLICT (user_id, session, run) DO UPDATE
+                 SET status = 'running', owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until,
+                     updated_ms = EXCLUDED.updated_ms
+                 WHERE loom_runs.owner IS NULL OR loom_runs.owner = EXCLUDED.owner
+                    OR loom_runs.lease_until IS NULL OR loom_runs.lease_until <= EXCLUDED.updated_ms",
+        )
+        .bind(key.user.as_str())
+        .bind(key.session.as_str())
+        .bind(key.run.to_string())
+        .bind(owner)
+        .bind(now + ttl.as_millis() as i64)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if taken == 0 {
+            return Err(conflict(format!("run {} is held by another worker", key.run)));
+        }
+        Ok(())
+    }
+
+    async fn append(&self, key: &RunKey, owner: &str, ttl: Duration, record: RawRecord) -> Result<(), StoreError> {
+        let now = now_ms() as i64;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let renewed = sqlx::query(
+            "UPDATE loom_runs SET lease_until = $5, updated_ms = $6
+             WHERE user_id = $1 AND session = $2 AND run = $3 AND owner = $4",
+        )
+        .bind(key.user.as_str())
+        .bind(key.session.as_str())
+        .bind(key.run.to_string())
+        .bind(owner)
+        .bind(now + ttl.as_millis() as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if renewed == 0 {
+            return Err(conflict(format!("run {} is not held by this worker", key.run)));
+        }
+        sqlx::query("INSERT INTO loom_journal (user_id, session, run, seq, record) VALUES ($1, $2, $3, $4, $5)")
+            .bind(key.user.as_str())
+            .bind(key.session.as_str())
+            .bind(key.run.to_string())
+            .bind(record.seq as i64)
+            .bind(&record.bytes)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match db(e) {
+                err if err.kind() == StoreErrorKind::Conflict => {
+                    conflict(format!("record {} of run {} is already written", record.seq, key.run))
+                }
+                err => err,
+            })?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn finish(&self, key: &RunKey, owner: &str, status: RunStatus) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE loom_runs SET status = $5, owner = NULL, lease_until = NULL, updated_ms = $6
+             WHERE user_id = $1 AND session = $2 AND run = $3 AND owner = $4",
+        )
+        .bind(key.user.as_str())
+        .bind(key.session.as_str())
+        .bind(key.run.to_string())
+        .bind(owner)
+        .bind(status.as_str())
+        .bind(now_ms() as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn records(&self, key: &RunKey) -> Result<Vec<RawRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, record FROM loom_journal WHERE user_id = $1 AND session = $2 AND run = $3 ORDER BY seq",
+        )
+        .bind(key.user.as_str())
+        .bind(key.session.as_str())
+        .bind(key.run.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = row.try_get(0).map_err(db)?;
+                Ok(RawRecord { seq: seq as u64, bytes: row.try_get(1).map_err(db)? })
+            })
+            .collect()
+    }
+
+    async fn runs(&self, user: &UserId, session: &SessionId) -> Result<Vec<RunInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT run, status, started_ms, updated_ms FROM loom_runs
+             WHERE user_id = $1 AND session = $2 ORDER BY started_ms, run",
+        )
+        .bind(user.as_str())
+        .bind(session.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let run: String = row.try_get(0).map_err(db)?;
+                let status: String = row.try_get(1).map_err(db)?;
+                let started: i64 = row.try_get(2).map_err(db)?;
+                let updated: i64 = row.try_get(3).map_err(db)?;
+                let run: RunId =
+                    run.parse().map_err(|e| error(StoreErrorKind::Corrupt, format!("run id `{run}`: {e}")))?;
+                let status = RunStatus::parse(&status)
+                    .ok_or_else(|| error(StoreErrorKind::Corrupt, format!("run {run} has the unknown status `{status}`")))?;
+                Ok(RunInfo { run, status, started_ms: started as u64, updated_ms: updated as u64 })
+            })
+            .collect()
+    }
+
+    async fn import(&self, key: &RunKey, status: RunStatus, records: Vec<RawRecord>) -> Result<(), StoreError> {
+        let now = now_ms() as i64;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let taken = sqlx::query(
+            "INSERT INTO loom_runs (user_id, session, run, status, owner, lease_until, started_ms, updated_ms)
+             VALUES ($1, $2, $3, $4, NULL, NULL, $5, $5)
+             ON CONFLICT (user_id, session, run) DO UPDATE
+                 SET status = EXCLUDED.status, owner = NULL, lease_until = NULL, updated_ms = EXCLUDED.updated_ms
+                 WHERE loom_runs.owner IS NULL OR loom_runs.lease_until IS NULL OR loom_runs.lease_until <= EXCLUDED.updated_ms",
+        )
+        .bind(key.user.as_str())
+        .bind(key.session.as_str())
+        .bind(key.run.to_string())
+        .bind(status.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if taken == 0 {
+            return Err(conflict(format!("run {} is held by a worker", key.run)));
+        }
+        sqlx::query("DELETE FROM loom_journal WHERE user_id = $1 AND session = $2 AND run = $3")
+            .bind(key.user.as_str())
+            .bind(key.session.as_str())
+            .bind(key.run.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for r in &records {
+            sqlx::query("INSERT INTO loom_journal (user_id, session, run, seq, record) VALUES ($1, $2, $3, $4, $5)")
+                .bind(key.user.as_str())
+                .bind(key.session.as_str())
+                .bind(key.run.to_string())
+                .bind(r.seq as i64)
+                .bind(&r.bytes)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+}
