@@ -1,27 +1,35 @@
 //! Agents: instructions, a model, tools, and a loop that lets the model drive.
 
+mod durable;
 mod prepared;
 mod react;
 mod run;
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+pub use durable::{AgentInput, ToolDecision};
 pub use run::RunResult;
 
 use crate::context::Extensions;
 use crate::error::ConfigError;
+use crate::id::{RunId, SessionId, UserId};
 use crate::event::{Emitter, EventListener};
 use crate::model::{Effort, IntoModel, Model, ModelSettings, RetryPolicy};
 use crate::output::{OutputMode, OutputSpec, OutputType, Validate};
 use crate::runner::RunBuilder;
-use crate::session::{InMemorySessionStore, SessionStore};
+use crate::session::{Checkpoint, InMemoryStore, Journal, JournalEntry, RunKey, RunStatus, SessionStore};
 use crate::tool::{Tool, ToolSet};
 
 use prepared::Prepared;
 
 /// The default limit of model calls in one run.
 pub const DEFAULT_MAX_TURNS: u32 = 25;
+
+/// How long a journaled run's lease lasts without a new step before another worker may take
+/// the run over.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 /// An agent: instructions, a model, tools, and a loop in which the model decides what to do.
 ///
@@ -79,6 +87,8 @@ pub struct Agent<O = String> {
     pub(crate) output: OutputSpec<O>,
     pub(crate) retry: RetryPolicy,
     pub(crate) fallbacks: Vec<Arc<dyn Model>>,
+    pub(crate) journal: Option<Arc<dyn Journal>>,
+    pub(crate) lease_ttl: Duration,
     /// What every run of this configuration shares (system prompt, tool list, response
     /// format), computed at the first run; every builder method resets it.
     prepared: OnceLock<Prepared>,
@@ -101,6 +111,8 @@ impl<O> Clone for Agent<O> {
             output: self.output.clone(),
             retry: self.retry,
             fallbacks: self.fallbacks.clone(),
+            journal: self.journal.clone(),
+            lease_ttl: self.lease_ttl,
             prepared: self.prepared.clone(),
         }
     }
@@ -130,13 +142,15 @@ impl Agent<String> {
             settings: ModelSettings::default(),
             max_turns: DEFAULT_MAX_TURNS,
             history_limit: None,
-            sessions: Arc::new(InMemorySessionStore::new()),
+            sessions: Arc::new(InMemoryStore::new()),
             extensions: Extensions::new(),
             emitter: Emitter::default(),
             config_error: None,
             output: OutputSpec::text(),
             retry: RetryPolicy::default(),
             fallbacks: Vec::new(),
+            journal: None,
+            lease_ttl: DEFAULT_LEASE,
             prepared: OnceLock::new(),
         }
     }
@@ -195,6 +209,8 @@ impl<O> Agent<O> {
             output,
             retry: self.retry,
             fallbacks: self.fallbacks,
+            journal: self.journal,
+            lease_ttl: self.lease_ttl,
             prepared: OnceLock::new(),
         }
     }
@@ -323,10 +339,38 @@ impl<O> Agent<O> {
         self
     }
 
+    /// Keeps sessions and run journals in `store` (SQLite, PostgreSQL, or in memory).
+    ///
+    /// Every run with a session is then journaled: each model answer and tool result is
+    /// written before the run goes on, so a run that crashed can be finished by another
+    /// process with [`resume`](Agent::resume) without repeating the finished steps.
+    #[must_use]
+    pub fn store<S: SessionStore + Journal>(mut self, store: Arc<S>) -> Self {
+        self.sessions = Arc::clone(&store) as Arc<dyn SessionStore>;
+        self.journal = Some(store);
+        self
+    }
+
+    /// How long a journaled run's lease lasts without a new step (default [`DEFAULT_LEASE`]):
+    /// after it, a crashed run can be resumed by another worker.
+    #[must_use]
+    pub fn lease(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
     /// Gives tools shared state of type `T`, read with [`State<T>`](crate::State).
     #[must_use]
     pub fn state<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
         self.extensions.insert(value);
+        self
+    }
+
+    /// Gives tools shared state of type `T` that the caller keeps a handle to (counters,
+    /// caches, connections it also uses).
+    #[must_use]
+    pub fn state_arc<T: std::any::Any + Send + Sync>(mut self, value: Arc<T>) -> Self {
+        self.extensions.insert_arc(value);
         self
     }
 
@@ -422,6 +466,72 @@ impl<O> Agent<O> {
     where
         O: Send + Sync + 'static,
     {
-        RunBuilder::new(self, input.into())
+        RunBuilder::new(self, AgentInput::Message(input.into()))
+    }
+
+    /// Resumes the journaled run `run` (set its user and session on the builder): recorded
+    /// model answers and tool results are replayed, the run goes on from the first step that
+    /// did not finish. A finished run is replayed whole, without a model call.
+    pub fn resume(&self, run: RunId) -> RunBuilder<'_, Self>
+    where
+        O: Send + Sync + 'static,
+    {
+        RunBuilder::new(self, AgentInput::resume(run))
+    }
+
+    /// Resumes as [`AgentInput`] says (the latest unfinished run, decisions for interrupted
+    /// tool calls).
+    pub fn resume_with(&self, input: AgentInput) -> RunBuilder<'_, Self>
+    where
+        O: Send + Sync + 'static,
+    {
+        RunBuilder::new(self, input)
+    }
+
+    /// The checkpoints of `session`: the end of every turn of every journaled run.
+    pub async fn checkpoints(&self, user: &UserId, session: &SessionId) -> Result<Vec<Checkpoint>, crate::Error> {
+        Ok(self.journal()?.checkpoints(user, session).await?)
+    }
+
+    /// A new run that starts from `checkpoint`: the run's journal up to the checkpoint is
+    /// copied to a new run in session `into`; resume that run to go on from there. With
+    /// `into` the checkpoint's own session, this goes back in time; with another session, it
+    /// forks the conversation (the history before the run is copied too).
+    pub async fn branch(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        checkpoint: &Checkpoint,
+        into: &SessionId,
+    ) -> Result<RunId, crate::Error> {
+        let journal = self.journal()?;
+        let from = RunKey::new(user.clone(), session.clone(), checkpoint.run);
+        let records: Vec<_> = journal.records(&from).await?.into_iter().filter(|r| r.seq <= checkpoint.seq).collect();
+        let read = crate::session::decode_records(records.iter().cloned())?;
+        let history = match read.entries.first() {
+            Some((_, JournalEntry::RunStarted { history, .. })) => *history,
+            _ => {
+                return Err(crate::RunError::NotResumable {
+                    run_id: checkpoint.run,
+                    reason: "its journal has no start".to_owned(),
+                }
+                .into());
+            }
+        };
+        if into != session {
+            let mut messages = self.sessions.load(user, session, None).await?;
+            messages.truncate(history);
+            self.sessions.append(user, into, RunId::generate(), &messages).await?;
+        }
+        let run = RunId::generate();
+        journal.import(&RunKey::new(user.clone(), into.clone(), run), RunStatus::Running, records).await?;
+        Ok(run)
+    }
+
+    fn journal(&self) -> Result<&Arc<dyn Journal>, ConfigError> {
+        self.journal.as_ref().ok_or_else(|| ConfigError::InvalidSetting {
+            setting: "store",
+            reason: "the agent has no journal; give it one with `.store(..)`".to_owned(),
+        })
     }
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use futures::StreamExt as _;
 use tracing::Instrument as _;
 
+use super::durable::{AgentInput, Durable};
 use super::{Agent, RunResult};
 use crate::context::RunContext;
 use crate::error::{ConfigError, Error, PartialRun, RunError};
@@ -15,10 +16,11 @@ use crate::model::{
     ToolCall, ToolResult, Usage, pricing,
 };
 use crate::output::{self, FINAL_ANSWER_TOOL, OutputAttempt, OutputError, OutputMode};
+use crate::session::{RunKey, RunStatus};
 use crate::tool::{ToolSet, dispatch};
 
 /// Runs `agent` on `input` within `ctx`.
-pub(crate) async fn run<O>(agent: &Agent<O>, input: Content, ctx: RunContext) -> Result<RunResult<O>, Error> {
+pub(crate) async fn run<O>(agent: &Agent<O>, input: AgentInput, ctx: RunContext) -> Result<RunResult<O>, Error> {
     let span = tracing::info_span!(
         "loom.run",
         run_id = %ctx.run_id(),
@@ -26,23 +28,123 @@ pub(crate) async fn run<O>(agent: &Agent<O>, input: Content, ctx: RunContext) ->
         user = %ctx.user(),
     );
     let started = Instant::now();
-    let outcome = run_inner(agent, input, &ctx, started).instrument(span).await;
+    let outcome = run_inner(agent, input, ctx.clone(), started).instrument(span).await;
     if let Err(e) = &outcome {
         ctx.emit(|| EventKind::Error { message: e.to_string(), transient: e.is_transient() });
     }
     outcome
 }
 
+/// How the run begins: its context (with the resumed run's id), input and history, and its
+/// journal when the agent has one.
+async fn begin<'a, O>(
+    agent: &'a Agent<O>,
+    input: AgentInput,
+    ctx: RunContext,
+) -> Result<(RunContext, Content, Vec<Message>, Option<Durable<'a>>), Error> {
+    let journal = agent.journal.as_deref();
+    match input {
+        AgentInput::Message(content) => {
+            let history = match ctx.session() {
+                Some(session) => agent.sessions.load(ctx.user(), session, agent.history_limit).await?,
+                None => Vec::new(),
+            };
+            let durable = match (journal, ctx.session()) {
+                (Some(journal), Some(session)) => {
+                    let key = RunKey::new(ctx.user().clone(), session.clone(), ctx.run_id());
+                    let name = agent.name.as_deref();
+                    Some(Durable::start(journal, key, agent.lease_ttl, &content, history.len(), name).await?)
+                }
+                _ => None,
+            };
+            Ok((ctx, content, history, durable))
+        }
+        AgentInput::Resume { run, decisions } => {
+            let Some(journal) = journal else {
+                return Err(ConfigError::InvalidSetting {
+                    setting: "resume",
+                    reason: "the agent has no journal; give it one with `.store(..)`".to_owned(),
+                }
+                .into());
+            };
+            let Some(session) = ctx.session().cloned() else {
+                return Err(ConfigError::InvalidSetting {
+                    setting: "resume",
+                    reason: "a resumed run needs the session it ran in (`.session(..)`)".to_owned(),
+                }
+                .into());
+            };
+            let run = match run {
+                Some(run) => run,
+                None => journal
+                    .runs(ctx.user(), &session)
+                    .await?
+                    .into_iter()
+                    .rev()
+                    .find(|r| r.status == RunStatus::Running)
+                    .map(|r| r.run)
+                    .ok_or_else(|| RunError::NotResumable {
+                        run_id: ctx.run_id(),
+                        reason: format!("session `{session}` has no unfinished run"),
+                    })?,
+            };
+            let ctx = ctx.with_run_id(run);
+            let key = RunKey::new(ctx.user().clone(), session.clone(), run);
+            let (durable, resumed) = Durable::resume(journal, key, agent.lease_ttl, decisions).await?;
+            let mut history = agent.sessions.load(ctx.user(), &session, None).await?;
+            if history.len() < resumed.history {
+                return Err(RunError::JournalMismatch {
+                    run_id: run,
+                    detail: format!(
+                        "the run started after {} messages of session history; the session now has {}",
+                        resumed.history,
+                        history.len()
+                    ),
+                }
+                .into());
+            }
+            history.truncate(resumed.history);
+            let start = crate::session::window_start(&history, agent.history_limit);
+            let history = history.split_off(start);
+            Ok((ctx, resumed.input, history, Some(durable)))
+        }
+    }
+}
+
 async fn run_inner<O>(
     agent: &Agent<O>,
-    input: Content,
-    ctx: &RunContext,
+    input: AgentInput,
+    ctx: RunContext,
     started: Instant,
 ) -> Result<RunResult<O>, Error> {
     agent.check()?;
     let Some(model) = agent.model.as_deref() else {
         return Err(ConfigError::NoModel { agent: None }.into());
     };
+    let (ctx, input, history, durable) = begin(agent, input, ctx).await?;
+    let outcome = turns(agent, model, input, history, &ctx, durable.as_ref(), started).await;
+    if let Some(durable) = &durable {
+        match &outcome {
+            Ok(_) => durable.finished().await?,
+            Err(e) if !matches!(e, Error::Run(RunError::NeedsDecision { .. } | RunError::LeaseLost { .. })) => {
+                durable.failed(e).await;
+            }
+            // An interrupted call waits for a decision; the run stays resumable.
+            Err(_) => durable.release().await,
+        }
+    }
+    outcome
+}
+
+async fn turns<O>(
+    agent: &Agent<O>,
+    model: &dyn Model,
+    input: Content,
+    history: Vec<Message>,
+    ctx: &RunContext,
+    durable: Option<&Durable<'_>>,
+    started: Instant,
+) -> Result<RunResult<O>, Error> {
     let prepared = agent.prepared();
     ctx.emit(|| EventKind::RunStarted {
         name: agent.name.clone(),
@@ -51,10 +153,6 @@ async fn run_inner<O>(
         parent: ctx.parent(),
     });
 
-    let history = match ctx.session() {
-        Some(session) => agent.sessions.load(ctx.user(), session, agent.history_limit).await?,
-        None => Vec::new(),
-    };
     let mut messages = Vec::with_capacity(history.len() + 4);
     messages.extend(prepared.system.iter().cloned());
     messages.extend(history);
@@ -96,7 +194,24 @@ async fn run_inner<O>(
             OutputMode::Tool => Partial::FinalAnswerTool,
             _ => Partial::Text,
         };
-        let (response, call_cost) = call_model(&models, &request, ctx, turns, partial).await?;
+        let replayed = match durable {
+            Some(d) => d.replayed_model(turns, messages.len())?,
+            None => None,
+        };
+        let (response, call_cost) = match replayed {
+            Some(response) => {
+                ctx.emit(|| EventKind::StepReplayed { step: format!("model turn {turns}") });
+                let cost = pricing::cost(response.model.as_deref().unwrap_or(model.name()), &response.usage);
+                (response, cost)
+            }
+            None => {
+                let (response, cost) = call_model(&models, &request, ctx, turns, partial).await?;
+                if let Some(d) = durable {
+                    d.record_model(turns, messages.len(), &response).await?;
+                }
+                (response, cost)
+            }
+        };
         usage += response.usage;
         cost = cost.and_then(|c| call_cost.map(|n| c + n));
 
@@ -140,12 +255,15 @@ async fn run_inner<O>(
                                 calls.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, c)| c.clone()).collect();
                             let final_id = calls[i].id.clone();
                             tool_calls += others.len() as u32;
-                            let mut results = run_tools(&agent.tools, ctx, &others).await;
+                            let mut results = run_tools(&agent.tools, ctx, &others, turns, durable).await?;
                             results
                                 .insert(i.min(results.len()), ToolResult::error(final_id, FINAL_ANSWER_TOOL, feedback));
                             messages.extend(results.into_iter().map(Message::Tool));
                         }
                         None => messages.push(Message::user(feedback)),
+                    }
+                    if let Some(d) = durable {
+                        d.turn_finished(turns).await?;
                     }
                     retrying = true;
                     continue;
@@ -156,12 +274,15 @@ async fn run_inner<O>(
         tool_calls += response.tool_calls.len() as u32;
         messages.push(response.into_message());
         let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
-        let results = run_tools(&agent.tools, ctx, calls).await;
+        let results = run_tools(&agent.tools, ctx, calls, turns, durable).await?;
         messages.extend(results.into_iter().map(Message::Tool));
+        if let Some(d) = durable {
+            d.turn_finished(turns).await?;
+        }
     };
 
     if let Some(session) = ctx.session() {
-        agent.sessions.append(ctx.user(), session, &messages[input_index..]).await?;
+        agent.sessions.append(ctx.user(), session, ctx.run_id(), &messages[input_index..]).await?;
     }
     let duration = started.elapsed();
     ctx.emit(|| EventKind::RunFinished { turns, tool_calls, usage, duration });
@@ -339,10 +460,20 @@ async fn stream_model(
 }
 
 /// Runs the calls of one turn concurrently on this task; results come back in call order.
-pub(crate) async fn run_tools(tools: &ToolSet, ctx: &RunContext, calls: &[ToolCall]) -> Vec<ToolResult> {
-    match calls {
+/// With a journal, each call is recorded (or replayed) as it goes.
+pub(crate) async fn run_tools(
+    tools: &ToolSet,
+    ctx: &RunContext,
+    calls: &[ToolCall],
+    turn: u32,
+    durable: Option<&Durable<'_>>,
+) -> Result<Vec<ToolResult>, Error> {
+    if let Some(d) = durable {
+        return futures::future::try_join_all(calls.iter().map(|call| d.tool(tools, ctx, turn, call))).await;
+    }
+    Ok(match calls {
         [] => Vec::new(),
         [one] => vec![dispatch(tools, ctx, one).await],
         many => futures::future::join_all(many.iter().map(|call| dispatch(tools, ctx, call))).await,
-    }
+    })
 }

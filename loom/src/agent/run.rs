@@ -98,7 +98,7 @@ impl<O: fmt::Debug> fmt::Debug for RunResult<O> {
 impl<O> Sealed for Agent<O> {}
 
 impl<O: Send + Sync + 'static> Runnable for Agent<O> {
-    type Input = Content;
+    type Input = super::AgentInput;
     type Output = RunResult<O>;
 
     fn __prepare(&self, ctx: RunContext) -> RunContext {
@@ -107,7 +107,7 @@ impl<O: Send + Sync + 'static> Runnable for Agent<O> {
         ctx
     }
 
-    fn __execute<'a>(&'a self, input: Content, ctx: RunContext) -> BoxFuture<'a, Result<RunResult<O>, Error>> {
+    fn __execute<'a>(&'a self, input: super::AgentInput, ctx: RunContext) -> BoxFuture<'a, Result<RunResult<O>, Error>> {
         Box::pin(super::react::run(self, input, ctx))
     }
 }

@@ -1,0 +1,286 @@
+//! Journaled runs: every step written before the run moves on, and replayed on resume.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::context::RunContext;
+use crate::error::{Error, RunError, StoreError, StoreErrorKind};
+use crate::event::EventKind;
+use crate::id::RunId;
+use crate::model::{Content, ModelResponse, ToolCall, ToolResult};
+use crate::session::{Journal, JournalEntry, RawRecord, RunKey, RunStatus};
+use crate::tool::{ToolSet, dispatch};
+
+/// What to do with a tool call that started before a crash and has no recorded result.
+///
+/// Tools marked `idempotent` are run again; for every other tool the resume stops with
+/// [`RunError::NeedsDecision`] until the caller decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ToolDecision {
+    /// Run the tool again (it is safe to repeat).
+    Rerun,
+    /// Do not run it; the model reads this result instead (e.g. what an operator checked).
+    Result(String),
+    /// Do not run it; the model reads this as an error result.
+    Fail(String),
+}
+
+/// How a run starts: from an input, or by resuming a journaled run.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AgentInput {
+    /// A new run on this user message.
+    Message(Content),
+    /// Resume a run from its journal.
+    Resume {
+        /// The run; `None` for the session's latest unfinished run.
+        run: Option<RunId>,
+        /// Decisions for tool calls that were interrupted, by call id.
+        decisions: Vec<(String, ToolDecision)>,
+    },
+}
+
+impl<T: Into<Content>> From<T> for AgentInput {
+    fn from(content: T) -> Self {
+        Self::Message(content.into())
+    }
+}
+
+impl AgentInput {
+    /// Resume `run`.
+    pub fn resume(run: RunId) -> Self {
+        Self::Resume { run: Some(run), decisions: Vec::new() }
+    }
+
+    /// Resume the session's latest unfinished run.
+    pub fn resume_latest() -> Self {
+        Self::Resume { run: None, decisions: Vec::new() }
+    }
+
+    /// Decides what to do with the interrupted tool call `call_id`.
+    #[must_use]
+    pub fn decide(mut self, call_id: impl Into<String>, decision: ToolDecision) -> Self {
+        if let Self::Resume { decisions, .. } = &mut self {
+            decisions.push((call_id.into(), decision));
+        }
+        self
+    }
+}
+
+/// The journal side of one run: the writer (with its lease) and what is left to replay.
+pub(crate) struct Durable<'a> {
+    journal: &'a dyn Journal,
+    key: RunKey,
+    owner: String,
+    ttl: Duration,
+    next_seq: Mutex<u64>,
+    replay: Mutex<Replay>,
+}
+
+#[derive(Default)]
+struct Replay {
+    models: HashMap<u32, (usize, ModelResponse)>,
+    finished: HashMap<(u32, String), ToolResult>,
+    started: HashSet<(u32, String)>,
+    turns: HashSet<u32>,
+    decisions: HashMap<String, ToolDecision>,
+    run_finished: bool,
+}
+
+/// The input a resumed run started with, and how much history preceded it.
+pub(crate) struct Resumed {
+    pub(crate) input: Content,
+    pub(crate) history: usize,
+}
+
+fn store_error(e: StoreError, run: RunId) -> Error {
+    if e.kind() == StoreErrorKind::Conflict { RunError::AlreadyRunning { run_id: run }.into() } else { e.into() }
+}
+
+impl<'a> Durable<'a> {
+    fn owner() -> String {
+        format!("{}-{}", std::process::id(), RunId::generate())
+    }
+
+    /// A new journaled run: takes the lease and records its start.
+    pub(crate) async fn start(
+        journal: &'a dyn Journal,
+        key: RunKey,
+        ttl: Duration,
+        input: &Content,
+        history: usize,
+        name: Option<&str>,
+    ) -> Result<Self, Error> {
+        let owner = Self::owner();
+        journal.acquire(&key, &owner, ttl).await.map_err(|e| store_error(e, key.run))?;
+        let durable = Self {
+            journal,
+            key,
+            owner,
+            ttl,
+            next_seq: Mutex::new(0),
+            replay: Mutex::new(Replay::default()),
+        };
+        durable
+            .append(JournalEntry::RunStarted { input: input.clone(), history, name: name.map(str::to_owned) })
+            .await?;
+        Ok(durable)
+    }
+
+    /// Resumes a journaled run: reads it (refusing a damaged journal), takes the lease, and
+    /// prepares the replay of every recorded step.
+    pub(crate) async fn resume(
+        journal: &'a dyn Journal,
+        key: RunKey,
+        ttl: Duration,
+        decisions: Vec<(String, ToolDecision)>,
+    ) -> Result<(Self, Resumed), Error> {
+        let read = journal.read(&key).await?;
+        if !read.corrupt.is_empty() {
+            return Err(RunError::JournalCorrupt { run_id: key.run, records: read.corrupt }.into());
+        }
+        let mut entries = read.entries.into_iter();
+        let Some((_, JournalEntry::RunStarted { input, history, .. })) = entries.next() else {
+            return Err(RunError::NotResumable { run_id: key.run, reason: "its journal has no start".to_owned() }.into());
+        };
+        let mut replay = Replay { decisions: decisions.into_iter().collect(), ..Replay::default() };
+        let mut next = 1;
+        for (seq, entry) in entries {
+            next = seq + 1;
+            match entry {
+                JournalEntry::ModelResponse { turn, messages, response } => {
+                    replay.models.insert(turn, (messages, response));
+                }
+                JournalEntry::ToolStarted { call_id, turn, .. } => {
+                    replay.started.insert((turn, call_id));
+                }
+                JournalEntry::ToolFinished { result, turn } => {
+                    replay.finished.insert((turn, result.call_id.clone()), result);
+                }
+                JournalEntry::TurnFinished { turn } => {
+                    replay.turns.insert(turn);
+                }
+                JournalEntry::RunFinished => replay.run_finished = true,
+                _ => {}
+            }
+        }
+        let owner = Self::owner();
+        journal.acquire(&key, &owner, ttl).await.map_err(|e| store_error(e, key.run))?;
+        let durable = Self { journal, key, owner, ttl, next_seq: Mutex::new(next), replay: Mutex::new(replay) };
+        Ok((durable, Resumed { input, history }))
+    }
+
+    async fn append(&self, entry: JournalEntry) -> Result<(), Error> {
+        let seq = {
+            let mut next = self.next_seq.lock().unwrap_or_else(PoisonError::into_inner);
+            let seq = *next;
+            *next += 1;
+            seq
+        };
+        let record = RawRecord::encode(seq, &entry)?;
+        self.journal
+            .append(&self.key, &self.owner, self.ttl, record)
+            .await
+            .map_err(|e| if e.kind() == StoreErrorKind::Conflict { RunError::LeaseLost { run_id: self.key.run }.into() } else { e.into() })
+    }
+
+    fn replay(&self) -> std::sync::MutexGuard<'_, Replay> {
+        self.replay.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The recorded answer of `turn`, when it was recorded; the conversation must be as long
+    /// as when it was, or the journal belongs to another conversation.
+    pub(crate) fn replayed_model(&self, turn: u32, messages: usize) -> Result<Option<ModelResponse>, Error> {
+        let Some((recorded, response)) = self.replay().models.remove(&turn) else { return Ok(None) };
+        if recorded != messages {
+            return Err(RunError::JournalMismatch {
+                run_id: self.key.run,
+                detail: format!("turn {turn} was recorded with {recorded} messages; the resumed run has {messages}"),
+            }
+            .into());
+        }
+        Ok(Some(response))
+    }
+
+    pub(crate) async fn record_model(&self, turn: u32, messages: usize, response: &ModelResponse) -> Result<(), Error> {
+        self.append(JournalEntry::ModelResponse { turn, messages, response: response.clone() }).await
+    }
+
+    /// Records that turn `turn` is complete (a checkpoint), unless it already was.
+    pub(crate) async fn turn_finished(&self, turn: u32) -> Result<(), Error> {
+        if self.replay().turns.remove(&turn) {
+            return Ok(());
+        }
+        self.append(JournalEntry::TurnFinished { turn }).await
+    }
+
+    /// Records the end of the run and releases the lease.
+    pub(crate) async fn finished(&self) -> Result<(), Error> {
+        if !self.replay().run_finished {
+            self.append(JournalEntry::RunFinished).await?;
+        }
+        self.journal.finish(&self.key, &self.owner, RunStatus::Finished).await?;
+        Ok(())
+    }
+
+    /// Releases the lease and leaves the run resumable.
+    pub(crate) async fn release(&self) {
+        let _ = self.journal.finish(&self.key, &self.owner, RunStatus::Running).await;
+    }
+
+    /// Records that the run failed and releases the lease (best effort: the run's own error
+    /// is what the caller needs).
+    pub(crate) async fn failed(&self, error: &Error) {
+        let _ = self.append(JournalEntry::RunFailed { error: error.to_string() }).await;
+        let _ = self.journal.finish(&self.key, &self.owner, RunStatus::Failed).await;
+    }
+
+    /// Runs one tool call the journaled way: a recorded result is replayed; a call that was
+    /// interrupted is re-run if the tool is idempotent or decided on, and stops the resume
+    /// otherwise; a new call is recorded as started, run, and recorded as finished.
+    pub(crate) async fn tool(
+        &self,
+        tools: &ToolSet,
+        ctx: &RunContext,
+        turn: u32,
+        call: &ToolCall,
+    ) -> Result<ToolResult, Error> {
+        let key = (turn, call.id.clone());
+        let (finished, interrupted, decision) = {
+            let mut replay = self.replay();
+            let finished = replay.finished.remove(&key);
+            let interrupted = replay.started.remove(&key);
+            let decision = replay.decisions.remove(&call.id);
+            (finished, interrupted, decision)
+        };
+        if let Some(result) = finished {
+            ctx.emit(|| EventKind::StepReplayed { step: format!("tool {} ({})", call.name, call.id) });
+            return Ok(result);
+        }
+        if interrupted {
+            let idempotent = tools.get(&call.name).is_some_and(|t| t.definition().hints().idempotent);
+            let decision = decision.or(idempotent.then_some(ToolDecision::Rerun));
+            let result = match decision {
+                Some(ToolDecision::Rerun) => dispatch(tools, ctx, call).await,
+                Some(ToolDecision::Result(text)) => ToolResult::ok(call.id.clone(), call.name.clone(), text),
+                Some(ToolDecision::Fail(text)) => ToolResult::error(call.id.clone(), call.name.clone(), text),
+                None => {
+                    return Err(RunError::NeedsDecision {
+                        run_id: self.key.run,
+                        call_id: call.id.clone(),
+                        tool: call.name.clone(),
+                    }
+                    .into());
+                }
+            };
+            self.append(JournalEntry::ToolFinished { turn, result: result.clone() }).await?;
+            return Ok(result);
+        }
+        self.append(JournalEntry::ToolStarted { call_id: call.id.clone(), name: call.name.clone(), turn }).await?;
+        let result = dispatch(tools, ctx, call).await;
+        self.append(JournalEntry::ToolFinished { turn, result: result.clone() }).await?;
+        Ok(result)
+    }
+}
