@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use loomflow::prelude::*;
-use loomflow::session::{InMemorySessionStore, SessionStore};
+use loomflow::session::{InMemoryStore, SessionStore};
 
 fn user_texts(messages: &[Message]) -> Vec<String> {
     messages.iter().filter(|m| matches!(m, Message::User { .. })).map(|m| m.text().into_owned()).collect()
@@ -62,7 +62,7 @@ async fn runs_without_a_session_start_fresh() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_shared_store_carries_a_conversation_between_agents() -> anyhow::Result<()> {
-    let store: Arc<dyn SessionStore> = Arc::new(InMemorySessionStore::new());
+    let store: Arc<dyn SessionStore> = Arc::new(InMemoryStore::new());
     let first = Agent::new("a").model("echo").sessions(Arc::clone(&store));
     let second = Agent::new("b").model("echo").sessions(store);
     first.run("hello").user("u").session("s").await?;
