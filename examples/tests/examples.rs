@@ -5,15 +5,30 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn run_example(name: &str) -> String {
+    run_example_with(name, &[], 0)
+}
+
+fn example_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     let dir = exe.parent().and_then(|deps| deps.parent()).map(PathBuf::from).unwrap_or_default();
-    let path = dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Runs an example with `args` and checks it exits with `code`.
+fn run_example_with(name: &str, args: &[&str], code: i32) -> String {
+    let path = example_path(name);
     let output = Command::new(&path)
+        .args(args)
         .env_remove("LOOM_MODEL")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{name} failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{name} {args:?} exited otherwise:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     stdout
 }
 
@@ -187,4 +202,35 @@ async fn chat_talks_to_an_openai_compatible_server() {
     assert_eq!(requests[0].path, "/v1/chat/completions");
     assert_eq!(requests[0].header("authorization"), Some("Bearer sk-local"));
     assert_eq!(requests[0].json()["tools"][0]["function"]["name"], "local_time");
+}
+
+#[test]
+fn resume_across_processes() {
+    let db = std::env::temp_dir().join(format!("loom-resume-test-{}.db", std::process::id()));
+    let db = db.to_string_lossy().into_owned();
+    run_example_with("resume", &["turn", "My name is Ada", "--session", "s1", "--db", &db], 0);
+    let second = run_example_with("resume", &["turn", "What is my name?", "--session", "s1", "--db", &db], 0);
+    assert_lines(
+        &second,
+        &[
+            "  user      My name is Ada\n  assistant Nice to meet you.\n  user      What is my name?",
+            "answer: Your name is Ada.",
+        ],
+    );
+
+    let crash = run_example_with("resume", &["crash", "--session", "job1", "--db", &db], 137);
+    assert_lines(&crash, &["executed  tool run_step {\"step\":1}", "!! the process dies in the middle of step 2"]);
+    let resumed = run_example_with("resume", &["resume", "--session", "job1", "--db", &db], 0);
+    assert_lines(
+        &resumed,
+        &[
+            "  replayed  model turn 1\n  replayed  tool run_step (call_1)\n  replayed  model turn 2\n  executed  tool run_step {\"step\":2}",
+            "  executed  tool run_step {\"step\":3}",
+            "answer: The nightly job is complete: 3 steps written. (3 tool calls in the run)",
+        ],
+    );
+    assert!(!resumed.contains("{\"step\":1}"), "step 1 ran again:\n{resumed}");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{db}{suffix}"));
+    }
 }
