@@ -10,6 +10,11 @@ use reqwest::header::HeaderMap;
 use super::sse::{SseDecoder, SseEvent};
 use crate::model::{ModelError, ModelErrorKind, ModelStream, StreamEvent};
 
+/// The value of an environment variable, trimmed; `None` when unset or empty.
+pub(crate) fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
 /// An API key. Its `Debug` output never shows the key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{self, ApiKey, Http, HttpConfig, StreamParser, invalid_body, malformed};
+use super::http::{self, ApiKey, Http, HttpConfig, StreamParser, env, invalid_body, malformed};
 use super::sse::SseEvent;
 use crate::error::ConfigError;
 use crate::model::{
@@ -77,10 +77,6 @@ impl Compatible {
             Self::Ollama => ("http://localhost:11434/v1", Some("OLLAMA_BASE_URL"), None, false),
         }
     }
-}
-
-pub(crate) fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 /// A model served through OpenAI's Chat Completions API.
@@ -290,7 +286,12 @@ fn content_parts(content: &Content) -> Value {
                             "file_data": data_url(media_type, data)
                         }})
                     }
-                    other => json!({"type": "text", "text": format!("[unsupported attachment: {other:?}]")}),
+                    // Chat Completions takes audio and documents inline only; a URL is named,
+                    // never fetched or pasted into the prompt.
+                    Part::Audio { source: MediaSource::Url { url } }
+                    | Part::Document { source: MediaSource::Url { url }, .. } => {
+                        json!({"type": "text", "text": format!("[attachment not sent: {url}]")})
+                    }
                 })
                 .collect(),
         ),
@@ -436,8 +437,6 @@ pub(crate) fn parse_completion(provider: &'static str, body: &[u8]) -> Result<Mo
     let Some(choice) = c.choices.into_iter().next() else {
         return Err(ModelError::new(ModelErrorKind::InvalidResponse, provider, "the response has no choices"));
     };
-    let mut response = ModelResponse::default();
-    response.finish_reason = finish_reason(choice.finish_reason.as_deref());
     if let Some(refusal) = choice.message.refusal
         && choice.message.content.is_none()
     {
@@ -447,16 +446,20 @@ pub(crate) fn parse_completion(provider: &'static str, body: &[u8]) -> Result<Mo
             format!("the model refused: {refusal}"),
         ));
     }
-    response.text = choice.message.content.unwrap_or_default();
-    response.reasoning = choice.message.reasoning_content;
-    response.tool_calls = choice
-        .message
-        .tool_calls
-        .into_iter()
-        .map(|t| ToolCall::new(t.id, t.function.name, t.function.arguments))
-        .collect();
-    response.usage = c.usage.map(|u| u.usage()).unwrap_or_default();
-    response.model = c.model;
+    let response = ModelResponse {
+        text: choice.message.content.unwrap_or_default(),
+        tool_calls: choice
+            .message
+            .tool_calls
+            .into_iter()
+            .map(|t| ToolCall::new(t.id, t.function.name, t.function.arguments))
+            .collect(),
+        reasoning: choice.message.reasoning_content,
+        usage: c.usage.map(|u| u.usage()).unwrap_or_default(),
+        finish_reason: finish_reason(choice.finish_reason.as_deref()),
+        model: c.model,
+        request_id: None,
+    };
     Ok(response)
 }
 
