@@ -35,7 +35,10 @@ async fn charge(bank: State<Bank>, cents: u32) -> String {
 fn script() -> ScriptedModel {
     ScriptedModel::from_fn(|req| {
         if req.last_is_tool_result() {
-            ScriptedTurn::text(format!("Done: {}", req.messages.last().map(|m| m.text().into_owned()).unwrap_or_default()))
+            ScriptedTurn::text(format!(
+                "Done: {}",
+                req.messages.last().map(|m| m.text().into_owned()).unwrap_or_default()
+            ))
         } else {
             ScriptedTurn::tool_call("charge", json!({"cents": 500}))
         }

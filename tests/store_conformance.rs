@@ -6,9 +6,9 @@
 
 mod common;
 
+use std::future::IntoFuture as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::future::IntoFuture as _;
 use std::time::Duration;
 
 use loomflow::agent::AgentInput;
@@ -136,7 +136,11 @@ fn stepper(calls: Arc<AtomicUsize>) -> ScriptedModel {
     })
 }
 
-fn stepper_agent<S: SessionStore + Journal>(store: Arc<S>, calls: &Arc<AtomicUsize>, executions: &Arc<AtomicUsize>) -> Agent {
+fn stepper_agent<S: SessionStore + Journal>(
+    store: Arc<S>,
+    calls: &Arc<AtomicUsize>,
+    executions: &Arc<AtomicUsize>,
+) -> Agent {
     Agent::new("Do the job step by step.")
         .model(stepper(Arc::clone(calls)))
         .tool(StepTool)
@@ -199,7 +203,12 @@ async fn resume_after_a_crash_at_every_step<S: SessionStore + Journal>(store: Ar
         let (u, s) = (user(), session("job"));
         let calls = Arc::new(AtomicUsize::new(0));
         let executions = Arc::new(AtomicUsize::new(0));
-        let stall = Arc::new(Stall { inner: Arc::clone(&store), after: k, appends: AtomicUsize::new(0), stalled: Notify::new() });
+        let stall = Arc::new(Stall {
+            inner: Arc::clone(&store),
+            after: k,
+            appends: AtomicUsize::new(0),
+            stalled: Notify::new(),
+        });
         let crashing = stepper_agent(Arc::clone(&stall), &calls, &executions);
         {
             let mut run = Box::pin(crashing.run("do the job").user(u.clone()).session(s.clone()).into_future());
@@ -234,7 +243,8 @@ async fn exactly_one_of_two_resumers_wins<S: SessionStore + Journal>(store: Arc<
     let (u, s) = (user(), session("race"));
     let calls = Arc::new(AtomicUsize::new(0));
     // Crash right after the first tool started.
-    let stall = Arc::new(Stall { inner: Arc::clone(&store), after: 3, appends: AtomicUsize::new(0), stalled: Notify::new() });
+    let stall =
+        Arc::new(Stall { inner: Arc::clone(&store), after: 3, appends: AtomicUsize::new(0), stalled: Notify::new() });
     let executions = Arc::new(AtomicUsize::new(0));
     let crashing = stepper_agent(Arc::clone(&stall), &calls, &executions);
     {
@@ -299,7 +309,10 @@ async fn a_corrupt_record_is_reported_with_its_position<S: SessionStore + Journa
     assert_eq!(read.corrupt.iter().map(|c| c.seq).collect::<Vec<_>>(), [3]);
     assert_eq!(read.entries.len(), FULL_RUN_APPENDS - 1);
     let err = agent.resume(damaged.run).user(u.clone()).session(s.clone()).await.err();
-    assert!(matches!(&err, Some(Error::Run(RunError::JournalCorrupt { records, .. })) if records[0].seq == 3), "{err:?}");
+    assert!(
+        matches!(&err, Some(Error::Run(RunError::JournalCorrupt { records, .. })) if records[0].seq == 3),
+        "{err:?}"
+    );
 }
 
 async fn a_thousand_sessions_write_at_once<S: SessionStore + Journal>(store: Arc<S>) {
@@ -310,8 +323,14 @@ async fn a_thousand_sessions_write_at_once<S: SessionStore + Journal>(store: Arc
         async move {
             let s = session(&format!("s{i}"));
             let run = RunId::generate();
-            SessionStore::append(&*store, &u, &s, run, &[Message::user(format!("q{i}")), Message::assistant(format!("a{i}"))])
-                .await?;
+            SessionStore::append(
+                &*store,
+                &u,
+                &s,
+                run,
+                &[Message::user(format!("q{i}")), Message::assistant(format!("a{i}"))],
+            )
+            .await?;
             let key = RunKey::new(u.clone(), s, run);
             store.acquire(&key, "w", Duration::from_secs(30)).await?;
             for seq in 0..3 {
@@ -333,7 +352,6 @@ async fn a_thousand_sessions_write_at_once<S: SessionStore + Journal>(store: Arc
 macro_rules! conformance {
     ($backend:ident) => {
         mod $backend {
-
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn append_and_read() {

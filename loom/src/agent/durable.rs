@@ -115,14 +115,7 @@ impl<'a> Durable<'a> {
     ) -> Result<Self, Error> {
         let owner = Self::owner();
         journal.acquire(&key, &owner, ttl).await.map_err(|e| store_error(e, key.run))?;
-        let durable = Self {
-            journal,
-            key,
-            owner,
-            ttl,
-            next_seq: Mutex::new(0),
-            replay: Mutex::new(Replay::default()),
-        };
+        let durable = Self { journal, key, owner, ttl, next_seq: Mutex::new(0), replay: Mutex::new(Replay::default()) };
         durable
             .append(JournalEntry::RunStarted { input: input.clone(), history, name: name.map(str::to_owned) })
             .await?;
@@ -143,7 +136,9 @@ impl<'a> Durable<'a> {
         }
         let mut entries = read.entries.into_iter();
         let Some((_, JournalEntry::RunStarted { input, history, .. })) = entries.next() else {
-            return Err(RunError::NotResumable { run_id: key.run, reason: "its journal has no start".to_owned() }.into());
+            return Err(
+                RunError::NotResumable { run_id: key.run, reason: "its journal has no start".to_owned() }.into()
+            );
         };
         let mut replay = Replay { decisions: decisions.into_iter().collect(), ..Replay::default() };
         let mut next = 1;
@@ -180,10 +175,13 @@ impl<'a> Durable<'a> {
             seq
         };
         let record = RawRecord::encode(seq, &entry)?;
-        self.journal
-            .append(&self.key, &self.owner, self.ttl, record)
-            .await
-            .map_err(|e| if e.kind() == StoreErrorKind::Conflict { RunError::LeaseLost { run_id: self.key.run }.into() } else { e.into() })
+        self.journal.append(&self.key, &self.owner, self.ttl, record).await.map_err(|e| {
+            if e.kind() == StoreErrorKind::Conflict {
+                RunError::LeaseLost { run_id: self.key.run }.into()
+            } else {
+                e.into()
+            }
+        })
     }
 
     fn replay(&self) -> std::sync::MutexGuard<'_, Replay> {

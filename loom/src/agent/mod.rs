@@ -14,8 +14,8 @@ pub use run::RunResult;
 
 use crate::context::Extensions;
 use crate::error::ConfigError;
-use crate::id::{RunId, SessionId, UserId};
 use crate::event::{Emitter, EventListener};
+use crate::id::{RunId, SessionId, UserId};
 use crate::model::{Effort, IntoModel, Model, ModelSettings, RetryPolicy};
 use crate::output::{OutputMode, OutputSpec, OutputType, Validate};
 use crate::runner::RunBuilder;

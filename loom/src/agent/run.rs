@@ -107,7 +107,11 @@ impl<O: Send + Sync + 'static> Runnable for Agent<O> {
         ctx
     }
 
-    fn __execute<'a>(&'a self, input: super::AgentInput, ctx: RunContext) -> BoxFuture<'a, Result<RunResult<O>, Error>> {
+    fn __execute<'a>(
+        &'a self,
+        input: super::AgentInput,
+        ctx: RunContext,
+    ) -> BoxFuture<'a, Result<RunResult<O>, Error>> {
         Box::pin(super::react::run(self, input, ctx))
     }
 }

@@ -216,8 +216,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 impl RawRecord {
     /// Encodes an entry.
     pub fn encode(seq: u64, entry: &JournalEntry) -> Result<Self, StoreError> {
-        let json = serde_json::to_vec(&Versioned { v: JOURNAL_VERSION, entry })
-            .map_err(|e| StoreError::new(StoreErrorKind::Other, "journal", format!("a journal entry could not be encoded: {e}")))?;
+        let json = serde_json::to_vec(&Versioned { v: JOURNAL_VERSION, entry }).map_err(|e| {
+            StoreError::new(StoreErrorKind::Other, "journal", format!("a journal entry could not be encoded: {e}"))
+        })?;
         let mut bytes = format!("{:016x} ", fnv1a(&json)).into_bytes();
         bytes.extend_from_slice(&json);
         Ok(Self { seq, bytes })

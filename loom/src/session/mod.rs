@@ -41,8 +41,13 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Appends the messages of `run` to the session's history. Appending the same run twice
     /// (a resumed run finishing again) adds nothing the second time.
-    async fn append(&self, user: &UserId, session: &SessionId, run: RunId, messages: &[Message])
-    -> Result<(), StoreError>;
+    async fn append(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        run: RunId,
+        messages: &[Message],
+    ) -> Result<(), StoreError>;
 
     /// Deletes the session's history; returns whether there was one.
     async fn clear(&self, user: &UserId, session: &SessionId) -> Result<bool, StoreError>;

@@ -370,8 +370,9 @@ impl Journal for PostgresStore {
                 let updated: i64 = row.try_get(3).map_err(db)?;
                 let run: RunId =
                     run.parse().map_err(|e| error(StoreErrorKind::Corrupt, format!("run id `{run}`: {e}")))?;
-                let status = RunStatus::parse(&status)
-                    .ok_or_else(|| error(StoreErrorKind::Corrupt, format!("run {run} has the unknown status `{status}`")))?;
+                let status = RunStatus::parse(&status).ok_or_else(|| {
+                    error(StoreErrorKind::Corrupt, format!("run {run} has the unknown status `{status}`"))
+                })?;
                 Ok(RunInfo { run, status, started_ms: started as u64, updated_ms: updated as u64 })
             })
             .collect()

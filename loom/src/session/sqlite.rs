@@ -230,12 +230,15 @@ impl SessionStore for SqliteStore {
     async fn sessions(&self, user: &UserId) -> Result<Vec<SessionId>, StoreError> {
         let user = user.to_string();
         self.with(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT DISTINCT session FROM loom_messages WHERE user = ?1").map_err(db)?;
+            let mut stmt =
+                conn.prepare_cached("SELECT DISTINCT session FROM loom_messages WHERE user = ?1").map_err(db)?;
             let rows = stmt.query_map(params![user], |r| r.get::<_, String>(0)).map_err(db)?;
             let mut out = Vec::new();
             for row in rows {
                 let s = row.map_err(db)?;
-                out.push(SessionId::new(&s).map_err(|e| error(StoreErrorKind::Corrupt, format!("session id `{s}`: {e}")))?);
+                out.push(
+                    SessionId::new(&s).map_err(|e| error(StoreErrorKind::Corrupt, format!("session id `{s}`: {e}")))?,
+                );
             }
             Ok(out)
         })
@@ -375,8 +378,9 @@ impl Journal for SqliteStore {
                 let (run, status, started, updated) = row.map_err(db)?;
                 let run: RunId =
                     run.parse().map_err(|e| error(StoreErrorKind::Corrupt, format!("run id `{run}`: {e}")))?;
-                let status = RunStatus::parse(&status)
-                    .ok_or_else(|| error(StoreErrorKind::Corrupt, format!("run {run} has the unknown status `{status}`")))?;
+                let status = RunStatus::parse(&status).ok_or_else(|| {
+                    error(StoreErrorKind::Corrupt, format!("run {run} has the unknown status `{status}`"))
+                })?;
                 out.push(RunInfo { run, status, started_ms: started as u64, updated_ms: updated as u64 });
             }
             Ok(out)
