@@ -187,3 +187,94 @@ async fn a_postgres_database_from_a_newer_loom_is_refused() -> anyhow::Result<()
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {db} WITH (FORCE)"))).execute(admin.pool()).await?;
     Ok(())
 }
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Draft {
+    text: String,
+    revisions: u32,
+}
+
+enum Verdict {
+    Publish(Draft),
+    Revise(Draft),
+}
+
+struct Newsroom {
+    drafted: AtomicUsize,
+    reviewed: AtomicUsize,
+    stall_in_review: std::sync::atomic::AtomicBool,
+    stalled: Arc<Notify>,
+}
+
+#[workflow]
+impl Newsroom {
+    #[node(start, next = review)]
+    async fn draft(&self, topic: String) -> Draft {
+        self.drafted.fetch_add(1, Ordering::SeqCst);
+        Draft { text: format!("on {topic}"), revisions: 0 }
+    }
+
+    #[node(route = { Verdict::Publish => publish, Verdict::Revise => revise })]
+    async fn review(&self, draft: Draft) -> Verdict {
+        let n = self.reviewed.fetch_add(1, Ordering::SeqCst);
+        if n == 1 && self.stall_in_review.load(Ordering::SeqCst) {
+            // The process dies during the second review.
+            self.stalled.notify_one();
+            std::future::pending::<()>().await;
+        }
+        if draft.revisions >= 2 { Verdict::Publish(draft) } else { Verdict::Revise(draft) }
+    }
+
+    #[node(next = review, max_visits = 5)]
+    async fn revise(&self, draft: Draft) -> Draft {
+        Draft { text: format!("{} +", draft.text), revisions: draft.revisions + 1 }
+    }
+
+    #[node]
+    async fn publish(&self, draft: Draft) -> String {
+        format!("{} ({} revisions)", draft.text, draft.revisions)
+    }
+}
+
+fn newsroom(stall: bool, stalled: &Arc<Notify>) -> Newsroom {
+    Newsroom {
+        drafted: AtomicUsize::new(0),
+        reviewed: AtomicUsize::new(0),
+        stall_in_review: std::sync::atomic::AtomicBool::new(stall),
+        stalled: Arc::clone(stalled),
+    }
+}
+
+#[tokio::test]
+async fn a_workflow_resumes_after_its_last_finished_node_with_typed_state() -> anyhow::Result<()> {
+    let store = Arc::new(SqliteStore::in_memory()?);
+    let stalled = Arc::new(Notify::new());
+    let wf = newsroom(true, &stalled).into_workflow().store(Arc::clone(&store)).lease(Duration::ZERO);
+    {
+        let mut run = Box::pin(wf.run("looms".to_owned()).user("u").session("news").into_future());
+        tokio::select! {
+            r = &mut run => anyhow::bail!("the first run should hang in its second review: {r:?}"),
+            () = stalled.notified() => {}
+        }
+        // The process dies here.
+    }
+
+    // Another process: the same graph, a new value.
+    let wf2 = newsroom(false, &stalled).into_workflow().store(Arc::clone(&store)).lease(Duration::ZERO);
+    let recorder = common::Recorder::new();
+    let result = wf2.resume_latest().user("u").session("news").on_event(recorder.listener()).await?;
+    assert_eq!(result.output, "on looms + + (2 revisions)");
+    // The run resumed right after `revise`: the draft was not written again, and the
+    // visits before the crash count in `visited`.
+    assert_eq!(result.visited, ["draft", "review", "revise", "review", "revise", "review", "publish"]);
+    let replayed: Vec<String> = recorder
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::StepReplayed { step } => Some(step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replayed, ["node draft", "node review", "node revise"]);
+    Ok(())
+}

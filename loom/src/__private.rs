@@ -26,6 +26,7 @@ pub use crate::tool::{Arguments, Tool, ToolDefinition, ToolError, ToolHints, Too
 pub use crate::workflow::{EdgeKind, Graph, GraphRun, GraphSpec, NodeError, NodeKind, WorkflowError};
 pub use futures;
 pub use futures::future::BoxFuture;
+pub use serde_json::Value as JsonValue;
 
 use crate::model::Content;
 use crate::tool::ToolErrorKind;
@@ -479,4 +480,74 @@ impl<E: Display> DisplayNodeError for ErrWrap<E> {
 /// happen unless the generated code is wrong.
 pub fn missing_input(run: &GraphRun<'_>, node: usize) -> WorkflowError {
     run.fail(node, NodeError::new("the node ran without its input; this is a bug in Loom's #[workflow] expansion"))
+}
+
+/// Where a generated workflow state machine starts: from its input, or right after a node
+/// whose output was recorded (a resumed run).
+pub enum Entry<I> {
+    Input(I),
+    After(usize, serde_json::Value),
+}
+
+/// A node's output, for the journal: JSON when its type serialises.
+pub struct ToJson<'a, T>(pub &'a T);
+
+pub trait JsonRecord {
+    fn __loom_json(&self) -> Option<serde_json::Value>;
+}
+
+impl<T: Serialize> JsonRecord for &ToJson<'_, T> {
+    fn __loom_json(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self.0).ok()
+    }
+}
+
+pub trait NoJsonRecord {
+    fn __loom_json(&self) -> Option<serde_json::Value>;
+}
+
+impl<T> NoJsonRecord for ToJson<'_, T> {
+    fn __loom_json(&self) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// A node's output type, for restoring a recorded output.
+pub struct FromJson<T>(PhantomData<fn() -> T>);
+
+impl<T> FromJson<T> {
+    pub const NEW: Self = Self(PhantomData);
+}
+
+pub trait JsonRestore<T> {
+    fn __loom_can_restore(&self) -> bool;
+    fn __loom_restore(&self, value: serde_json::Value) -> Option<Result<T, String>>;
+}
+
+impl<T: DeserializeOwned> JsonRestore<T> for &&FromJson<T> {
+    fn __loom_can_restore(&self) -> bool {
+        true
+    }
+    fn __loom_restore(&self, value: serde_json::Value) -> Option<Result<T, String>> {
+        Some(serde_json::from_value(value).map_err(|e| e.to_string()))
+    }
+}
+
+pub trait NoJsonRestore<T> {
+    fn __loom_can_restore(&self) -> bool;
+    fn __loom_restore(&self, value: serde_json::Value) -> Option<Result<T, String>>;
+}
+
+impl<T> NoJsonRestore<T> for &FromJson<T> {
+    fn __loom_can_restore(&self) -> bool {
+        false
+    }
+    fn __loom_restore(&self, _value: serde_json::Value) -> Option<Result<T, String>> {
+        None
+    }
+}
+
+/// A recorded output that could not be restored.
+pub fn restore_failed(run: &GraphRun<'_>, node: usize, why: &str) -> WorkflowError {
+    run.fail(node, NodeError::new(format!("the recorded output of the node could not be restored: {why}")))
 }

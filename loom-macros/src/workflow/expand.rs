@@ -53,10 +53,14 @@ impl Gen<'_> {
         quote! {{
             #[allow(unused_variables)]
             let __loom_input = #input;
-            let __loom_started = __loom_run.enter(#i)?;
+            let __loom_started = __loom_run.enter(#i).await?;
             let __loom_out = #call;
             #unwrap
-            __loom_run.exit(#i, __loom_started, (&&#rt::Summarize(&__loom_out)).__loom_summary());
+            __loom_run
+                .exit(#i, __loom_started, (&&#rt::Summarize(&__loom_out)).__loom_summary(), || {
+                    (&&#rt::ToJson(&__loom_out)).__loom_json()
+                })
+                .await?;
             __loom_out
         }}
     }
@@ -270,7 +274,72 @@ pub(super) fn graph_impl(model: &WorkflowModel, resolved: &Resolved) -> TokenStr
         }
     });
 
+    // Resuming right after a node: its recorded output, restored as its type, takes the
+    // transition the node would have taken.
+    let main: Vec<usize> = (0..model.nodes.len()).filter(|&i| !resolved.in_branch[i]).collect();
+    let restore_arms = main.iter().map(|&i| {
+        let out_ty = &model.nodes[i].output;
+        let transition = generator.transition(i, &resolved.next[i]);
+        quote! {
+            #i => {
+                let __loom_out: #out_ty = match (&&&#rt::FromJson::<#out_ty>::NEW).__loom_restore(__loom_value) {
+                    ::core::option::Option::Some(::core::result::Result::Ok(v)) => v,
+                    ::core::option::Option::Some(::core::result::Result::Err(e)) => {
+                        return ::core::result::Result::Err(#rt::restore_failed(__loom_run, #i, &e));
+                    }
+                    ::core::option::Option::None => {
+                        return ::core::result::Result::Err(#rt::restore_failed(
+                            __loom_run,
+                            #i,
+                            "its type does not implement `Deserialize`",
+                        ));
+                    }
+                };
+                #transition
+            }
+        }
+    });
+    let resumable = main.iter().map(|&i| {
+        let out_ty = &model.nodes[i].output;
+        quote!(#i => (&&&#rt::FromJson::<#out_ty>::NEW).__loom_can_restore(),)
+    });
+
     quote! {
+        impl #impl_generics #self_ty #where_clause {
+            #[doc(hidden)]
+            #[allow(unused_mut, unused_variables, unreachable_code, clippy::let_unit_value, clippy::redundant_locals)]
+            async fn __loom_drive(
+                &self,
+                __loom_run: &#rt::GraphRun<'_>,
+                __loom_entry: #rt::Entry<<Self as #rt::Graph>::Input>,
+            ) -> ::core::result::Result<<Self as #rt::Graph>::Output, #rt::WorkflowError> {
+                #[allow(unused_imports)]
+                use #rt::{
+                    DebugSummary as _, DisplayNodeError as _, IntoNodeError as _, JsonRecord as _, JsonRestore as _,
+                    NoJsonRecord as _, NoJsonRestore as _, PlainSummary as _,
+                };
+                let __loom_ctx = __loom_run.ctx();
+                #(#slots)*
+                let mut __loom_at: usize;
+                match __loom_entry {
+                    #rt::Entry::Input(input) => {
+                        #start_slot = ::core::option::Option::Some(input);
+                        __loom_at = #start;
+                    }
+                    #rt::Entry::After(__loom_node, __loom_value) => match __loom_node {
+                        #(#restore_arms)*
+                        _ => return ::core::result::Result::Err(#rt::missing_input(__loom_run, __loom_node)),
+                    },
+                }
+                loop {
+                    match __loom_at {
+                        #(#arms)*
+                        _ => return ::core::result::Result::Err(#rt::missing_input(__loom_run, __loom_at)),
+                    }
+                }
+            }
+        }
+
         impl #impl_generics #rt::Graph for #self_ty #where_clause {
             type Input = #input_ty;
             type Output = #output_ty;
@@ -286,26 +355,30 @@ pub(super) fn graph_impl(model: &WorkflowModel, resolved: &Resolved) -> TokenStr
                 })
             }
 
-            #[allow(unused_mut, unused_variables, unreachable_code, clippy::let_unit_value, clippy::redundant_locals)]
             fn execute<'__loom_a>(
                 &'__loom_a self,
                 __loom_run: &'__loom_a #rt::GraphRun<'_>,
                 input: Self::Input,
             ) -> #rt::BoxFuture<'__loom_a, ::core::result::Result<Self::Output, #rt::WorkflowError>> {
-                ::std::boxed::Box::pin(async move {
-                    #[allow(unused_imports)]
-                    use #rt::{DebugSummary as _, DisplayNodeError as _, IntoNodeError as _, PlainSummary as _};
-                    let __loom_ctx = __loom_run.ctx();
-                    #(#slots)*
-                    #start_slot = ::core::option::Option::Some(input);
-                    let mut __loom_at: usize = #start;
-                    loop {
-                        match __loom_at {
-                            #(#arms)*
-                            _ => return ::core::result::Result::Err(#rt::missing_input(__loom_run, __loom_at)),
-                        }
-                    }
-                })
+                ::std::boxed::Box::pin(self.__loom_drive(__loom_run, #rt::Entry::Input(input)))
+            }
+
+            fn resumable_after(&self, node: usize) -> bool {
+                #[allow(unused_imports)]
+                use #rt::{JsonRestore as _, NoJsonRestore as _};
+                match node {
+                    #(#resumable)*
+                    _ => false,
+                }
+            }
+
+            fn resume_after<'__loom_a>(
+                &'__loom_a self,
+                __loom_run: &'__loom_a #rt::GraphRun<'_>,
+                node: usize,
+                output: #rt::JsonValue,
+            ) -> #rt::BoxFuture<'__loom_a, ::core::result::Result<Self::Output, #rt::WorkflowError>> {
+                ::std::boxed::Box::pin(self.__loom_drive(__loom_run, #rt::Entry::After(node, output)))
             }
         }
     }

@@ -5,11 +5,11 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::context::RunContext;
-use crate::error::{Error, RunError, StoreError, StoreErrorKind};
+use crate::error::{Error, RunError};
 use crate::event::EventKind;
 use crate::id::RunId;
 use crate::model::{Content, ModelResponse, ToolCall, ToolResult};
-use crate::session::{Journal, JournalEntry, RawRecord, RunKey, RunStatus};
+use crate::session::{Journal, JournalEntry, RunKey, RunStatus, Writer};
 use crate::tool::{ToolSet, dispatch};
 
 /// What to do with a tool call that started before a crash and has no recorded result.
@@ -71,11 +71,7 @@ impl AgentInput {
 
 /// The journal side of one run: the writer (with its lease) and what is left to replay.
 pub(crate) struct Durable<'a> {
-    journal: &'a dyn Journal,
-    key: RunKey,
-    owner: String,
-    ttl: Duration,
-    next_seq: Mutex<u64>,
+    writer: Writer<'a>,
     replay: Mutex<Replay>,
 }
 
@@ -95,15 +91,7 @@ pub(crate) struct Resumed {
     pub(crate) history: usize,
 }
 
-fn store_error(e: StoreError, run: RunId) -> Error {
-    if e.kind() == StoreErrorKind::Conflict { RunError::AlreadyRunning { run_id: run }.into() } else { e.into() }
-}
-
 impl<'a> Durable<'a> {
-    fn owner() -> String {
-        format!("{}-{}", std::process::id(), RunId::generate())
-    }
-
     /// A new journaled run: takes the lease and records its start.
     pub(crate) async fn start(
         journal: &'a dyn Journal,
@@ -113,9 +101,8 @@ impl<'a> Durable<'a> {
         history: usize,
         name: Option<&str>,
     ) -> Result<Self, Error> {
-        let owner = Self::owner();
-        journal.acquire(&key, &owner, ttl).await.map_err(|e| store_error(e, key.run))?;
-        let durable = Self { journal, key, owner, ttl, next_seq: Mutex::new(0), replay: Mutex::new(Replay::default()) };
+        let writer = Writer::acquire(journal, key, ttl, 0).await?;
+        let durable = Self { writer, replay: Mutex::new(Replay::default()) };
         durable
             .append(JournalEntry::RunStarted { input: input.clone(), history, name: name.map(str::to_owned) })
             .await?;
@@ -161,27 +148,13 @@ impl<'a> Durable<'a> {
                 _ => {}
             }
         }
-        let owner = Self::owner();
-        journal.acquire(&key, &owner, ttl).await.map_err(|e| store_error(e, key.run))?;
-        let durable = Self { journal, key, owner, ttl, next_seq: Mutex::new(next), replay: Mutex::new(replay) };
+        let writer = Writer::acquire(journal, key, ttl, next).await?;
+        let durable = Self { writer, replay: Mutex::new(replay) };
         Ok((durable, Resumed { input, history }))
     }
 
     async fn append(&self, entry: JournalEntry) -> Result<(), Error> {
-        let seq = {
-            let mut next = self.next_seq.lock().unwrap_or_else(PoisonError::into_inner);
-            let seq = *next;
-            *next += 1;
-            seq
-        };
-        let record = RawRecord::encode(seq, &entry)?;
-        self.journal.append(&self.key, &self.owner, self.ttl, record).await.map_err(|e| {
-            if e.kind() == StoreErrorKind::Conflict {
-                RunError::LeaseLost { run_id: self.key.run }.into()
-            } else {
-                e.into()
-            }
-        })
+        self.writer.append(entry).await
     }
 
     fn replay(&self) -> std::sync::MutexGuard<'_, Replay> {
@@ -194,7 +167,7 @@ impl<'a> Durable<'a> {
         let Some((recorded, response)) = self.replay().models.remove(&turn) else { return Ok(None) };
         if recorded != messages {
             return Err(RunError::JournalMismatch {
-                run_id: self.key.run,
+                run_id: self.writer.key().run,
                 detail: format!("turn {turn} was recorded with {recorded} messages; the resumed run has {messages}"),
             }
             .into());
@@ -219,20 +192,20 @@ impl<'a> Durable<'a> {
         if !self.replay().run_finished {
             self.append(JournalEntry::RunFinished).await?;
         }
-        self.journal.finish(&self.key, &self.owner, RunStatus::Finished).await?;
+        self.writer.finish(RunStatus::Finished).await?;
         Ok(())
     }
 
     /// Releases the lease and leaves the run resumable.
     pub(crate) async fn release(&self) {
-        let _ = self.journal.finish(&self.key, &self.owner, RunStatus::Running).await;
+        let _ = self.writer.finish(RunStatus::Running).await;
     }
 
     /// Records that the run failed and releases the lease (best effort: the run's own error
     /// is what the caller needs).
     pub(crate) async fn failed(&self, error: &Error) {
         let _ = self.append(JournalEntry::RunFailed { error: error.to_string() }).await;
-        let _ = self.journal.finish(&self.key, &self.owner, RunStatus::Failed).await;
+        let _ = self.writer.finish(RunStatus::Failed).await;
     }
 
     /// Runs one tool call the journaled way: a recorded result is replayed; a call that was
@@ -266,7 +239,7 @@ impl<'a> Durable<'a> {
                 Some(ToolDecision::Fail(text)) => ToolResult::error(call.id.clone(), call.name.clone(), text),
                 None => {
                     return Err(RunError::NeedsDecision {
-                        run_id: self.key.run,
+                        run_id: self.writer.key().run,
                         call_id: call.id.clone(),
                         tool: call.name.clone(),
                     }

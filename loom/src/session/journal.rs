@@ -76,6 +76,20 @@ pub enum JournalEntry {
         /// The turn.
         turn: u32,
     },
+    /// A workflow run began with this input (as JSON).
+    WorkflowStarted {
+        /// The input.
+        input: serde_json::Value,
+        /// The workflow's name.
+        name: String,
+    },
+    /// A workflow node started.
+    NodeStarted {
+        /// The node.
+        node: String,
+        /// Its index in the graph.
+        index: usize,
+    },
     /// A workflow node finished; `output` is its value as JSON when the type serialises.
     NodeFinished {
         /// The node.
@@ -324,6 +338,62 @@ pub trait Journal: Send + Sync + 'static {
             }
         }
         Ok(out)
+    }
+}
+
+/// Writes one run's journal: holds its lease, numbers its records.
+pub(crate) struct Writer<'a> {
+    journal: &'a dyn Journal,
+    key: RunKey,
+    owner: String,
+    ttl: Duration,
+    next_seq: std::sync::Mutex<u64>,
+}
+
+impl<'a> Writer<'a> {
+    /// Takes the run's lease; records will be written from position `next_seq`.
+    pub(crate) async fn acquire(
+        journal: &'a dyn Journal,
+        key: RunKey,
+        ttl: Duration,
+        next_seq: u64,
+    ) -> Result<Self, crate::Error> {
+        let owner = format!("{}-{}", std::process::id(), RunId::generate());
+        journal.acquire(&key, &owner, ttl).await.map_err(|e| {
+            if e.kind() == StoreErrorKind::Conflict {
+                crate::RunError::AlreadyRunning { run_id: key.run }.into()
+            } else {
+                crate::Error::from(e)
+            }
+        })?;
+        Ok(Self { journal, key, owner, ttl, next_seq: std::sync::Mutex::new(next_seq) })
+    }
+
+    pub(crate) fn key(&self) -> &RunKey {
+        &self.key
+    }
+
+    /// Appends an entry; a lost lease is [`RunError::LeaseLost`](crate::RunError::LeaseLost).
+    pub(crate) async fn append(&self, entry: JournalEntry) -> Result<(), crate::Error> {
+        let seq = {
+            let mut next = self.next_seq.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let seq = *next;
+            *next += 1;
+            seq
+        };
+        let record = RawRecord::encode(seq, &entry)?;
+        self.journal.append(&self.key, &self.owner, self.ttl, record).await.map_err(|e| {
+            if e.kind() == StoreErrorKind::Conflict {
+                crate::RunError::LeaseLost { run_id: self.key.run }.into()
+            } else {
+                e.into()
+            }
+        })
+    }
+
+    /// Sets the run's status and releases the lease.
+    pub(crate) async fn finish(&self, status: RunStatus) -> Result<(), StoreError> {
+        self.journal.finish(&self.key, &self.owner, status).await
     }
 }
 

@@ -12,6 +12,7 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub(crate) use journal::Writer;
 pub use journal::{
     Checkpoint, CorruptRecord, JOURNAL_VERSION, Journal, JournalEntry, JournalRead, RawRecord, RunInfo, RunKey,
     RunStatus, decode_records,

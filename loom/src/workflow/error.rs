@@ -114,6 +114,9 @@ pub enum WorkflowError {
         /// The key.
         key: String,
     },
+    /// The run's journal could not be written or read.
+    #[error("the workflow's journal failed: {0}")]
+    Journal(Box<crate::Error>),
     /// The graph is malformed (reported by the builder's `build()`).
     #[error(transparent)]
     Invalid(#[from] GraphError),

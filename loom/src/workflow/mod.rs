@@ -42,10 +42,11 @@ pub use tool::WorkflowTool;
 pub(crate) use run::summarize_any;
 
 use crate::context::{Extensions, RunContext};
-use crate::error::Error;
+use crate::error::{ConfigError, Error, RunError};
 use crate::event::{Emitter, EventKind, EventListener};
 use crate::id::{RunId, SessionId, UserId};
 use crate::runner::{RunBuilder, Runnable, Sealed};
+use crate::session::{Journal, JournalEntry, RunKey, RunStatus, Writer};
 
 /// The default visit bound of a node.
 pub const DEFAULT_MAX_VISITS: u32 = 25;
@@ -76,6 +77,25 @@ pub trait Graph: Send + Sync + 'static {
         run: &'a GraphRun<'_>,
         input: Self::Input,
     ) -> BoxFuture<'a, Result<Self::Output, WorkflowError>>;
+
+    /// Whether a run can resume right after `node`: the node's output type deserialises
+    /// (graphs built by `#[workflow]` answer per node; other graphs resume from the start).
+    fn resumable_after(&self, node: usize) -> bool {
+        let _ = node;
+        false
+    }
+
+    /// Resumes a run right after `node`, whose output was recorded as `output`: the run goes
+    /// on exactly as if the node had just finished.
+    fn resume_after<'a>(
+        &'a self,
+        run: &'a GraphRun<'_>,
+        node: usize,
+        output: serde_json::Value,
+    ) -> BoxFuture<'a, Result<Self::Output, WorkflowError>> {
+        let _ = output;
+        Box::pin(async move { Err(run.fail(node, NodeError::new("this graph cannot resume after this node"))) })
+    }
 
     /// This graph as a [`Workflow`].
     fn into_workflow(self) -> Workflow<Self::Input, Self::Output>
@@ -115,6 +135,30 @@ pub struct Workflow<I, O> {
     max_steps: u32,
     extensions: Extensions,
     emitter: Emitter,
+    journal: Option<(Arc<dyn Journal>, InputCodec<I>)>,
+    lease_ttl: Duration,
+}
+
+/// How a durable workflow writes its input to the journal and reads it back.
+struct InputCodec<I> {
+    encode: fn(&I) -> Result<serde_json::Value, serde_json::Error>,
+    decode: fn(serde_json::Value) -> Result<I, serde_json::Error>,
+}
+
+impl<I> Clone for InputCodec<I> {
+    fn clone(&self) -> Self {
+        Self { encode: self.encode, decode: self.decode }
+    }
+}
+
+/// How a workflow run starts: from an input, or by resuming a journaled run.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum WorkflowInput<I> {
+    /// A new run on this input.
+    Run(I),
+    /// Resume a run; `None` for the session's latest unfinished run.
+    Resume(Option<RunId>),
 }
 
 impl<I, O> Clone for Workflow<I, O> {
@@ -125,6 +169,8 @@ impl<I, O> Clone for Workflow<I, O> {
             max_steps: self.max_steps,
             extensions: self.extensions.clone(),
             emitter: self.emitter.clone(),
+            journal: self.journal.clone(),
+            lease_ttl: self.lease_ttl,
         }
     }
 }
@@ -147,13 +193,34 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
             max_steps: DEFAULT_MAX_STEPS,
             extensions: Extensions::new(),
             emitter: Emitter::default(),
+            journal: None,
+            lease_ttl: crate::agent::DEFAULT_LEASE,
         }
     }
 
     /// Runs the workflow on `input`. Set the user, session and metadata on the returned
     /// builder, then `.await` it for the [`WorkflowResult`], or stream its events.
     pub fn run(&self, input: I) -> RunBuilder<'_, Self> {
-        RunBuilder::new(self, input)
+        RunBuilder::new(self, WorkflowInput::Run(input))
+    }
+
+    /// Resumes the journaled run `run` (set its user and session on the builder): it goes on
+    /// right after the last node that finished — with that node's output restored as its Rust
+    /// type — or from the start for graphs whose outputs do not deserialise.
+    pub fn resume(&self, run: RunId) -> RunBuilder<'_, Self> {
+        RunBuilder::new(self, WorkflowInput::Resume(Some(run)))
+    }
+
+    /// Resumes the session's latest unfinished run.
+    pub fn resume_latest(&self) -> RunBuilder<'_, Self> {
+        RunBuilder::new(self, WorkflowInput::Resume(None))
+    }
+
+    /// How long a journaled run's lease lasts without a new step.
+    #[must_use]
+    pub fn lease(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
     }
 
     /// The default visit bound of a node without its own (default [`DEFAULT_MAX_VISITS`]).
@@ -204,18 +271,39 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
         self.graph.spec().to_dot()
     }
 
-    async fn execute(&self, input: I, ctx: RunContext) -> Result<WorkflowResult<O>, Error> {
+    async fn execute(&self, input: WorkflowInput<I>, ctx: RunContext) -> Result<WorkflowResult<O>, Error> {
         let spec = self.graph.spec();
-        let span = tracing::info_span!("loom.workflow", workflow = spec.name(), run_id = %ctx.run_id());
         let started = Instant::now();
+        let (ctx, start, writer) = self.begin(input, ctx).await?;
+        let span = tracing::info_span!("loom.workflow", workflow = spec.name(), run_id = %ctx.run_id());
         ctx.emit(|| EventKind::RunStarted {
             name: Some(Arc::clone(spec.name_arc())),
             user: ctx.user().clone(),
             session: ctx.session().cloned(),
             parent: ctx.parent(),
         });
-        let run = GraphRun::new(&ctx, spec, self.max_visits, self.max_steps);
-        let outcome = self.graph.execute(&run, input).instrument(span).await;
+        let run = GraphRun::new(&ctx, spec, self.max_visits, self.max_steps).with_writer(writer.as_ref());
+        let outcome = match start {
+            Start::Input(input) => self.graph.execute(&run, input).instrument(span).await,
+            Start::After { node, output, visited } => {
+                run.restore(&visited);
+                for &n in &visited {
+                    ctx.emit(|| EventKind::StepReplayed {
+                        step: format!("node {}", spec.node(n).map_or("?", |s| &*s.name)),
+                    });
+                }
+                self.graph.resume_after(&run, node, output).instrument(span).await
+            }
+        };
+        if let Some(writer) = &writer {
+            let status = match &outcome {
+                Ok(_) => writer.append(JournalEntry::RunFinished).await.map(|()| RunStatus::Finished),
+                Err(e) => {
+                    writer.append(JournalEntry::RunFailed { error: e.to_string() }).await.map(|()| RunStatus::Failed)
+                }
+            };
+            writer.finish(status.unwrap_or(RunStatus::Failed)).await?;
+        }
         let (visited, steps) = run.finish();
         match outcome {
             Ok(output) => {
@@ -244,10 +332,123 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
     }
 }
 
+enum Start<I> {
+    Input(I),
+    After { node: usize, output: serde_json::Value, visited: Vec<usize> },
+}
+
+impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
+    /// How the run begins: fresh (journaled when the workflow has a store and the run a
+    /// session), or resumed from its journal.
+    async fn begin(
+        &self,
+        input: WorkflowInput<I>,
+        ctx: RunContext,
+    ) -> Result<(RunContext, Start<I>, Option<Writer<'_>>), Error> {
+        let durable = match (&self.journal, ctx.session()) {
+            (Some((journal, codec)), Some(session)) => Some((&**journal, codec, session.clone())),
+            _ => None,
+        };
+        match (input, durable) {
+            (WorkflowInput::Run(input), None) => Ok((ctx, Start::Input(input), None)),
+            (WorkflowInput::Run(input), Some((journal, codec, session))) => {
+                let key = RunKey::new(ctx.user().clone(), session, ctx.run_id());
+                let writer = Writer::acquire(journal, key, self.lease_ttl, 0).await?;
+                let json = (codec.encode)(&input).map_err(|e| workflow_journal(e.to_string()))?;
+                writer.append(JournalEntry::WorkflowStarted { input: json, name: self.name().to_owned() }).await?;
+                Ok((ctx, Start::Input(input), Some(writer)))
+            }
+            (WorkflowInput::Resume(_), None) => Err(ConfigError::InvalidSetting {
+                setting: "resume",
+                reason: "resuming needs a journal (`Workflow::store`) and the run's session (`.session(..)`)"
+                    .to_owned(),
+            }
+            .into()),
+            (WorkflowInput::Resume(run), Some((journal, codec, session))) => {
+                let run = match run {
+                    Some(run) => run,
+                    None => journal
+                        .runs(ctx.user(), &session)
+                        .await?
+                        .into_iter()
+                        .rev()
+                        .find(|r| r.status == RunStatus::Running)
+                        .map(|r| r.run)
+                        .ok_or_else(|| RunError::NotResumable {
+                            run_id: ctx.run_id(),
+                            reason: format!("session `{session}` has no unfinished run"),
+                        })?,
+                };
+                let ctx = ctx.with_run_id(run);
+                let key = RunKey::new(ctx.user().clone(), session, run);
+                let read = journal.read(&key).await?;
+                if !read.corrupt.is_empty() {
+                    return Err(RunError::JournalCorrupt { run_id: run, records: read.corrupt }.into());
+                }
+                let next_seq = read.entries.last().map_or(0, |(seq, _)| seq + 1);
+                let mut input = None;
+                let mut visited = Vec::new();
+                let mut finished = Vec::new();
+                for (_, entry) in read.entries {
+                    match entry {
+                        JournalEntry::WorkflowStarted { input: json, .. } => input = Some(json),
+                        JournalEntry::NodeStarted { index, .. } => visited.push(index),
+                        JournalEntry::NodeFinished { index, output: Some(output), .. } => {
+                            finished.push((index, output))
+                        }
+                        _ => {}
+                    }
+                }
+                let Some(input) = input else {
+                    return Err(
+                        RunError::NotResumable { run_id: run, reason: "its journal has no start".to_owned() }.into()
+                    );
+                };
+                let writer = Writer::acquire(journal, key, self.lease_ttl, next_seq).await?;
+                // Right after the last node that finished and can be resumed after; nodes
+                // started later run again.
+                let after = finished.into_iter().rev().find(|(node, _)| self.graph.resumable_after(*node));
+                let start = match after {
+                    Some((node, output)) => {
+                        let last = visited.iter().rposition(|&n| n == node).map_or(visited.len(), |i| i + 1);
+                        visited.truncate(last);
+                        Start::After { node, output, visited }
+                    }
+                    None => Start::Input((codec.decode)(input).map_err(|e| workflow_journal(e.to_string()))?),
+                };
+                Ok((ctx, start, Some(writer)))
+            }
+        }
+    }
+}
+
+fn workflow_journal(message: String) -> Error {
+    Error::Workflow(WorkflowError::Journal(Box::new(
+        crate::StoreError::new(crate::StoreErrorKind::Corrupt, "journal", message).into(),
+    )))
+}
+
+impl<I, O> Workflow<I, O>
+where
+    I: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    O: Send + 'static,
+{
+    /// Journals every run that has a session in `store`: each node's start and finish (with
+    /// its output as JSON, where the type serialises), so a run that crashed can be resumed
+    /// by another process with [`resume`](Workflow::resume) — right after the last node that
+    /// finished, with its typed output restored, for graphs built by `#[workflow]`.
+    #[must_use]
+    pub fn store<S: Journal>(mut self, store: Arc<S>) -> Self {
+        let codec = InputCodec { encode: |i| serde_json::to_value(i), decode: serde_json::from_value };
+        self.journal = Some((store, codec));
+        self
+    }
+}
+
 impl<I, O> Sealed for Workflow<I, O> {}
 
 impl<I: Send + 'static, O: Send + 'static> Runnable for Workflow<I, O> {
-    type Input = I;
+    type Input = WorkflowInput<I>;
     type Output = WorkflowResult<O>;
 
     fn __prepare(&self, ctx: RunContext) -> RunContext {
@@ -256,7 +457,11 @@ impl<I: Send + 'static, O: Send + 'static> Runnable for Workflow<I, O> {
         ctx
     }
 
-    fn __execute<'a>(&'a self, input: I, ctx: RunContext) -> BoxFuture<'a, Result<WorkflowResult<O>, Error>> {
+    fn __execute<'a>(
+        &'a self,
+        input: WorkflowInput<I>,
+        ctx: RunContext,
+    ) -> BoxFuture<'a, Result<WorkflowResult<O>, Error>> {
         Box::pin(self.execute(input, ctx))
     }
 }

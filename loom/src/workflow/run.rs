@@ -7,6 +7,7 @@ use super::error::{NodeError, WorkflowError};
 use super::spec::{GraphSpec, NodeName};
 use crate::context::RunContext;
 use crate::event::EventKind;
+use crate::session::{JournalEntry, Writer};
 
 /// One step of a finished node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,12 +38,43 @@ pub struct GraphRun<'a> {
     max_visits: u32,
     max_steps: u32,
     state: Mutex<State>,
+    writer: Option<&'a Writer<'a>>,
 }
 
 impl<'a> GraphRun<'a> {
     pub(crate) fn new(ctx: &'a RunContext, spec: &'a GraphSpec, max_visits: u32, max_steps: u32) -> Self {
         let state = State { visits: vec![0; spec.nodes().len()], visited: Vec::with_capacity(8), steps: Vec::new() };
-        Self { ctx, spec, max_visits, max_steps, state: Mutex::new(state) }
+        Self { ctx, spec, max_visits, max_steps, state: Mutex::new(state), writer: None }
+    }
+
+    /// Writes the run's node steps to a journal.
+    pub(crate) fn with_writer(mut self, writer: Option<&'a Writer<'a>>) -> Self {
+        self.writer = writer;
+        self
+    }
+
+    /// Counts these nodes as already entered (a resumed run keeps its visit and step bounds).
+    pub(crate) fn restore(&self, visited: &[usize]) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for &node in visited {
+            if let Some(v) = state.visits.get_mut(node) {
+                *v += 1;
+            }
+            state.visited.push(node);
+        }
+    }
+
+    /// Whether the run is journaled (node outputs are then recorded as JSON when their
+    /// type serialises, so a resumed run can start after the last finished node).
+    pub fn is_journaled(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    async fn record(&self, entry: JournalEntry) -> Result<(), WorkflowError> {
+        match self.writer {
+            Some(w) => w.append(entry).await.map_err(|e| WorkflowError::Journal(Box::new(e))),
+            None => Ok(()),
+        }
     }
 
     /// The run's context: nodes and the agents in them run with it.
@@ -55,7 +87,7 @@ impl<'a> GraphRun<'a> {
     }
 
     /// Enters `node`: fails when its visit bound or the run's step bound is reached.
-    pub fn enter(&self, node: usize) -> Result<Instant, WorkflowError> {
+    pub async fn enter(&self, node: usize) -> Result<Instant, WorkflowError> {
         let limit = self.spec.node(node).and_then(|n| n.max_visits).unwrap_or(self.max_visits);
         {
             // Never held across an await: nodes of a fan-out run concurrently on this task.
@@ -73,12 +105,21 @@ impl<'a> GraphRun<'a> {
             state.visited.push(node);
         }
         self.ctx.emit(|| EventKind::NodeStarted { workflow: Arc::clone(self.spec.name_arc()), node: self.name(node) });
+        if self.writer.is_some() {
+            self.record(JournalEntry::NodeStarted { node: self.name(node).to_string(), index: node }).await?;
+        }
         Ok(Instant::now())
     }
 
     /// Leaves `node`, which started at `started` and produced an output summarised as
-    /// `summary`.
-    pub fn exit(&self, node: usize, started: Instant, summary: String) {
+    /// `summary`; in a journaled run, `output` gives the output as JSON for the journal.
+    pub async fn exit(
+        &self,
+        node: usize,
+        started: Instant,
+        summary: String,
+        output: impl FnOnce() -> Option<serde_json::Value>,
+    ) -> Result<(), WorkflowError> {
         let duration = started.elapsed();
         if self.ctx.is_observed() {
             let summary = summary.clone();
@@ -91,6 +132,11 @@ impl<'a> GraphRun<'a> {
         }
         let record = StepRecord { node: NodeName(self.name(node)), duration, summary };
         self.state.lock().unwrap_or_else(PoisonError::into_inner).steps.push(record);
+        if self.writer.is_some() {
+            let entry = JournalEntry::NodeFinished { node: self.name(node).to_string(), index: node, output: output() };
+            self.record(entry).await?;
+        }
+        Ok(())
     }
 
     /// `node` failed with `error`: the error of the run.
