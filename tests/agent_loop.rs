@@ -265,7 +265,8 @@ async fn misconfiguration_fails_before_any_model_call() {
     assert!(matches!(no_model.run("hi").await, Err(Error::Config(ConfigError::NoModel { .. }))));
     let unknown = Agent::new("x").model("gtp-4o");
     let err = unknown.run("hi").await.err().map(|e| e.to_string()).unwrap_or_default();
-    assert_eq!(err, "unknown model `gtp-4o`; known forms: echo");
+    // The forms listed after `echo` are those of the providers compiled in.
+    assert!(err.starts_with("unknown model `gtp-4o`; known forms: echo"), "{err}");
 
     let model = ScriptedModel::new([ScriptedTurn::text("never")]);
     let duplicate = Agent::new("x").model(model.clone()).tool(AddTool).tool(AddTool);

@@ -46,11 +46,20 @@ fn scripted_agent(name: &str, reply: &str) -> Agent {
 #[tokio::test]
 async fn a_chain_passes_typed_values_along() -> anyhow::Result<()> {
     let wf = Workflow::chain((append_a, append_b, append_c));
-    let result = wf.run(String::new()).await?;
+    let recorder = Recorder::new();
+    let result = wf.run(String::new()).on_event(recorder.listener()).await?;
     assert_eq!(result.output, "abc");
     assert_eq!(result.visited, ["step_0", "step_1", "step_2"]);
-    assert_eq!(result.steps.len(), 3);
-    assert_eq!(result.steps[1].summary, "ab");
+    // Each finished node's event summarises its output.
+    let summaries: Vec<String> = recorder
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::NodeFinished { summary, .. } => Some(summary),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(summaries, ["a", "ab", "abc"]);
 
     // Types change along the way; nodes can be named.
     let wf = Workflow::chain((named("shout", append_a), length, sync_node(|n: usize| n * 2)));
@@ -167,6 +176,24 @@ async fn parallel_branches_run_at_once_and_join_in_branch_order() -> anyhow::Res
     let kinds: Vec<NodeKind> = wf.graph().nodes().iter().map(|n| n.kind).collect();
     assert_eq!(kinds.first(), Some(&NodeKind::FanOut));
     assert_eq!(kinds.last(), Some(&NodeKind::Join));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_branches_of_a_fan_out_share_one_step() -> anyhow::Result<()> {
+    // 150 branches under the default bound of 100 steps: the fan-out (whose step the branches
+    // share) and the join take two.
+    let branches: Vec<_> = (0..150).map(|i| boxed(sync_node(move |s: String| format!("{s}{i};")))).collect();
+    let wf = Workflow::parallel(branches, sync_node(|v: Vec<String>| v.len()));
+    let result = wf.run("x".to_owned()).await?;
+    assert_eq!(result.output, 150);
+    assert_eq!(result.visited.len(), 152);
+
+    // The bound still counts the fan-out and the join.
+    let branches: Vec<_> = (0..3).map(|i| boxed(sync_node(move |s: String| format!("{s}{i}")))).collect();
+    let wf = Workflow::parallel(branches, sync_node(|v: Vec<String>| v.len())).max_steps(1);
+    let err = workflow_error(wf.run("x".to_owned()).await.err().ok_or_else(|| anyhow::anyhow!("must fail"))?)?;
+    assert!(matches!(err, WorkflowError::StepLimit { limit: 1, .. }), "{err}");
     Ok(())
 }
 

@@ -35,7 +35,11 @@ pub trait Runnable: Send + Sync + Sealed {
 
     #[doc(hidden)]
     /// Runs.
-    fn __execute<'a>(&'a self, input: Self::Input, ctx: RunContext) -> BoxFuture<'a, Result<Self::Output, Error>>;
+    fn __execute<'a>(
+        &'a self,
+        input: Self::Input,
+        ctx: RunContext,
+    ) -> impl Future<Output = Result<Self::Output, Error>> + Send + 'a;
 }
 
 /// One run, being set up: set the user, the session, metadata and listeners, then `.await`
@@ -175,10 +179,11 @@ where
     type IntoFuture = BoxFuture<'a, Self::Output>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let (target, input, ctx) = self.into_parts()?;
-            target.__execute(input, ctx).await
-        })
+        // The run's own future goes in the box as it is: no wrapper around it to move.
+        match self.into_parts() {
+            Ok((target, input, ctx)) => Box::pin(target.__execute(input, ctx)),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
     }
 }
 

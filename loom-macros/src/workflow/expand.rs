@@ -57,7 +57,7 @@ impl Gen<'_> {
             let __loom_out = #call;
             #unwrap
             __loom_run
-                .exit(#i, __loom_started, (&&#rt::Summarize(&__loom_out)).__loom_summary(), || {
+                .exit(#i, __loom_started, || (&&#rt::Summarize(&__loom_out)).__loom_summary(), || {
                     (&&#rt::ToJson(&__loom_out)).__loom_json()
                 })
                 .await?;

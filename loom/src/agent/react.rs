@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use tracing::Instrument as _;
 
 use super::durable::{AgentInput, Durable};
@@ -20,19 +20,30 @@ use crate::session::{RunKey, RunStatus};
 use crate::tool::{ToolSet, dispatch};
 
 /// Runs `agent` on `input` within `ctx`.
-pub(crate) async fn run<O>(agent: &Agent<O>, input: AgentInput, ctx: RunContext) -> Result<RunResult<O>, Error> {
+pub(crate) fn run<'a, O>(
+    agent: &'a Agent<O>,
+    input: AgentInput,
+    ctx: RunContext,
+) -> impl Future<Output = Result<RunResult<O>, Error>> + Send + 'a
+where
+    O: Send + Sync + 'static,
+{
     let span = tracing::info_span!(
         "loom.run",
         run_id = %ctx.run_id(),
         agent = agent.name.as_deref().unwrap_or(""),
         user = %ctx.user(),
     );
-    let started = Instant::now();
-    let outcome = run_inner(agent, input, ctx.clone(), started).instrument(span).await;
-    if let Err(e) = &outcome {
-        ctx.emit(|| EventKind::Error { message: e.to_string(), transient: e.is_transient() });
-    }
-    outcome
+    // A context to report a failure with, kept only when someone listens.
+    let observer = ctx.is_observed().then(|| ctx.clone());
+    // Combinators, not another `async fn` around the run: the run's future is moved once.
+    run_durably(agent, input, ctx, Instant::now())
+        .inspect(move |outcome| {
+            if let (Err(e), Some(ctx)) = (outcome, observer) {
+                ctx.emit(|| EventKind::Error { message: e.to_string(), transient: e.is_transient() });
+            }
+        })
+        .instrument(span)
 }
 
 /// How the run begins: its context (with the resumed run's id), input and history, and its
@@ -41,7 +52,7 @@ async fn begin<'a, O>(
     agent: &'a Agent<O>,
     input: AgentInput,
     ctx: RunContext,
-) -> Result<(RunContext, Content, Vec<Message>, Option<Durable<'a>>), Error> {
+) -> Result<(RunContext, Content, Vec<Message>, Option<Box<Durable<'a>>>), Error> {
     let journal = agent.journal.as_deref();
     match input {
         AgentInput::Message(content) => {
@@ -53,65 +64,77 @@ async fn begin<'a, O>(
                 (Some(journal), Some(session)) => {
                     let key = RunKey::new(ctx.user().clone(), session.clone(), ctx.run_id());
                     let name = agent.name.as_deref();
-                    Some(Durable::start(journal, key, agent.lease_ttl, &content, history.len(), name).await?)
+                    // Boxed, as every journal step: the future of a run without a journal stays small.
+                    Some(Box::new(
+                        Box::pin(Durable::start(journal, key, agent.lease_ttl, &content, history.len(), name)).await?,
+                    ))
                 }
                 _ => None,
             };
             Ok((ctx, content, history, durable))
         }
-        AgentInput::Resume { run, decisions } => {
-            let Some(journal) = journal else {
-                return Err(ConfigError::InvalidSetting {
-                    setting: "resume",
-                    reason: "the agent has no journal; give it one with `.store(..)`".to_owned(),
-                }
-                .into());
-            };
-            let Some(session) = ctx.session().cloned() else {
-                return Err(ConfigError::InvalidSetting {
-                    setting: "resume",
-                    reason: "a resumed run needs the session it ran in (`.session(..)`)".to_owned(),
-                }
-                .into());
-            };
-            let run = match run {
-                Some(run) => run,
-                None => journal
-                    .runs(ctx.user(), &session)
-                    .await?
-                    .into_iter()
-                    .rev()
-                    .find(|r| r.status == RunStatus::Running)
-                    .map(|r| r.run)
-                    .ok_or_else(|| RunError::NotResumable {
-                        run_id: ctx.run_id(),
-                        reason: format!("session `{session}` has no unfinished run"),
-                    })?,
-            };
-            let ctx = ctx.with_run_id(run);
-            let key = RunKey::new(ctx.user().clone(), session.clone(), run);
-            let (durable, resumed) = Durable::resume(journal, key, agent.lease_ttl, decisions).await?;
-            let mut history = agent.sessions.load(ctx.user(), &session, None).await?;
-            if history.len() < resumed.history {
-                return Err(RunError::JournalMismatch {
-                    run_id: run,
-                    detail: format!(
-                        "the run started after {} messages of session history; the session now has {}",
-                        resumed.history,
-                        history.len()
-                    ),
-                }
-                .into());
-            }
-            history.truncate(resumed.history);
-            let start = crate::session::window_start(&history, agent.history_limit);
-            let history = history.split_off(start);
-            Ok((ctx, resumed.input, history, Some(durable)))
-        }
+        AgentInput::Resume { run, decisions } => Box::pin(begin_resumed(agent, run, decisions, ctx)).await,
     }
 }
 
-async fn run_inner<O>(
+/// How a resumed run begins: the journal replays the finished steps.
+async fn begin_resumed<'a, O>(
+    agent: &'a Agent<O>,
+    run: Option<crate::id::RunId>,
+    decisions: Vec<(String, super::durable::ToolDecision)>,
+    ctx: RunContext,
+) -> Result<(RunContext, Content, Vec<Message>, Option<Box<Durable<'a>>>), Error> {
+    let journal = agent.journal.as_deref();
+    let Some(journal) = journal else {
+        return Err(ConfigError::InvalidSetting {
+            setting: "resume",
+            reason: "the agent has no journal; give it one with `.store(..)`".to_owned(),
+        }
+        .into());
+    };
+    let Some(session) = ctx.session().cloned() else {
+        return Err(ConfigError::InvalidSetting {
+            setting: "resume",
+            reason: "a resumed run needs the session it ran in (`.session(..)`)".to_owned(),
+        }
+        .into());
+    };
+    let run = match run {
+        Some(run) => run,
+        None => journal
+            .runs(ctx.user(), &session)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|r| r.status == RunStatus::Running)
+            .map(|r| r.run)
+            .ok_or_else(|| RunError::NotResumable {
+                run_id: ctx.run_id(),
+                reason: format!("session `{session}` has no unfinished run"),
+            })?,
+    };
+    let ctx = ctx.with_run_id(run);
+    let key = RunKey::new(ctx.user().clone(), session.clone(), run);
+    let (durable, resumed) = Durable::resume(journal, key, agent.lease_ttl, decisions).await?;
+    let mut history = agent.sessions.load(ctx.user(), &session, None).await?;
+    if history.len() < resumed.history {
+        return Err(RunError::JournalMismatch {
+            run_id: run,
+            detail: format!(
+                "the run started after {} messages of session history; the session now has {}",
+                resumed.history,
+                history.len()
+            ),
+        }
+        .into());
+    }
+    history.truncate(resumed.history);
+    let start = crate::session::window_start(&history, agent.history_limit);
+    let history = history.split_off(start);
+    Ok((ctx, resumed.input, history, Some(Box::new(durable))))
+}
+
+async fn run_durably<O>(
     agent: &Agent<O>,
     input: AgentInput,
     ctx: RunContext,
@@ -122,15 +145,15 @@ async fn run_inner<O>(
         return Err(ConfigError::NoModel { agent: None }.into());
     };
     let (ctx, input, history, durable) = begin(agent, input, ctx).await?;
-    let outcome = turns(agent, model, input, history, &ctx, durable.as_ref(), started).await;
+    let outcome = turns(agent, model, input, history, &ctx, durable.as_deref(), started).await;
     if let Some(durable) = &durable {
         match &outcome {
-            Ok(_) => durable.finished().await?,
+            Ok(_) => Box::pin(durable.finished()).await?,
             Err(e) if !matches!(e, Error::Run(RunError::NeedsDecision { .. } | RunError::LeaseLost { .. })) => {
-                durable.failed(e).await;
+                Box::pin(durable.failed(e)).await;
             }
             // An interrupted call waits for a decision; the run stays resumable.
-            Err(_) => durable.release().await,
+            Err(_) => Box::pin(durable.release()).await,
         }
     }
     outcome
@@ -207,7 +230,7 @@ async fn turns<O>(
             None => {
                 let (response, cost) = call_model(&models, &request, ctx, turns, partial).await?;
                 if let Some(d) = durable {
-                    d.record_model(turns, messages.len(), &response).await?;
+                    Box::pin(d.record_model(turns, messages.len(), &response)).await?;
                 }
                 (response, cost)
             }
@@ -220,12 +243,14 @@ async fn turns<O>(
             _ => None,
         };
         if response.tool_calls.is_empty() || final_call.is_some() {
-            let answer = match final_call {
-                Some(i) => response.tool_calls[i].arguments.clone(),
-                None => response.text.clone(),
-            };
             messages.push(response.into_message());
-            match agent.output.accept(&answer) {
+            // The answer as the conversation keeps it: the text, or the final call's arguments.
+            let answer = match (messages.last(), final_call) {
+                (Some(Message::Assistant { content: Content::Text(text), .. }), None) => text.as_str(),
+                (Some(last), Some(i)) => last.tool_calls().get(i).map_or("", |c| c.arguments.as_str()),
+                _ => "",
+            };
+            match agent.output.accept(answer) {
                 Ok(value) => {
                     if final_call.is_some() {
                         let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
@@ -235,7 +260,7 @@ async fn turns<O>(
                     break value;
                 }
                 Err(problem) => {
-                    rejected.push(OutputAttempt::new(answer, problem.clone()));
+                    rejected.push(OutputAttempt::new(answer.to_owned(), problem.clone()));
                     let attempt = rejected.len() as u32;
                     ctx.emit(|| EventKind::OutputRejected { attempt, error: problem.clone() });
                     if attempt > agent.output.retries {
@@ -263,7 +288,7 @@ async fn turns<O>(
                         None => messages.push(Message::user(feedback)),
                     }
                     if let Some(d) = durable {
-                        d.turn_finished(turns).await?;
+                        Box::pin(d.turn_finished(turns)).await?;
                     }
                     retrying = true;
                     continue;
@@ -277,7 +302,7 @@ async fn turns<O>(
         let results = run_tools(&agent.tools, ctx, calls, turns, durable).await?;
         messages.extend(results.into_iter().map(Message::Tool));
         if let Some(d) = durable {
-            d.turn_finished(turns).await?;
+            Box::pin(d.turn_finished(turns)).await?;
         }
     };
 
@@ -352,7 +377,7 @@ pub(crate) async fn call_model(
                     let Some(delay) = delay else { break (error, emitted) };
                     tracing::debug!(model = model.name(), attempt, ?delay, "retrying: {error}");
                     ctx.emit(|| EventKind::ModelRetry { turn, attempt, delay, error: error.to_string() });
-                    tokio::time::sleep(delay).await;
+                    Box::pin(tokio::time::sleep(delay)).await;
                     attempt += 1;
                 }
             }
@@ -398,7 +423,7 @@ async fn call_once(
     let span = tracing::info_span!("loom.model", model = model.name(), turn);
     let started = ctx.is_observed().then(Instant::now);
     let response = if ctx.streaming {
-        stream_model(model, request, ctx, turn, partial).instrument(span).await?
+        Box::pin(stream_model(model, request, ctx, turn, partial)).instrument(span).await?
     } else {
         model.complete(request).instrument(span).await.map_err(|e| (e, false))?
     };
@@ -469,7 +494,7 @@ pub(crate) async fn run_tools(
     durable: Option<&Durable<'_>>,
 ) -> Result<Vec<ToolResult>, Error> {
     if let Some(d) = durable {
-        return futures::future::try_join_all(calls.iter().map(|call| d.tool(tools, ctx, turn, call))).await;
+        return Box::pin(futures::future::try_join_all(calls.iter().map(|call| d.tool(tools, ctx, turn, call)))).await;
     }
     Ok(match calls {
         [] => Vec::new(),

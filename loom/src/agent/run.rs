@@ -3,8 +3,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-
 use super::Agent;
 use crate::context::RunContext;
 use crate::error::Error;
@@ -111,7 +109,7 @@ impl<O: Send + Sync + 'static> Runnable for Agent<O> {
         &'a self,
         input: super::AgentInput,
         ctx: RunContext,
-    ) -> BoxFuture<'a, Result<RunResult<O>, Error>> {
-        Box::pin(super::react::run(self, input, ctx))
+    ) -> impl Future<Output = Result<RunResult<O>, Error>> + Send + 'a {
+        super::react::run(self, input, ctx)
     }
 }

@@ -61,14 +61,19 @@ pub fn price_of(model: &str) -> Option<Price> {
 }
 
 /// What `usage` cost on `model`, in US dollars; `None` for a model without a known price.
+/// No tokens cost nothing on any model.
 ///
 /// ```
 /// use loomflow::model::{Usage, pricing};
 /// let usage = Usage::new(1_000_000, 100_000);
 /// assert_eq!(pricing::cost("gpt-4.1-mini-2025-04-14", &usage), Some(0.40 + 0.16));
 /// assert_eq!(pricing::cost("my-local-model", &usage), None);
+/// assert_eq!(pricing::cost("my-local-model", &Usage::default()), Some(0.0));
 /// ```
 pub fn cost(model: &str, usage: &Usage) -> Option<f64> {
+    if *usage == Usage::default() {
+        return Some(0.0);
+    }
     let p = price_of(model)?;
     let per = |tokens: u64, rate: f64| tokens as f64 * rate / 1_000_000.0;
     Some(

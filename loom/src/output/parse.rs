@@ -86,6 +86,7 @@ pub(crate) fn parse_value<T: DeserializeOwned>(json: &str, wrapped: bool) -> Res
     let first = if wrapped {
         match from_str::<Wrapped<T>>(json) {
             Ok(w) => return Ok(w.value),
+            Err(e) if e.malformed => return Err(e.message),
             Err(_) => from_str::<T>(json),
         }
     } else {
@@ -93,7 +94,9 @@ pub(crate) fn parse_value<T: DeserializeOwned>(json: &str, wrapped: bool) -> Res
     };
     let error = match first {
         Ok(v) => return Ok(v),
-        Err(e) => e,
+        // Malformed JSON cannot be read as a tree either.
+        Err(e) if e.malformed => return Err(e.message),
+        Err(e) => e.message,
     };
     // Strict-mode providers send `null` for optional fields; a type with a default rather
     // than an `Option` wants the field left out instead.
@@ -114,19 +117,29 @@ struct Wrapped<T> {
     value: T,
 }
 
-fn from_str<T: DeserializeOwned>(json: &str) -> Result<T, String> {
+/// Why JSON did not parse: the message for the model, and whether the JSON itself is broken
+/// (rather than of the wrong shape).
+struct ParseFailure {
+    message: String,
+    malformed: bool,
+}
+
+fn from_str<T: DeserializeOwned>(json: &str) -> Result<T, ParseFailure> {
+    let malformed =
+        |e: &dyn std::fmt::Display| ParseFailure { message: format!("the JSON is malformed: {e}"), malformed: true };
     let mut de = serde_json::Deserializer::from_str(json);
     let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            format!("the JSON is malformed: {inner}")
+            malformed(&inner)
         } else {
             let inner = without_position(&inner.to_string());
-            if path == "." || path == "value" { inner } else { format!("`{path}`: {inner}") }
+            let message = if path == "." || path == "value" { inner } else { format!("`{path}`: {inner}") };
+            ParseFailure { message, malformed: false }
         }
     })?;
-    de.end().map_err(|e| format!("the JSON is malformed: {e}"))?;
+    de.end().map_err(|e| malformed(&e))?;
     Ok(value)
 }
 

@@ -1,7 +1,9 @@
 //! The in-memory session store.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+
+use foldhash::fast::RandomState;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -17,10 +19,30 @@ const SHARDS: usize = 32;
 #[derive(Debug, Default)]
 struct History {
     messages: Vec<Message>,
-    runs: HashSet<RunId>,
+    runs: HashSet<RunId, BuildHasherDefault<RunIdHasher>>,
 }
 
-type UserSessions = HashMap<SessionId, History>;
+/// Run ids are mostly random bits already: their low 64 bits are the hash.
+#[derive(Default)]
+struct RunIdHasher(u64);
+
+impl Hasher for RunIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.0 ^= n as u64;
+    }
+}
+
+type UserSessions = HashMap<SessionId, History, RandomState>;
 
 /// Sessions and run journals in process memory, partitioned by user.
 ///
@@ -29,8 +51,8 @@ type UserSessions = HashMap<SessionId, History>;
 /// `.await`. Loading or appending costs the same however many sessions are stored.
 #[derive(Debug)]
 pub struct InMemoryStore {
-    shards: Box<[Mutex<HashMap<UserId, UserSessions>>]>,
-    journals: Box<[Mutex<HashMap<UserId, Runs>>]>,
+    shards: Box<[Mutex<HashMap<UserId, UserSessions, RandomState>>]>,
+    journals: Box<[Mutex<HashMap<UserId, Runs, RandomState>>]>,
     hasher: RandomState,
 }
 
@@ -44,13 +66,13 @@ impl InMemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            journals: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::default())).collect(),
+            journals: (0..SHARDS).map(|_| Mutex::new(HashMap::default())).collect(),
+            hasher: RandomState::default(),
         }
     }
 
-    fn shard(&self, user: &UserId) -> MutexGuard<'_, HashMap<UserId, UserSessions>> {
+    fn shard(&self, user: &UserId) -> MutexGuard<'_, HashMap<UserId, UserSessions, RandomState>> {
         let i = (self.hasher.hash_one(user) as usize) % self.shards.len();
         // Every critical section leaves the map consistent, so a poisoned lock is still usable.
         self.shards[i].lock().unwrap_or_else(PoisonError::into_inner)
@@ -115,10 +137,10 @@ struct RunState {
     records: Vec<RawRecord>,
 }
 
-type Runs = HashMap<(SessionId, RunId), RunState>;
+type Runs = HashMap<(SessionId, RunId), RunState, RandomState>;
 
 impl InMemoryStore {
-    fn runs_of(&self, user: &UserId) -> MutexGuard<'_, HashMap<UserId, Runs>> {
+    fn runs_of(&self, user: &UserId) -> MutexGuard<'_, HashMap<UserId, Runs, RandomState>> {
         let i = (self.hasher.hash_one(user) as usize) % self.journals.len();
         self.journals[i].lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -314,7 +314,7 @@ impl<I: Send + 'static, O: Send + 'static> Erased<I, O> {
     async fn step(&self, run: &GraphRun<'_>, index: usize, input: Value) -> Result<Value, WorkflowError> {
         let started = run.enter(index).await?;
         let output = self.nodes[index].call(run.ctx(), input).await.map_err(|e| run.fail(index, e))?;
-        run.exit(index, started, self.nodes[index].summarize(&output), || None).await?;
+        run.exit(index, started, || self.nodes[index].summarize(&output), || None).await?;
         Ok(output)
     }
 

@@ -34,7 +34,7 @@ pub use error::{GraphError, NodeError, WorkflowError};
 pub use node::{
     BoxNode, ContextNode, Named, Node, SyncNode, TryNode, boxed, named, node_with_context, sync_node, try_node,
 };
-pub use run::{GraphRun, StepRecord};
+pub use run::{GraphRun, NodeStart};
 pub use spec::{EdgeKind, EdgeSpec, GraphSpec, NodeKind, NodeName, NodeSpec};
 pub use sugar::{Chain, IntoChain};
 pub use tool::WorkflowTool;
@@ -230,7 +230,8 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
         self
     }
 
-    /// The most nodes one run may enter (default [`DEFAULT_MAX_STEPS`]).
+    /// The most steps one run may take (default [`DEFAULT_MAX_STEPS`]): every node entered is a
+    /// step, except that the branches of a fan-out share the fan-out's one step.
     #[must_use]
     pub fn max_steps(mut self, max_steps: u32) -> Self {
         self.max_steps = max_steps.max(1);
@@ -274,7 +275,11 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
     async fn execute(&self, input: WorkflowInput<I>, ctx: RunContext) -> Result<WorkflowResult<O>, Error> {
         let spec = self.graph.spec();
         let started = Instant::now();
-        let (ctx, start, writer) = self.begin(input, ctx).await?;
+        let (ctx, start, writer) = match (input, self.journal.is_some() && ctx.session().is_some()) {
+            (WorkflowInput::Run(input), false) => (ctx, Start::Input(input), None),
+            // Boxed: the future of a run without a journal stays small.
+            (input, _) => Box::pin(self.begin(input, ctx)).await?,
+        };
         let span = tracing::info_span!("loom.workflow", workflow = spec.name(), run_id = %ctx.run_id());
         ctx.emit(|| EventKind::RunStarted {
             name: Some(Arc::clone(spec.name_arc())),
@@ -296,15 +301,17 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
             }
         };
         if let Some(writer) = &writer {
-            let status = match &outcome {
-                Ok(_) => writer.append(JournalEntry::RunFinished).await.map(|()| RunStatus::Finished),
-                Err(e) => {
-                    writer.append(JournalEntry::RunFailed { error: e.to_string() }).await.map(|()| RunStatus::Failed)
-                }
-            };
-            writer.finish(status.unwrap_or(RunStatus::Failed)).await?;
+            let failure = outcome.as_ref().err().map(ToString::to_string);
+            Box::pin(async {
+                let status = match failure {
+                    None => writer.append(JournalEntry::RunFinished).await.map(|()| RunStatus::Finished),
+                    Some(error) => writer.append(JournalEntry::RunFailed { error }).await.map(|()| RunStatus::Failed),
+                };
+                writer.finish(status.unwrap_or(RunStatus::Failed)).await
+            })
+            .await?;
         }
-        let (visited, steps) = run.finish();
+        let visited = run.finish();
         match outcome {
             Ok(output) => {
                 let duration = started.elapsed();
@@ -316,7 +323,6 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                 Ok(WorkflowResult {
                     output,
                     visited,
-                    steps,
                     run_id: ctx.run_id(),
                     user: ctx.user().clone(),
                     session: ctx.session().cloned(),
@@ -461,8 +467,8 @@ impl<I: Send + 'static, O: Send + 'static> Runnable for Workflow<I, O> {
         &'a self,
         input: WorkflowInput<I>,
         ctx: RunContext,
-    ) -> BoxFuture<'a, Result<WorkflowResult<O>, Error>> {
-        Box::pin(self.execute(input, ctx))
+    ) -> impl Future<Output = Result<WorkflowResult<O>, Error>> + Send + 'a {
+        self.execute(input, ctx)
     }
 }
 
@@ -485,8 +491,6 @@ pub struct WorkflowResult<O> {
     pub output: O,
     /// The nodes entered, in order (a node entered twice appears twice).
     pub visited: Vec<NodeName>,
-    /// One record per finished node, in the order they finished.
-    pub steps: Vec<StepRecord>,
     /// The run's id.
     pub run_id: RunId,
     /// Who the run was for.

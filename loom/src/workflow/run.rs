@@ -1,7 +1,7 @@
 //! The bookkeeping of one workflow run: visits, caps, steps, events.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::error::{NodeError, WorkflowError};
 use super::spec::{GraphSpec, NodeName};
@@ -9,29 +9,24 @@ use crate::context::RunContext;
 use crate::event::EventKind;
 use crate::session::{JournalEntry, Writer};
 
-/// One step of a finished node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct StepRecord {
-    /// The node.
-    pub node: NodeName,
-    /// How long it ran.
-    pub duration: Duration,
-    /// A short description of its output.
-    pub summary: String,
-}
+/// When a node started, as [`GraphRun::enter`] saw it: the clock is only read when someone
+/// listens to the run's events, which are the only place a node's duration goes.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeStart(Option<Instant>);
 
 #[derive(Default)]
 struct State {
     visits: Vec<u32>,
     visited: Vec<usize>,
-    steps: Vec<StepRecord>,
+    /// Steps taken: nodes entered, but the branches of a fan-out count as its one step.
+    steps: u32,
 }
 
 /// The state of one run of a workflow graph, shared by the nodes that run (concurrently, in a
 /// fan-out). Graph implementations call [`enter`](GraphRun::enter) before a node and
 /// [`exit`](GraphRun::exit) after it: that enforces the visit and step bounds, records
-/// `visited` and the steps, and emits the node events.
+/// `visited`, journals the node, and emits the node events (with each node's duration and a
+/// summary of its output, worked out only when someone listens).
 pub struct GraphRun<'a> {
     ctx: &'a RunContext,
     spec: &'a GraphSpec,
@@ -43,7 +38,7 @@ pub struct GraphRun<'a> {
 
 impl<'a> GraphRun<'a> {
     pub(crate) fn new(ctx: &'a RunContext, spec: &'a GraphSpec, max_visits: u32, max_steps: u32) -> Self {
-        let state = State { visits: vec![0; spec.nodes().len()], visited: Vec::with_capacity(8), steps: Vec::new() };
+        let state = State { visits: vec![0; spec.nodes().len()], visited: Vec::with_capacity(8), steps: 0 };
         Self { ctx, spec, max_visits, max_steps, state: Mutex::new(state), writer: None }
     }
 
@@ -61,6 +56,9 @@ impl<'a> GraphRun<'a> {
                 *v += 1;
             }
             state.visited.push(node);
+            if !self.spec.node(node).is_some_and(|n| n.branch) {
+                state.steps += 1;
+            }
         }
     }
 
@@ -87,13 +85,17 @@ impl<'a> GraphRun<'a> {
     }
 
     /// Enters `node`: fails when its visit bound or the run's step bound is reached.
-    pub async fn enter(&self, node: usize) -> Result<Instant, WorkflowError> {
-        let limit = self.spec.node(node).and_then(|n| n.max_visits).unwrap_or(self.max_visits);
+    pub async fn enter(&self, node: usize) -> Result<NodeStart, WorkflowError> {
+        let spec = self.spec.node(node);
+        let limit = spec.and_then(|n| n.max_visits).unwrap_or(self.max_visits);
         {
             // Never held across an await: nodes of a fan-out run concurrently on this task.
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            if state.visited.len() >= self.max_steps as usize {
-                return Err(WorkflowError::StepLimit { limit: self.max_steps, node: self.name(node) });
+            if !spec.is_some_and(|n| n.branch) {
+                if state.steps >= self.max_steps {
+                    return Err(WorkflowError::StepLimit { limit: self.max_steps, node: self.name(node) });
+                }
+                state.steps += 1;
             }
             let Some(visits) = state.visits.get_mut(node) else {
                 return Err(WorkflowError::Node { node: self.name(node), error: NodeError::new("no such node") });
@@ -106,37 +108,43 @@ impl<'a> GraphRun<'a> {
         }
         self.ctx.emit(|| EventKind::NodeStarted { workflow: Arc::clone(self.spec.name_arc()), node: self.name(node) });
         if self.writer.is_some() {
-            self.record(JournalEntry::NodeStarted { node: self.name(node).to_string(), index: node }).await?;
+            Box::pin(self.record(JournalEntry::NodeStarted { node: self.name(node).to_string(), index: node })).await?;
         }
-        Ok(Instant::now())
+        Ok(NodeStart(self.ctx.is_observed().then(Instant::now)))
     }
 
-    /// Leaves `node`, which started at `started` and produced an output summarised as
-    /// `summary`; in a journaled run, `output` gives the output as JSON for the journal.
-    pub async fn exit(
+    /// Leaves `node`, which started at `started`. `summary` describes its output for the
+    /// `NodeFinished` event (called only when someone listens); in a journaled run, `output`
+    /// gives the output as JSON for the journal.
+    ///
+    /// Both closures run before this returns: the future holds neither (nor what they borrow).
+    pub fn exit(
         &self,
         node: usize,
-        started: Instant,
-        summary: String,
+        started: NodeStart,
+        summary: impl FnOnce() -> String,
         output: impl FnOnce() -> Option<serde_json::Value>,
-    ) -> Result<(), WorkflowError> {
-        let duration = started.elapsed();
-        if self.ctx.is_observed() {
-            let summary = summary.clone();
+    ) -> impl Future<Output = Result<(), WorkflowError>> + Send + '_ {
+        if let NodeStart(Some(started)) = started {
+            let duration = started.elapsed();
             self.ctx.emit(|| EventKind::NodeFinished {
                 workflow: Arc::clone(self.spec.name_arc()),
                 node: self.name(node),
                 duration,
-                summary,
+                summary: summary(),
             });
         }
-        let record = StepRecord { node: NodeName(self.name(node)), duration, summary };
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).steps.push(record);
-        if self.writer.is_some() {
-            let entry = JournalEntry::NodeFinished { node: self.name(node).to_string(), index: node, output: output() };
-            self.record(entry).await?;
+        let entry = self.writer.is_some().then(|| JournalEntry::NodeFinished {
+            node: self.name(node).to_string(),
+            index: node,
+            output: output(),
+        });
+        async move {
+            match entry {
+                Some(entry) => Box::pin(self.record(entry)).await,
+                None => Ok(()),
+            }
         }
-        Ok(())
     }
 
     /// `node` failed with `error`: the error of the run.
@@ -150,20 +158,19 @@ impl<'a> GraphRun<'a> {
         WorkflowError::Node { node, error }
     }
 
-    /// The names of the nodes entered, in order, and the steps of the nodes that finished.
-    pub(crate) fn finish(self) -> (Vec<NodeName>, Vec<StepRecord>) {
+    /// The names of the nodes entered, in order.
+    pub(crate) fn finish(self) -> Vec<NodeName> {
         let spec = self.spec;
         let state = self.state.into_inner().unwrap_or_else(PoisonError::into_inner);
-        let visited = state
+        state
             .visited
             .iter()
             .map(|&i| NodeName(spec.node(i).map_or_else(|| Arc::from("?"), |n| Arc::clone(&n.name))))
-            .collect();
-        (visited, state.steps)
+            .collect()
     }
 }
 
-/// A short description of a node's output, for step records and events.
+/// A short description of a node's output, for the `NodeFinished` event.
 pub(crate) fn summarize_str(s: &str) -> String {
     const MAX: usize = 120;
     if s.len() <= MAX {

@@ -41,6 +41,8 @@ pub struct NodeSpec {
     pub kind: NodeKind,
     /// Its own visit bound, if it declares one.
     pub max_visits: Option<u32>,
+    /// Whether a fan-out starts it: the branches of a fan-out share the fan-out's step.
+    pub(crate) branch: bool,
 }
 
 /// An edge of the graph.
@@ -72,12 +74,17 @@ impl GraphSpec {
 
     /// Adds a node; returns its index.
     pub fn add_node(&mut self, name: impl Into<Arc<str>>, kind: NodeKind, max_visits: Option<u32>) -> usize {
-        self.nodes.push(NodeSpec { name: name.into(), kind, max_visits });
+        self.nodes.push(NodeSpec { name: name.into(), kind, max_visits, branch: false });
         self.nodes.len() - 1
     }
 
-    /// Adds an edge.
+    /// Adds an edge (between nodes already added).
     pub fn add_edge(&mut self, from: usize, to: usize, kind: EdgeKind) {
+        if kind == EdgeKind::Branch
+            && let Some(node) = self.nodes.get_mut(to)
+        {
+            node.branch = true;
+        }
         self.edges.push(EdgeSpec { from, to, kind });
     }
 
