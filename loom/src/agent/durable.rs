@@ -175,8 +175,15 @@ impl<'a> Durable<'a> {
         Ok(Some(response))
     }
 
-    pub(crate) async fn record_model(&self, turn: u32, messages: usize, response: &ModelResponse) -> Result<(), Error> {
-        self.append(JournalEntry::ModelResponse { turn, messages, response: response.clone() }).await
+    /// Records the model's answer of `turn`, and hands it back.
+    pub(crate) async fn record_model(
+        &self,
+        turn: u32,
+        messages: usize,
+        response: ModelResponse,
+    ) -> Result<ModelResponse, Error> {
+        self.append(JournalEntry::ModelResponse { turn, messages, response: response.clone() }).await?;
+        Ok(response)
     }
 
     /// Records that turn `turn` is complete (a checkpoint), unless it already was.

@@ -146,15 +146,22 @@ async fn run_durably<O>(
     };
     let (ctx, input, history, durable) = begin(agent, input, ctx).await?;
     let outcome = turns(agent, model, input, history, &ctx, durable.as_deref(), started).await;
-    if let Some(durable) = &durable {
-        match &outcome {
-            Ok(_) => Box::pin(durable.finished()).await?,
-            Err(e) if !matches!(e, Error::Run(RunError::NeedsDecision { .. } | RunError::LeaseLost { .. })) => {
-                Box::pin(durable.failed(e)).await;
-            }
-            // An interrupted call waits for a decision; the run stays resumable.
-            Err(_) => Box::pin(durable.release()).await,
+    match durable {
+        // The outcome moves into the boxed future: the run's future does not keep a slot for it.
+        Some(durable) => Box::pin(conclude(*durable, outcome)).await,
+        None => outcome,
+    }
+}
+
+/// Records how a journaled run ended, and returns the outcome.
+async fn conclude<O>(durable: Durable<'_>, outcome: Result<RunResult<O>, Error>) -> Result<RunResult<O>, Error> {
+    match &outcome {
+        Ok(_) => durable.finished().await?,
+        Err(e) if !matches!(e, Error::Run(RunError::NeedsDecision { .. } | RunError::LeaseLost { .. })) => {
+            durable.failed(e).await;
         }
+        // An interrupted call waits for a decision; the run stays resumable.
+        Err(_) => durable.release().await,
     }
     outcome
 }
@@ -217,33 +224,36 @@ async fn turns<O>(
             OutputMode::Tool => Partial::FinalAnswerTool,
             _ => Partial::Text,
         };
+        // Boxed, as it is rare: an `Option<ModelResponse>` would sit in the run's future
+        // across the model call.
         let replayed = match durable {
-            Some(d) => d.replayed_model(turns, messages.len())?,
+            Some(d) => d.replayed_model(turns, messages.len())?.map(Box::new),
             None => None,
         };
         let (response, call_cost) = match replayed {
             Some(response) => {
                 ctx.emit(|| EventKind::StepReplayed { step: format!("model turn {turns}") });
-                let cost = pricing::cost(response.model.as_deref().unwrap_or(model.name()), &response.usage);
-                (response, cost)
+                priced(model, *response)
             }
             None => {
-                let (response, cost) = call_model(&models, &request, ctx, turns, partial).await?;
+                let (mut response, cost) = call_model(&models, &request, ctx, turns, partial).await?;
                 if let Some(d) = durable {
-                    Box::pin(d.record_model(turns, messages.len(), &response)).await?;
+                    response = Box::pin(d.record_model(turns, messages.len(), response)).await?;
                 }
                 (response, cost)
             }
         };
         usage += response.usage;
         cost = cost.and_then(|c| call_cost.map(|n| c + n));
-
+        // Into the conversation at once: the response is never borrowed, so the run's future
+        // keeps no slot for it across the awaits below.
+        messages.push(response.into_message());
+        let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
         let final_call = match prepared.mode {
-            OutputMode::Tool => response.tool_calls.iter().position(|c| c.name == FINAL_ANSWER_TOOL),
+            OutputMode::Tool => calls.iter().position(|c| c.name == FINAL_ANSWER_TOOL),
             _ => None,
         };
-        if response.tool_calls.is_empty() || final_call.is_some() {
-            messages.push(response.into_message());
+        if calls.is_empty() || final_call.is_some() {
             // The answer as the conversation keeps it: the text, or the final call's arguments.
             let answer = match (messages.last(), final_call) {
                 (Some(Message::Assistant { content: Content::Text(text), .. }), None) => text.as_str(),
@@ -296,9 +306,8 @@ async fn turns<O>(
             }
         }
         retrying = false;
-        tool_calls += response.tool_calls.len() as u32;
-        messages.push(response.into_message());
         let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
+        tool_calls += calls.len() as u32;
         let results = run_tools(&agent.tools, ctx, calls, turns, durable).await?;
         messages.extend(results.into_iter().map(Message::Tool));
         if let Some(d) = durable {
@@ -360,16 +369,41 @@ pub(crate) async fn call_model(
     turn: u32,
     partial: Partial,
 ) -> Result<(ModelResponse, Option<f64>), ModelError> {
+    let failure = match call_once(models.primary, request, ctx, turn, partial).await {
+        Ok(response) => return Ok(priced(models.primary, response)),
+        Err(failure) => failure,
+    };
+    // Retries and fallbacks, boxed: the future of a call that succeeds stays small.
+    Box::pin(recover(models, request, ctx, turn, partial, failure)).await
+}
+
+/// A response and what it cost.
+fn priced(model: &dyn Model, response: ModelResponse) -> (ModelResponse, Option<f64>) {
+    let cost = pricing::cost(response.model.as_deref().unwrap_or(model.name()), &response.usage);
+    (response, cost)
+}
+
+/// After a failed first attempt: retries by the policy, then the fallbacks in order.
+async fn recover(
+    models: &Models<'_>,
+    request: &ModelRequest<'_>,
+    ctx: &RunContext,
+    turn: u32,
+    partial: Partial,
+    first: (ModelError, bool),
+) -> Result<(ModelResponse, Option<f64>), ModelError> {
     let mut fallbacks = models.fallbacks.iter();
     let mut model = models.primary;
+    let mut failure = Some(first);
     loop {
         let mut attempt = 1;
         let error = loop {
-            match call_once(model, request, ctx, turn, partial).await {
-                Ok(response) => {
-                    let cost = pricing::cost(response.model.as_deref().unwrap_or(model.name()), &response.usage);
-                    return Ok((response, cost));
-                }
+            let outcome = match failure.take() {
+                Some(failure) => Err(failure),
+                None => call_once(model, request, ctx, turn, partial).await,
+            };
+            match outcome {
+                Ok(response) => return Ok(priced(model, response)),
                 Err((error, emitted)) => {
                     // A stream that already showed text is not restarted behind the
                     // listener's back.
@@ -377,7 +411,7 @@ pub(crate) async fn call_model(
                     let Some(delay) = delay else { break (error, emitted) };
                     tracing::debug!(model = model.name(), attempt, ?delay, "retrying: {error}");
                     ctx.emit(|| EventKind::ModelRetry { turn, attempt, delay, error: error.to_string() });
-                    Box::pin(tokio::time::sleep(delay)).await;
+                    tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
             }

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use super::error::NodeError;
@@ -34,10 +35,18 @@ pub trait Node<I: Send + 'static, O>: Send + Sync + 'static {
 /// A node of any type, shared.
 pub type BoxNode<I, O> = Arc<dyn Node<I, O>>;
 
-#[async_trait::async_trait]
+/// The future a node's `call` returns.
+type CallFuture<'a, O> = Pin<Box<dyn Future<Output = Result<O, NodeError>> + Send + 'a>>;
+
+// Forwarding impls hand out the inner node's future as it is (no second box).
 impl<I: Send + 'static, O: 'static> Node<I, O> for Box<dyn Node<I, O>> {
-    async fn call(&self, ctx: &RunContext, input: I) -> Result<O, NodeError> {
-        (**self).call(ctx, input).await
+    fn call<'a, 'b, 'f>(&'a self, ctx: &'b RunContext, input: I) -> CallFuture<'f, O>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        (**self).call(ctx, input)
     }
     fn name(&self) -> Option<&str> {
         (**self).name()
@@ -87,10 +96,14 @@ pub fn named<N>(name: impl Into<Arc<str>>, node: N) -> Named<N> {
     Named { name: name.into(), node }
 }
 
-#[async_trait::async_trait]
 impl<I: Send + 'static, O, N: Node<I, O>> Node<I, O> for Named<N> {
-    async fn call(&self, ctx: &RunContext, input: I) -> Result<O, NodeError> {
-        self.node.call(ctx, input).await
+    fn call<'a, 'b, 'f>(&'a self, ctx: &'b RunContext, input: I) -> CallFuture<'f, O>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        self.node.call(ctx, input)
     }
     fn name(&self) -> Option<&str> {
         Some(&self.name)
