@@ -19,7 +19,7 @@ use crate::id::{RunId, SessionId, UserId};
 use crate::model::{Effort, IntoModel, Model, ModelSettings, RetryPolicy};
 use crate::output::{OutputMode, OutputSpec, OutputType, Validate};
 use crate::runner::RunBuilder;
-use crate::session::{Checkpoint, InMemoryStore, Journal, JournalEntry, RunKey, RunStatus, SessionStore};
+use crate::session::{Checkpoint, Journal, JournalEntry, RunKey, RunStatus, SessionStore, Sessions};
 use crate::tool::{Tool, ToolSet};
 
 use prepared::Prepared;
@@ -80,7 +80,7 @@ pub struct Agent<O = String> {
     pub(crate) settings: ModelSettings,
     pub(crate) max_turns: u32,
     pub(crate) history_limit: Option<usize>,
-    pub(crate) sessions: Arc<dyn SessionStore>,
+    pub(crate) sessions: Sessions,
     pub(crate) extensions: Extensions,
     pub(crate) emitter: Emitter,
     pub(crate) config_error: Option<ConfigError>,
@@ -104,7 +104,7 @@ impl<O> Clone for Agent<O> {
             settings: self.settings.clone(),
             max_turns: self.max_turns,
             history_limit: self.history_limit,
-            sessions: Arc::clone(&self.sessions),
+            sessions: self.sessions.clone(),
             extensions: self.extensions.clone(),
             emitter: self.emitter.clone(),
             config_error: self.config_error.clone(),
@@ -142,7 +142,7 @@ impl Agent<String> {
             settings: ModelSettings::default(),
             max_turns: DEFAULT_MAX_TURNS,
             history_limit: None,
-            sessions: Arc::new(InMemoryStore::new()),
+            sessions: Sessions::in_memory(),
             extensions: Extensions::new(),
             emitter: Emitter::default(),
             config_error: None,
@@ -335,7 +335,7 @@ impl<O> Agent<O> {
     /// clones). Share one store between agents to share conversations.
     #[must_use]
     pub fn sessions(mut self, store: Arc<dyn SessionStore>) -> Self {
-        self.sessions = store;
+        self.sessions = Sessions::dynamic(store);
         self
     }
 
@@ -346,7 +346,7 @@ impl<O> Agent<O> {
     /// process with [`resume`](Agent::resume) without repeating the finished steps.
     #[must_use]
     pub fn store<S: SessionStore + Journal>(mut self, store: Arc<S>) -> Self {
-        self.sessions = Arc::clone(&store) as Arc<dyn SessionStore>;
+        self.sessions = Sessions::of(Arc::clone(&store));
         self.journal = Some(store);
         self
     }
@@ -456,7 +456,7 @@ impl<O> Agent<O> {
 
     /// The session store.
     pub fn session_store(&self) -> &Arc<dyn SessionStore> {
-        &self.sessions
+        self.sessions.store()
     }
 
     /// Runs the agent on `input`. Set the user, session and metadata on the returned builder,
@@ -519,9 +519,9 @@ impl<O> Agent<O> {
             }
         };
         if into != session {
-            let mut messages = self.sessions.load(user, session, None).await?;
+            let mut messages = self.sessions.store().load(user, session, None).await?;
             messages.truncate(history);
-            self.sessions.append(user, into, RunId::generate(), &messages).await?;
+            self.sessions.store().append(user, into, RunId::generate(), &messages).await?;
         }
         let run = RunId::generate();
         journal.import(&RunKey::new(user.clone(), into.clone(), run), RunStatus::Running, records).await?;

@@ -46,8 +46,8 @@ where
         .instrument(span)
 }
 
-/// How the run begins: its context (with the resumed run's id), input and history, and its
-/// journal when the agent has one.
+/// How the run begins: its context (with the resumed run's id), input, the conversation so far
+/// (the system prompt and the session's history), and its journal when the agent has one.
 async fn begin<'a, O>(
     agent: &'a Agent<O>,
     input: AgentInput,
@@ -56,22 +56,23 @@ async fn begin<'a, O>(
     let journal = agent.journal.as_deref();
     match input {
         AgentInput::Message(content) => {
-            let history = match ctx.session() {
-                Some(session) => agent.sessions.load(ctx.user(), session, agent.history_limit).await?,
-                None => Vec::new(),
-            };
+            let system = agent.prepared().system.as_ref();
+            // Room for the input, the answer and a tool round without growing.
+            let messages =
+                agent.sessions.conversation(ctx.user(), ctx.session(), agent.history_limit, system, 4).await?;
+            let history = messages.len() - usize::from(system.is_some());
             let durable = match (journal, ctx.session()) {
                 (Some(journal), Some(session)) => {
                     let key = RunKey::new(ctx.user().clone(), session.clone(), ctx.run_id());
                     let name = agent.name.as_deref();
                     // Boxed, as every journal step: the future of a run without a journal stays small.
                     Some(Box::new(
-                        Box::pin(Durable::start(journal, key, agent.lease_ttl, &content, history.len(), name)).await?,
+                        Box::pin(Durable::start(journal, key, agent.lease_ttl, &content, history, name)).await?,
                     ))
                 }
                 _ => None,
             };
-            Ok((ctx, content, history, durable))
+            Ok((ctx, content, messages, durable))
         }
         AgentInput::Resume { run, decisions } => Box::pin(begin_resumed(agent, run, decisions, ctx)).await,
     }
@@ -116,7 +117,7 @@ async fn begin_resumed<'a, O>(
     let ctx = ctx.with_run_id(run);
     let key = RunKey::new(ctx.user().clone(), session.clone(), run);
     let (durable, resumed) = Durable::resume(journal, key, agent.lease_ttl, decisions).await?;
-    let mut history = agent.sessions.load(ctx.user(), &session, None).await?;
+    let mut history = agent.sessions.store().load(ctx.user(), &session, None).await?;
     if history.len() < resumed.history {
         return Err(RunError::JournalMismatch {
             run_id: run,
@@ -130,8 +131,10 @@ async fn begin_resumed<'a, O>(
     }
     history.truncate(resumed.history);
     let start = crate::session::window_start(&history, agent.history_limit);
-    let history = history.split_off(start);
-    Ok((ctx, resumed.input, history, Some(Box::new(durable))))
+    let mut messages = Vec::with_capacity(history.len() - start + 5);
+    messages.extend(agent.prepared().system.iter().cloned());
+    messages.extend(history.drain(start..));
+    Ok((ctx, resumed.input, messages, Some(Box::new(durable))))
 }
 
 async fn run_durably<O>(
@@ -144,8 +147,8 @@ async fn run_durably<O>(
     let Some(model) = agent.model.as_deref() else {
         return Err(ConfigError::NoModel { agent: None }.into());
     };
-    let (ctx, input, history, durable) = begin(agent, input, ctx).await?;
-    let outcome = turns(agent, model, input, history, &ctx, durable.as_deref(), started).await;
+    let (ctx, input, messages, durable) = begin(agent, input, ctx).await?;
+    let outcome = turns(agent, model, input, messages, &ctx, durable.as_deref(), started).await;
     match durable {
         // The outcome moves into the boxed future: the run's future does not keep a slot for it.
         Some(durable) => Box::pin(conclude(*durable, outcome)).await,
@@ -170,7 +173,7 @@ async fn turns<O>(
     agent: &Agent<O>,
     model: &dyn Model,
     input: Content,
-    history: Vec<Message>,
+    mut messages: Vec<Message>,
     ctx: &RunContext,
     durable: Option<&Durable<'_>>,
     started: Instant,
@@ -183,9 +186,6 @@ async fn turns<O>(
         parent: ctx.parent(),
     });
 
-    let mut messages = Vec::with_capacity(history.len() + 4);
-    messages.extend(prepared.system.iter().cloned());
-    messages.extend(history);
     let input_index = messages.len();
     messages.push(Message::User { content: input });
 

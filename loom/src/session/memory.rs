@@ -79,23 +79,24 @@ impl InMemoryStore {
     }
 }
 
-#[async_trait::async_trait]
-impl SessionStore for InMemoryStore {
-    async fn load(&self, user: &UserId, session: &SessionId, limit: Option<usize>) -> Result<Vec<Message>, StoreError> {
-        let shard = self.shard(user);
-        Ok(match shard.get(user).and_then(|s| s.get(session)) {
-            Some(h) => h.messages[window_start(&h.messages, limit)..].to_vec(),
-            None => Vec::new(),
-        })
-    }
-
-    async fn append(
+impl InMemoryStore {
+    /// Calls `f` with the session's history (its last `limit` messages).
+    pub(crate) fn with_history<T>(
         &self,
         user: &UserId,
         session: &SessionId,
-        run: RunId,
-        messages: &[Message],
-    ) -> Result<(), StoreError> {
+        limit: Option<usize>,
+        f: impl FnOnce(&[Message]) -> T,
+    ) -> T {
+        let shard = self.shard(user);
+        match shard.get(user).and_then(|s| s.get(session)) {
+            Some(h) => f(&h.messages[window_start(&h.messages, limit)..]),
+            None => f(&[]),
+        }
+    }
+
+    /// [`SessionStore::append`], without a future.
+    pub(crate) fn append_now(&self, user: &UserId, session: &SessionId, run: RunId, messages: &[Message]) {
         let mut shard = self.shard(user);
         let sessions = match shard.get_mut(user) {
             Some(s) => s,
@@ -108,6 +109,23 @@ impl SessionStore for InMemoryStore {
         if history.runs.insert(run) {
             history.messages.extend_from_slice(messages);
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for InMemoryStore {
+    async fn load(&self, user: &UserId, session: &SessionId, limit: Option<usize>) -> Result<Vec<Message>, StoreError> {
+        Ok(self.with_history(user, session, limit, <[Message]>::to_vec))
+    }
+
+    async fn append(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        run: RunId,
+        messages: &[Message],
+    ) -> Result<(), StoreError> {
+        self.append_now(user, session, run, messages);
         Ok(())
     }
 

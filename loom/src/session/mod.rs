@@ -23,6 +23,9 @@ pub use postgres::{POSTGRES_SCHEMA_VERSION, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SQLITE_SCHEMA_VERSION, SqliteStore};
 
+use std::any::Any;
+use std::sync::Arc;
+
 use crate::error::StoreError;
 use crate::id::{RunId, SessionId, UserId};
 use crate::model::{Message, Role};
@@ -55,6 +58,84 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// The user's sessions, in no particular order.
     async fn sessions(&self, user: &UserId) -> Result<Vec<SessionId>, StoreError>;
+}
+
+/// An agent's session store. The built-in in-memory store is also kept by its type, so runs
+/// call it directly instead of through a boxed future.
+#[derive(Clone)]
+pub(crate) struct Sessions {
+    store: Arc<dyn SessionStore>,
+    memory: Option<Arc<InMemoryStore>>,
+}
+
+impl Sessions {
+    /// A store in memory of its own.
+    pub(crate) fn in_memory() -> Self {
+        let memory = Arc::new(InMemoryStore::new());
+        Self { store: Arc::clone(&memory) as Arc<dyn SessionStore>, memory: Some(memory) }
+    }
+
+    /// `store`, recognised when it is the in-memory store.
+    pub(crate) fn of<S: SessionStore>(store: Arc<S>) -> Self {
+        let any: Arc<dyn Any + Send + Sync> = Arc::clone(&store) as _;
+        Self { store, memory: any.downcast::<InMemoryStore>().ok() }
+    }
+
+    /// A store known only by its trait.
+    pub(crate) fn dynamic(store: Arc<dyn SessionStore>) -> Self {
+        Self { store, memory: None }
+    }
+
+    /// The store.
+    pub(crate) fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    /// The conversation a run starts from: `system`, then the session's history (at most
+    /// `limit` messages of it), with room for `extra` more messages.
+    pub(crate) async fn conversation(
+        &self,
+        user: &UserId,
+        session: Option<&SessionId>,
+        limit: Option<usize>,
+        system: Option<&Message>,
+        extra: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let build = |history: &[Message]| {
+            let mut messages = Vec::with_capacity(usize::from(system.is_some()) + history.len() + extra);
+            messages.extend(system.cloned());
+            messages.extend_from_slice(history);
+            messages
+        };
+        Ok(match (session, &self.memory) {
+            (None, _) => build(&[]),
+            (Some(session), Some(memory)) => memory.with_history(user, session, limit, build),
+            (Some(session), None) => {
+                let history = self.store.load(user, session, limit).await?;
+                let mut messages = Vec::with_capacity(usize::from(system.is_some()) + history.len() + extra);
+                messages.extend(system.cloned());
+                messages.extend(history);
+                messages
+            }
+        })
+    }
+
+    /// [`SessionStore::append`].
+    pub(crate) async fn append(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        run: RunId,
+        messages: &[Message],
+    ) -> Result<(), StoreError> {
+        match &self.memory {
+            Some(memory) => {
+                memory.append_now(user, session, run, messages);
+                Ok(())
+            }
+            None => self.store.append(user, session, run, messages).await,
+        }
+    }
 }
 
 /// The start index of the last `limit` messages of `history`, moved forward to the first user
