@@ -87,11 +87,13 @@ impl RunContext {
         self
     }
 
-    /// Uses `extensions` unless they are empty (an agent's own state wins over inherited state).
-    pub(crate) fn with_agent_extensions(mut self, extensions: &Extensions) -> Self {
+    /// Adds what an agent or a workflow brings to its runs: its state (which wins over
+    /// inherited state, unless it has none) and its listeners.
+    pub(crate) fn with_own(mut self, extensions: &Extensions, emitter: &Emitter) -> Self {
         if extensions.0.is_some() {
             self.extensions = extensions.clone();
         }
+        self.emitter.extend(emitter);
         self
     }
 

@@ -16,7 +16,7 @@ use crate::model::{
     ToolCall, ToolResult, Usage, pricing,
 };
 use crate::output::{self, FINAL_ANSWER_TOOL, OutputAttempt, OutputError, OutputMode};
-use crate::session::{RunKey, RunStatus};
+use crate::session::{RunKey, run_to_resume};
 use crate::tool::{ToolSet, dispatch};
 
 /// Runs `agent` on `input` within `ctx`.
@@ -100,20 +100,7 @@ async fn begin_resumed<'a, O>(
         }
         .into());
     };
-    let run = match run {
-        Some(run) => run,
-        None => journal
-            .runs(ctx.user(), &session)
-            .await?
-            .into_iter()
-            .rev()
-            .find(|r| r.status == RunStatus::Running)
-            .map(|r| r.run)
-            .ok_or_else(|| RunError::NotResumable {
-                run_id: ctx.run_id(),
-                reason: format!("session `{session}` has no unfinished run"),
-            })?,
-    };
+    let run = run_to_resume(journal, ctx.user(), &session, run, ctx.run_id()).await?;
     let ctx = ctx.with_run_id(run);
     let key = RunKey::new(ctx.user().clone(), session.clone(), run);
     let (durable, resumed) = Durable::resume(journal, key, agent.lease_ttl, decisions).await?;

@@ -100,9 +100,7 @@ impl<O: Send + Sync + 'static> Runnable for Agent<O> {
     type Output = RunResult<O>;
 
     fn __prepare(&self, ctx: RunContext) -> RunContext {
-        let mut ctx = ctx.with_agent_extensions(&self.extensions);
-        ctx.emitter.extend(&self.emitter);
-        ctx
+        ctx.with_own(&self.extensions, &self.emitter)
     }
 
     fn __execute<'a>(

@@ -402,6 +402,26 @@ pub(crate) fn lease_live(lease_until_ms: Option<u64>, now: u64) -> bool {
     lease_until_ms.is_some_and(|until| until > now)
 }
 
+/// The run a resume goes on with: `run` when given, else the session's latest unfinished run.
+/// `resuming` is the id of the run asking (for the error).
+pub(crate) async fn run_to_resume(
+    journal: &dyn Journal,
+    user: &UserId,
+    session: &SessionId,
+    run: Option<RunId>,
+    resuming: RunId,
+) -> Result<RunId, crate::Error> {
+    if let Some(run) = run {
+        return Ok(run);
+    }
+    let runs = journal.runs(user, session).await?;
+    let latest = runs.into_iter().rev().find(|r| r.status == RunStatus::Running).map(|r| r.run);
+    latest.ok_or_else(|| {
+        crate::RunError::NotResumable { run_id: resuming, reason: format!("session `{session}` has no unfinished run") }
+            .into()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,11 +12,11 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub(crate) use journal::Writer;
 pub use journal::{
     Checkpoint, CorruptRecord, JOURNAL_VERSION, Journal, JournalEntry, JournalRead, RawRecord, RunInfo, RunKey,
     RunStatus, decode_records,
 };
+pub(crate) use journal::{Writer, run_to_resume};
 pub use memory::InMemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{POSTGRES_SCHEMA_VERSION, PostgresStore};

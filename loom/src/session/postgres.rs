@@ -49,6 +49,11 @@ fn db(e: sqlx::Error) -> StoreError {
     error(kind, e.to_string()).with_source(e)
 }
 
+/// `sql` with the run's key bound to `$1`, `$2` and `$3`.
+fn keyed<'q>(sql: &'static str, key: &'q RunKey) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql).bind(key.user.as_str()).bind(key.session.as_str()).bind(key.run.to_string())
+}
+
 fn conflict(message: String) -> StoreError {
     error(StoreErrorKind::Conflict, message)
 }
@@ -255,7 +260,7 @@ impl Journal for PostgresStore {
         let now = now_ms() as i64;
         // One statement: a run nobody holds, whose lease ran out, or that this owner holds
         // is taken; any other is left alone (0 rows).
-        let taken = sqlx::query(
+        let taken = keyed(
             "INSERT INTO loom_runs (user_id, session, run, status, owner, lease_until, started_ms, updated_ms)
              VALUES ($1, $2, $3, 'running', $4, $5, $6, $6)
              ON CONFLICT (user_id, session, run) DO UPDATE
@@ -263,10 +268,8 @@ impl Journal for PostgresStore {
                      updated_ms = EXCLUDED.updated_ms
                  WHERE loom_runs.owner IS NULL OR loom_runs.owner = EXCLUDED.owner
                     OR loom_runs.lease_until IS NULL OR loom_runs.lease_until <= EXCLUDED.updated_ms",
+            key,
         )
-        .bind(key.user.as_str())
-        .bind(key.session.as_str())
-        .bind(key.run.to_string())
         .bind(owner)
         .bind(now + ttl.as_millis() as i64)
         .bind(now)
@@ -283,13 +286,11 @@ impl Journal for PostgresStore {
     async fn append(&self, key: &RunKey, owner: &str, ttl: Duration, record: RawRecord) -> Result<(), StoreError> {
         let now = now_ms() as i64;
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let renewed = sqlx::query(
+        let renewed = keyed(
             "UPDATE loom_runs SET lease_until = $5, updated_ms = $6
              WHERE user_id = $1 AND session = $2 AND run = $3 AND owner = $4",
+            key,
         )
-        .bind(key.user.as_str())
-        .bind(key.session.as_str())
-        .bind(key.run.to_string())
         .bind(owner)
         .bind(now + ttl.as_millis() as i64)
         .bind(now)
@@ -300,10 +301,7 @@ impl Journal for PostgresStore {
         if renewed == 0 {
             return Err(conflict(format!("run {} is not held by this worker", key.run)));
         }
-        sqlx::query("INSERT INTO loom_journal (user_id, session, run, seq, record) VALUES ($1, $2, $3, $4, $5)")
-            .bind(key.user.as_str())
-            .bind(key.session.as_str())
-            .bind(key.run.to_string())
+        keyed("INSERT INTO loom_journal (user_id, session, run, seq, record) VALUES ($1, $2, $3, $4, $5)", key)
             .bind(record.seq as i64)
             .bind(&record.bytes)
             .execute(&mut *tx)
@@ -318,13 +316,11 @@ impl Journal for PostgresStore {
     }
 
     async fn finish(&self, key: &RunKey, owner: &str, status: RunStatus) -> Result<(), StoreError> {
-        sqlx::query(
+        keyed(
             "UPDATE loom_runs SET status = $5, owner = NULL, lease_until = NULL, updated_ms = $6
              WHERE user_id = $1 AND session = $2 AND run = $3 AND owner = $4",
+            key,
         )
-        .bind(key.user.as_str())
-        .bind(key.session.as_str())
-        .bind(key.run.to_string())
         .bind(owner)
         .bind(status.as_str())
         .bind(now_ms() as i64)
@@ -335,12 +331,10 @@ impl Journal for PostgresStore {
     }
 
     async fn records(&self, key: &RunKey) -> Result<Vec<RawRecord>, StoreError> {
-        let rows = sqlx::query(
+        let rows = keyed(
             "SELECT seq, record FROM loom_journal WHERE user_id = $1 AND session = $2 AND run = $3 ORDER BY seq",
+            key,
         )
-        .bind(key.user.as_str())
-        .bind(key.session.as_str())
-        .bind(key.run.to_string())
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
@@ -381,16 +375,12 @@ impl Journal for PostgresStore {
     async fn import(&self, key: &RunKey, status: RunStatus, records: Vec<RawRecord>) -> Result<(), StoreError> {
         let now = now_ms() as i64;
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let taken = sqlx::query(
+        let taken = keyed(
             "INSERT INTO loom_runs (user_id, session, run, status, owner, lease_until, started_ms, updated_ms)
              VALUES ($1, $2, $3, $4, NULL, NULL, $5, $5)
              ON CONFLICT (user_id, session, run) DO UPDATE
                  SET status = EXCLUDED.status, owner = NULL, lease_until = NULL, updated_ms = EXCLUDED.updated_ms
-                 WHERE loom_runs.owner IS NULL OR loom_runs.lease_until IS NULL OR loom_runs.lease_until <= EXCLUDED.updated_ms",
-        )
-        .bind(key.user.as_str())
-        .bind(key.session.as_str())
-        .bind(key.run.to_string())
+                 WHERE loom_runs.owner IS NULL OR loom_runs.lease_until IS NULL OR loom_runs.lease_until <= EXCLUDED.updated_ms", key)
         .bind(status.as_str())
         .bind(now)
         .execute(&mut *tx)
@@ -400,18 +390,12 @@ impl Journal for PostgresStore {
         if taken == 0 {
             return Err(conflict(format!("run {} is held by a worker", key.run)));
         }
-        sqlx::query("DELETE FROM loom_journal WHERE user_id = $1 AND session = $2 AND run = $3")
-            .bind(key.user.as_str())
-            .bind(key.session.as_str())
-            .bind(key.run.to_string())
+        keyed("DELETE FROM loom_journal WHERE user_id = $1 AND session = $2 AND run = $3", key)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
         for r in &records {
-            sqlx::query("INSERT INTO loom_journal (user_id, session, run, seq, record) VALUES ($1, $2, $3, $4, $5)")
-                .bind(key.user.as_str())
-                .bind(key.session.as_str())
-                .bind(key.run.to_string())
+            keyed("INSERT INTO loom_journal (user_id, session, run, seq, record) VALUES ($1, $2, $3, $4, $5)", key)
                 .bind(r.seq as i64)
                 .bind(&r.bytes)
                 .execute(&mut *tx)

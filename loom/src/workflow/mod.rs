@@ -46,7 +46,7 @@ use crate::error::{ConfigError, Error, RunError};
 use crate::event::{Emitter, EventKind, EventListener};
 use crate::id::{RunId, SessionId, UserId};
 use crate::runner::{RunBuilder, Runnable, Sealed};
-use crate::session::{Journal, JournalEntry, RunKey, RunStatus, Writer};
+use crate::session::{Journal, JournalEntry, RunKey, RunStatus, Writer, run_to_resume};
 
 /// The default visit bound of a node.
 pub const DEFAULT_MAX_VISITS: u32 = 25;
@@ -371,20 +371,7 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
             }
             .into()),
             (WorkflowInput::Resume(run), Some((journal, codec, session))) => {
-                let run = match run {
-                    Some(run) => run,
-                    None => journal
-                        .runs(ctx.user(), &session)
-                        .await?
-                        .into_iter()
-                        .rev()
-                        .find(|r| r.status == RunStatus::Running)
-                        .map(|r| r.run)
-                        .ok_or_else(|| RunError::NotResumable {
-                            run_id: ctx.run_id(),
-                            reason: format!("session `{session}` has no unfinished run"),
-                        })?,
-                };
+                let run = run_to_resume(journal, ctx.user(), &session, run, ctx.run_id()).await?;
                 let ctx = ctx.with_run_id(run);
                 let key = RunKey::new(ctx.user().clone(), session, run);
                 let read = journal.read(&key).await?;
@@ -458,9 +445,7 @@ impl<I: Send + 'static, O: Send + 'static> Runnable for Workflow<I, O> {
     type Output = WorkflowResult<O>;
 
     fn __prepare(&self, ctx: RunContext) -> RunContext {
-        let mut ctx = ctx.with_agent_extensions(&self.extensions);
-        ctx.emitter.extend(&self.emitter);
-        ctx
+        ctx.with_own(&self.extensions, &self.emitter)
     }
 
     fn __execute<'a>(
