@@ -578,7 +578,7 @@ struct Canned {
 
 impl Canned {
     fn new(reply: impl Into<String>, expect: &'static str, calls: &Arc<AtomicUsize>) -> Self {
-        Self { reply: ModelResponse::text(reply), expect, calls: Arc::clone(calls) }
+        Self { reply: ModelResponse::text(reply.into()), expect, calls: Arc::clone(calls) }
     }
 }
 

@@ -265,7 +265,7 @@ pub fn into_output<T: Serialize + 'static>(value: T) -> Result<ToolOutput, ToolE
         return Ok(o);
     }
     if let Some(s) = take::<T, String>(&mut slot) {
-        return Ok(ToolOutput(Content::Text(s)));
+        return Ok(ToolOutput(Content::Text(s.into())));
     }
     if let Some(c) = take::<T, Content>(&mut slot) {
         return Ok(ToolOutput(c));
@@ -277,10 +277,10 @@ pub fn into_output<T: Serialize + 'static>(value: T) -> Result<ToolOutput, ToolE
         return Ok(ToolOutput::text(""));
     };
     if let Ok(s) = value.serialize(StrCatcher) {
-        return Ok(ToolOutput(Content::Text(s)));
+        return Ok(ToolOutput(Content::Text(s.into())));
     }
     serde_json::to_string(&value)
-        .map(|s| ToolOutput(Content::Text(s)))
+        .map(|s| ToolOutput(Content::Text(s.into())))
         .map_err(|e| ToolError::new(format!("the tool's result could not be serialised: {e}")))
 }
 

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::Text;
+
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "role", rename_all = "snake_case")]
@@ -105,20 +107,21 @@ pub enum Role {
     Tool,
 }
 
-/// The content of a message: plain text (the common case, one allocation) or a list of parts.
+/// The content of a message: plain text (the common case, shared when the message is cloned)
+/// or a list of parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Content {
     /// Plain text.
-    Text(String),
+    Text(Text),
     /// Text mixed with images, audio or documents.
     Parts(Vec<Part>),
 }
 
 impl Content {
     /// Empty text.
-    pub const fn empty() -> Self {
-        Self::Text(String::new())
+    pub fn empty() -> Self {
+        Self::Text(Text::empty())
     }
 
     /// The text of the content: the text parts joined, borrowed when there is one piece.
@@ -154,7 +157,7 @@ impl Content {
     pub fn parts(&self) -> Cow<'_, [Part]> {
         match self {
             Self::Text(t) if t.is_empty() => Cow::Borrowed(&[]),
-            Self::Text(t) => Cow::Owned(vec![Part::Text { text: t.clone() }]),
+            Self::Text(t) => Cow::Owned(vec![Part::Text { text: t.to_string() }]),
             Self::Parts(p) => Cow::Borrowed(p),
         }
     }
@@ -168,19 +171,25 @@ impl Default for Content {
 
 impl From<String> for Content {
     fn from(s: String) -> Self {
-        Self::Text(s)
+        Self::Text(s.into())
     }
 }
 
 impl From<&str> for Content {
     fn from(s: &str) -> Self {
-        Self::Text(s.to_owned())
+        Self::Text(s.into())
     }
 }
 
 impl From<&String> for Content {
     fn from(s: &String) -> Self {
-        Self::Text(s.clone())
+        Self::Text(s.into())
+    }
+}
+
+impl From<Text> for Content {
+    fn from(t: Text) -> Self {
+        Self::Text(t)
     }
 }
 
@@ -307,7 +316,7 @@ impl ToolResult {
 
     /// An error result: the model reads `message` and can correct its call.
     pub fn error(call_id: impl Into<String>, name: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { call_id: call_id.into(), name: name.into(), content: Content::Text(message.into()), is_error: true }
+        Self { call_id: call_id.into(), name: name.into(), content: Content::from(message.into()), is_error: true }
     }
 }
 

@@ -17,6 +17,7 @@ mod resolve;
 mod retry;
 mod scripted;
 mod stream;
+mod text;
 
 use std::fmt;
 use std::ops::{Add, AddAssign};
@@ -32,6 +33,7 @@ pub use resolve::{IntoModel, KNOWN_MODEL_FORMS, from_env_or, resolve_model};
 pub use retry::RetryPolicy;
 pub use scripted::{RecordedRequest, ScriptedModel, ScriptedTurn};
 pub use stream::{ResponseAccumulator, StreamEvent};
+pub use text::Text;
 
 use crate::tool::ToolDefinition;
 
@@ -365,7 +367,7 @@ impl ModelSettings {
 #[non_exhaustive]
 pub struct ModelResponse {
     /// The text of the reply (empty when the model only calls tools).
-    pub text: String,
+    pub text: Text,
     /// The tools the model asks to call.
     pub tool_calls: Vec<ToolCall>,
     /// Reasoning the provider returned, if any (not sent back to the model by default).
@@ -382,7 +384,7 @@ pub struct ModelResponse {
 
 impl ModelResponse {
     /// A text reply.
-    pub fn text(text: impl Into<String>) -> Self {
+    pub fn text(text: impl Into<Text>) -> Self {
         Self { text: text.into(), finish_reason: FinishReason::Stop, ..Self::default() }
     }
 

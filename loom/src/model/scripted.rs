@@ -20,7 +20,7 @@ pub struct ScriptedTurn {
 
 impl ScriptedTurn {
     /// A text reply.
-    pub fn text(text: impl Into<String>) -> Self {
+    pub fn text(text: impl Into<super::Text>) -> Self {
         Self { reply: Ok(ModelResponse::text(text)), usage_given: false }
     }
 
@@ -81,7 +81,7 @@ impl ScriptedTurn {
     #[must_use]
     pub fn with_text(mut self, text: impl Into<String>) -> Self {
         if let Ok(r) = &mut self.reply {
-            r.text = text.into();
+            r.text = text.into().into();
         }
         self
     }

@@ -45,7 +45,7 @@ impl StreamEvent {
             events.push(Self::ReasoningDelta(r));
         }
         if !response.text.is_empty() {
-            events.push(Self::TextDelta(response.text));
+            events.push(Self::TextDelta(response.text.into()));
         }
         for (index, call) in response.tool_calls.into_iter().enumerate() {
             events.push(Self::ToolCallStart { index, id: call.id, name: call.name });
@@ -146,7 +146,7 @@ impl ResponseAccumulator {
             tool_calls.push(ToolCall { id: c.id, name: c.name, arguments: c.arguments });
         }
         Ok(ModelResponse {
-            text: self.text,
+            text: self.text.into(),
             tool_calls,
             reasoning: self.reasoning,
             usage: self.usage,

@@ -12,12 +12,12 @@ pub struct ToolOutput(pub Content);
 impl ToolOutput {
     /// Text output.
     pub fn text(text: impl Into<String>) -> Self {
-        Self(Content::Text(text.into()))
+        Self(Content::Text(text.into().into()))
     }
 
     /// JSON output: `value` serialised.
     pub fn json(value: &impl serde::Serialize) -> Result<Self, serde_json::Error> {
-        serde_json::to_string(value).map(|s| Self(Content::Text(s)))
+        serde_json::to_string(value).map(|s| Self(Content::Text(s.into())))
     }
 
     /// Multimodal output.

@@ -169,7 +169,7 @@ pub(crate) async fn dispatch(tools: &ToolSet, ctx: &RunContext, call: &ToolCall)
             ToolResult {
                 call_id: call.id.clone(),
                 name: call.name.clone(),
-                content: Content::Text(error.into_message()),
+                content: Content::Text(error.into_message().into()),
                 is_error: true,
             }
         }

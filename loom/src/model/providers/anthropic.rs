@@ -356,7 +356,7 @@ fn tool_id(id: &str) -> std::borrow::Cow<'_, str> {
 
 fn tool_result(r: &ToolResult) -> Value {
     let content = match &r.content {
-        Content::Text(t) => Value::String(t.clone()),
+        Content::Text(t) => Value::String(t.to_string()),
         Content::Parts(_) => match content_blocks(&r.content) {
             blocks if blocks.is_empty() => Value::String(String::new()),
             blocks => Value::Array(blocks),
@@ -601,14 +601,16 @@ fn parse_message(body: &[u8]) -> Result<ModelResponse, ModelError> {
         return Err(ModelError::new(error_kind(&error.kind, &error.message), PROVIDER, error.message));
     }
     let mut response = ModelResponse::default();
+    let mut reply = String::new();
     for block in m.content {
         match block {
-            Block::Text { text } => response.text.push_str(&text),
+            Block::Text { text } => reply.push_str(&text),
             Block::ToolUse { id, name, input } => response.tool_calls.push(ToolCall::new(id, name, arguments(&input))),
             Block::Thinking { thinking } => response.reasoning.get_or_insert_with(String::new).push_str(&thinking),
             Block::Other => {}
         }
     }
+    response.text = reply.into();
     response.finish_reason = finish_reason(m.stop_reason.as_deref());
     if let Some(u) = m.usage {
         u.apply(&mut response.usage);

@@ -635,6 +635,7 @@ fn parse_response(body: &[u8], signatures: &Signatures) -> Result<ModelResponse,
     let candidate = r.candidates.swap_remove(0);
     let mut response = ModelResponse::default();
     let mut reasoning: Option<String> = None;
+    let mut reply = String::new();
     for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
         if let Some(call) = part.function_call {
             let call = call.into_call(response.tool_calls.len() + 1);
@@ -646,10 +647,11 @@ fn parse_response(body: &[u8], signatures: &Signatures) -> Result<ModelResponse,
             if part.thought {
                 reasoning.get_or_insert_with(String::new).push_str(&text);
             } else {
-                response.text.push_str(&text);
+                reply.push_str(&text);
             }
         }
     }
+    response.text = reply.into();
     response.reasoning = reasoning;
     response.finish_reason = finish_reason(candidate.finish_reason.as_deref(), !response.tool_calls.is_empty());
     response.usage = r.usage_metadata.map(|u| u.usage()).unwrap_or_default();

@@ -263,7 +263,7 @@ fn data_url(media_type: &str, data: &str) -> String {
 
 fn content_parts(content: &Content) -> Value {
     match content {
-        Content::Text(t) => Value::String(t.clone()),
+        Content::Text(t) => Value::String(t.to_string()),
         Content::Parts(parts) => Value::Array(
             parts
                 .iter()
@@ -447,7 +447,7 @@ pub(crate) fn parse_completion(provider: &'static str, body: &[u8]) -> Result<Mo
         ));
     }
     let response = ModelResponse {
-        text: choice.message.content.unwrap_or_default(),
+        text: choice.message.content.unwrap_or_default().into(),
         tool_calls: choice
             .message
             .tool_calls
