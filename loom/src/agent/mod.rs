@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use durable::{AgentInput, ToolDecision};
+pub(crate) use react::run as run_future;
 pub use run::RunResult;
 
 use crate::context::Extensions;

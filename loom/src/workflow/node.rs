@@ -5,6 +5,8 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::FutureExt as _;
+
 use super::error::NodeError;
 use crate::agent::Agent;
 use crate::context::RunContext;
@@ -70,14 +72,24 @@ where
     }
 }
 
-#[async_trait::async_trait]
 impl<I, O> Node<I, O> for Agent<O>
 where
     I: Into<Content> + Send + 'static,
     O: Send + Sync + 'static,
 {
-    async fn call(&self, ctx: &RunContext, input: I) -> Result<O, NodeError> {
-        Ok(self.run(input.into()).within(ctx).await?.output)
+    fn call<'a, 'b, 'f>(&'a self, ctx: &'b RunContext, input: I) -> CallFuture<'f, O>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        // One box: the run's own future, mapped to its output.
+        match self.run(input.into()).within(ctx).into_parts() {
+            Ok((agent, input, ctx)) => {
+                Box::pin(crate::agent::run_future(agent, input, ctx).map(|r| r.map(|r| r.output).map_err(Into::into)))
+            }
+            Err(e) => Box::pin(std::future::ready(Err(e.into()))),
+        }
     }
 
     fn name(&self) -> Option<&str> {
