@@ -14,10 +14,9 @@ use crate::session::{JournalEntry, Writer};
 #[derive(Debug, Clone, Copy)]
 pub struct NodeStart(Option<Instant>);
 
-#[derive(Default)]
 struct State {
-    visits: Vec<u32>,
-    visited: Vec<usize>,
+    visits: Visits,
+    visited: Vec<NodeName>,
     /// Steps taken: nodes entered, but the branches of a fan-out count as its one step.
     steps: u32,
 }
@@ -38,7 +37,7 @@ pub struct GraphRun<'a> {
 
 impl<'a> GraphRun<'a> {
     pub(crate) fn new(ctx: &'a RunContext, spec: &'a GraphSpec, max_visits: u32, max_steps: u32) -> Self {
-        let state = State { visits: vec![0; spec.nodes().len()], visited: Vec::with_capacity(8), steps: 0 };
+        let state = State { visits: Visits::new(spec.nodes().len()), visited: Vec::with_capacity(8), steps: 0 };
         Self { ctx, spec, max_visits, max_steps, state: Mutex::new(state), writer: None }
     }
 
@@ -55,7 +54,7 @@ impl<'a> GraphRun<'a> {
             if let Some(v) = state.visits.get_mut(node) {
                 *v += 1;
             }
-            state.visited.push(node);
+            state.visited.push(NodeName(self.name(node)));
             if !self.spec.node(node).is_some_and(|n| n.branch) {
                 state.steps += 1;
             }
@@ -104,7 +103,7 @@ impl<'a> GraphRun<'a> {
                 return Err(WorkflowError::VisitLimit { node: self.name(node), limit });
             }
             *visits += 1;
-            state.visited.push(node);
+            state.visited.push(NodeName(self.name(node)));
         }
         self.ctx.emit(|| EventKind::NodeStarted { workflow: Arc::clone(self.spec.name_arc()), node: self.name(node) });
         if self.writer.is_some() {
@@ -160,13 +159,27 @@ impl<'a> GraphRun<'a> {
 
     /// The names of the nodes entered, in order.
     pub(crate) fn finish(self) -> Vec<NodeName> {
-        let spec = self.spec;
-        let state = self.state.into_inner().unwrap_or_else(PoisonError::into_inner);
-        state
-            .visited
-            .iter()
-            .map(|&i| NodeName(spec.node(i).map_or_else(|| Arc::from("?"), |n| Arc::clone(&n.name))))
-            .collect()
+        self.state.into_inner().unwrap_or_else(PoisonError::into_inner).visited
+    }
+}
+
+/// How many times each node was entered: inline for small graphs (no allocation per run).
+enum Visits {
+    Few { counts: [u32; 16], nodes: usize },
+    Many(Vec<u32>),
+}
+
+impl Visits {
+    fn new(nodes: usize) -> Self {
+        if nodes <= 16 { Self::Few { counts: [0; 16], nodes } } else { Self::Many(vec![0; nodes]) }
+    }
+
+    /// The count of `node`; `None` for a node the graph does not have.
+    fn get_mut(&mut self, node: usize) -> Option<&mut u32> {
+        match self {
+            Self::Few { counts, nodes } => counts[..*nodes].get_mut(node),
+            Self::Many(counts) => counts.get_mut(node),
+        }
     }
 }
 
