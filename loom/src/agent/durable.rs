@@ -117,20 +117,18 @@ impl<'a> Durable<'a> {
         ttl: Duration,
         decisions: Vec<(String, ToolDecision)>,
     ) -> Result<(Self, Resumed), Error> {
-        let read = journal.read(&key).await?;
-        if !read.corrupt.is_empty() {
-            return Err(RunError::JournalCorrupt { run_id: key.run, records: read.corrupt }.into());
-        }
-        let mut entries = read.entries.into_iter();
+        let (writer, entries) = Writer::resume(journal, key, ttl).await?;
+        let mut entries = entries.into_iter();
         let Some((_, JournalEntry::RunStarted { input, history, .. })) = entries.next() else {
-            return Err(
-                RunError::NotResumable { run_id: key.run, reason: "its journal has no start".to_owned() }.into()
-            );
+            let _ = writer.finish(RunStatus::Running).await;
+            return Err(RunError::NotResumable {
+                run_id: writer.key().run,
+                reason: "its journal has no start".to_owned(),
+            }
+            .into());
         };
         let mut replay = Replay { decisions: decisions.into_iter().collect(), ..Replay::default() };
-        let mut next = 1;
-        for (seq, entry) in entries {
-            next = seq + 1;
+        for (_, entry) in entries {
             match entry {
                 JournalEntry::ModelResponse { turn, messages, response } => {
                     replay.models.insert(turn, (messages, response));
@@ -148,7 +146,6 @@ impl<'a> Durable<'a> {
                 _ => {}
             }
         }
-        let writer = Writer::acquire(journal, key, ttl, next).await?;
         let durable = Self { writer, replay: Mutex::new(replay) };
         Ok((durable, Resumed { input, history }))
     }

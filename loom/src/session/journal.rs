@@ -369,6 +369,32 @@ impl<'a> Writer<'a> {
         Ok(Self { journal, key, owner, ttl, next_seq: std::sync::Mutex::new(next_seq) })
     }
 
+    /// Takes the lease of a run to resume, then reads its journal (in that order: a worker
+    /// that read first could miss records another worker wrote before releasing the run).
+    /// A damaged journal is refused and the lease given back; records will be written after
+    /// the last one read.
+    pub(crate) async fn resume(
+        journal: &'a dyn Journal,
+        key: RunKey,
+        ttl: Duration,
+    ) -> Result<(Self, Vec<(u64, JournalEntry)>), crate::Error> {
+        let writer = Self::acquire(journal, key, ttl, 0).await?;
+        let read = match journal.read(&writer.key).await {
+            Ok(read) if read.corrupt.is_empty() => read,
+            Ok(read) => {
+                let _ = writer.finish(RunStatus::Running).await;
+                return Err(crate::RunError::JournalCorrupt { run_id: writer.key.run, records: read.corrupt }.into());
+            }
+            Err(e) => {
+                let _ = writer.finish(RunStatus::Running).await;
+                return Err(e.into());
+            }
+        };
+        let next = read.entries.last().map_or(0, |(seq, _)| seq + 1);
+        *writer.next_seq.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        Ok((writer, read.entries))
+    }
+
     pub(crate) fn key(&self) -> &RunKey {
         &self.key
     }

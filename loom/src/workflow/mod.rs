@@ -374,15 +374,11 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                 let run = run_to_resume(journal, ctx.user(), &session, run, ctx.run_id()).await?;
                 let ctx = ctx.with_run_id(run);
                 let key = RunKey::new(ctx.user().clone(), session, run);
-                let read = journal.read(&key).await?;
-                if !read.corrupt.is_empty() {
-                    return Err(RunError::JournalCorrupt { run_id: run, records: read.corrupt }.into());
-                }
-                let next_seq = read.entries.last().map_or(0, |(seq, _)| seq + 1);
+                let (writer, entries) = Writer::resume(journal, key, self.lease_ttl).await?;
                 let mut input = None;
                 let mut visited = Vec::new();
                 let mut finished = Vec::new();
-                for (_, entry) in read.entries {
+                for (_, entry) in entries {
                     match entry {
                         JournalEntry::WorkflowStarted { input: json, .. } => input = Some(json),
                         JournalEntry::NodeStarted { index, .. } => visited.push(index),
@@ -393,11 +389,11 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                     }
                 }
                 let Some(input) = input else {
+                    let _ = writer.finish(RunStatus::Running).await;
                     return Err(
                         RunError::NotResumable { run_id: run, reason: "its journal has no start".to_owned() }.into()
                     );
                 };
-                let writer = Writer::acquire(journal, key, self.lease_ttl, next_seq).await?;
                 // Right after the last node that finished and can be resumed after; nodes
                 // started later run again.
                 let after = finished.into_iter().rev().find(|(node, _)| self.graph.resumable_after(*node));
@@ -407,7 +403,13 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                         visited.truncate(last);
                         Start::After { node, output, visited }
                     }
-                    None => Start::Input((codec.decode)(input).map_err(|e| workflow_journal(e.to_string()))?),
+                    None => match (codec.decode)(input) {
+                        Ok(input) => Start::Input(input),
+                        Err(e) => {
+                            let _ = writer.finish(RunStatus::Running).await;
+                            return Err(workflow_journal(e.to_string()));
+                        }
+                    },
                 };
                 Ok((ctx, start, Some(writer)))
             }
