@@ -31,19 +31,13 @@ async fn main() -> anyhow::Result<()> {
         named("format", sync_node(|summary: String| format!("Summary: {summary}"))),
     ));
 
-    // Each node's duration and a summary of its output arrive as events (worked out only when
-    // someone listens).
-    let result = pipeline
-        .run("  Looms   weave\n threads into   cloth.  ".to_owned())
-        .user("ada")
-        .on_event(|event: RunEvent| {
-            if let EventKind::NodeFinished { node, duration, summary, .. } = event.kind {
-                println!("  {node:<10} {duration:>8.1?}  {summary}");
-            }
-        })
-        .await?;
+    let result = pipeline.run("  Looms   weave\n threads into   cloth.  ".to_owned()).user("ada").await?;
     println!("{}", result.output);
     println!("visited: {:?}", result.visited);
+    // Every run reports its steps: each node, how long it ran, a summary of its output.
+    for step in &result.steps {
+        println!("  {:<10} {:>8.1?}  {}", step.node.as_str(), step.duration, step.summary);
+    }
     println!("\n{}", pipeline.to_mermaid());
     Ok(())
 }

@@ -37,6 +37,7 @@ async fn a_macro_chain_runs_as_a_typed_state_machine() -> anyhow::Result<()> {
     assert_eq!(result.output, "abc");
     assert_eq!(result.visited, ["n1", "n2", "n3"]);
     assert_eq!(wf.name(), "abc");
+    assert_eq!(result.steps.last().map(|s| s.summary.as_str()), Some("abc"));
 
     // A node's `Err` fails the run, naming the node.
     let err = wf.run(String::new()).user("mallory").await.err().map(|e| e.to_string());

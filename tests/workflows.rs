@@ -60,6 +60,9 @@ async fn a_chain_passes_typed_values_along() -> anyhow::Result<()> {
         })
         .collect();
     assert_eq!(summaries, ["a", "ab", "abc"]);
+    // And every run reports its steps.
+    let steps: Vec<(&str, &str)> = result.steps.iter().map(|s| (s.node.as_str(), s.summary.as_str())).collect();
+    assert_eq!(steps, [("step_0", "a"), ("step_1", "ab"), ("step_2", "abc")]);
 
     // Types change along the way; nodes can be named.
     let wf = Workflow::chain((named("shout", append_a), length, sync_node(|n: usize| n * 2)));

@@ -34,7 +34,7 @@ pub use error::{GraphError, NodeError, WorkflowError};
 pub use node::{
     BoxNode, ContextNode, Named, Node, SyncNode, TryNode, boxed, named, node_with_context, sync_node, try_node,
 };
-pub use run::{GraphRun, NodeStart};
+pub use run::{GraphRun, NodeStart, StepRecord};
 pub use spec::{EdgeKind, EdgeSpec, GraphSpec, NodeKind, NodeName, NodeSpec};
 pub use sugar::{Chain, IntoChain};
 pub use tool::WorkflowTool;
@@ -287,7 +287,7 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
             session: ctx.session().cloned(),
             parent: ctx.parent(),
         });
-        let run = GraphRun::new(&ctx, spec, self.max_visits, self.max_steps).with_writer(writer.as_ref());
+        let run = GraphRun::new(&ctx, spec, self.max_visits, self.max_steps, started).with_writer(writer.as_ref());
         let outcome = match start {
             Start::Input(input) => self.graph.execute(&run, input).instrument(span).await,
             Start::After { node, output, visited } => {
@@ -311,10 +311,14 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
             })
             .await?;
         }
-        let visited = run.finish();
+        let (visited, steps, last_step) = run.finish();
         match outcome {
             Ok(output) => {
-                let duration = started.elapsed();
+                // The run ends with its last node, unless a journal had the last word.
+                let duration = match writer {
+                    Some(_) => started.elapsed(),
+                    None => last_step.saturating_duration_since(started),
+                };
                 ctx.emit(|| EventKind::WorkflowFinished {
                     workflow: Arc::clone(spec.name_arc()),
                     steps: visited.len() as u32,
@@ -323,6 +327,7 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                 Ok(WorkflowResult {
                     output,
                     visited,
+                    steps,
                     run_id: ctx.run_id(),
                     user: ctx.user().clone(),
                     session: ctx.session().cloned(),
@@ -478,6 +483,9 @@ pub struct WorkflowResult<O> {
     pub output: O,
     /// The nodes entered, in order (a node entered twice appears twice).
     pub visited: Vec<NodeName>,
+    /// One record per finished node, in the order they finished: how long it ran and a
+    /// summary of its output.
+    pub steps: Vec<StepRecord>,
     /// The run's id.
     pub run_id: RunId,
     /// Who the run was for.

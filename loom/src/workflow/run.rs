@@ -1,7 +1,7 @@
 //! The bookkeeping of one workflow run: visits, caps, steps, events.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::error::{NodeError, WorkflowError};
 use super::spec::{GraphSpec, NodeName};
@@ -9,23 +9,40 @@ use crate::context::RunContext;
 use crate::event::EventKind;
 use crate::session::{JournalEntry, Writer};
 
-/// When a node started, as [`GraphRun::enter`] saw it: the clock is only read when someone
-/// listens to the run's events, which are the only place a node's duration goes.
+/// One step of a finished node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StepRecord {
+    /// The node.
+    pub node: NodeName,
+    /// How long it ran.
+    pub duration: Duration,
+    /// A short description of its output.
+    pub summary: String,
+}
+
+/// When a node started, as [`GraphRun::enter`] saw it.
+///
+/// A node starts when the step before it ended (or the run began): the clock is read once per
+/// node, when it finishes. Branches of a fan-out all start at the fan-out.
 #[derive(Debug, Clone, Copy)]
-pub struct NodeStart(Option<Instant>);
+pub struct NodeStart(Instant);
 
 struct State {
     visits: Visits,
     visited: Vec<NodeName>,
+    records: Vec<StepRecord>,
     /// Steps taken: nodes entered, but the branches of a fan-out count as its one step.
     steps: u32,
+    /// When the last node finished (or the run began).
+    last: Instant,
 }
 
 /// The state of one run of a workflow graph, shared by the nodes that run (concurrently, in a
 /// fan-out). Graph implementations call [`enter`](GraphRun::enter) before a node and
 /// [`exit`](GraphRun::exit) after it: that enforces the visit and step bounds, records
-/// `visited`, journals the node, and emits the node events (with each node's duration and a
-/// summary of its output, worked out only when someone listens).
+/// `visited` and a [`StepRecord`] per finished node, journals the node, and emits the node
+/// events.
 pub struct GraphRun<'a> {
     ctx: &'a RunContext,
     spec: &'a GraphSpec,
@@ -36,8 +53,20 @@ pub struct GraphRun<'a> {
 }
 
 impl<'a> GraphRun<'a> {
-    pub(crate) fn new(ctx: &'a RunContext, spec: &'a GraphSpec, max_visits: u32, max_steps: u32) -> Self {
-        let state = State { visits: Visits::new(spec.nodes().len()), visited: Vec::with_capacity(8), steps: 0 };
+    pub(crate) fn new(
+        ctx: &'a RunContext,
+        spec: &'a GraphSpec,
+        max_visits: u32,
+        max_steps: u32,
+        started: Instant,
+    ) -> Self {
+        let state = State {
+            visits: Visits::new(spec.nodes().len()),
+            visited: Vec::with_capacity(8),
+            records: Vec::with_capacity(8),
+            steps: 0,
+            last: started,
+        };
         Self { ctx, spec, max_visits, max_steps, state: Mutex::new(state), writer: None }
     }
 
@@ -87,7 +116,7 @@ impl<'a> GraphRun<'a> {
     pub async fn enter(&self, node: usize) -> Result<NodeStart, WorkflowError> {
         let spec = self.spec.node(node);
         let limit = spec.and_then(|n| n.max_visits).unwrap_or(self.max_visits);
-        {
+        let start = {
             // Never held across an await: nodes of a fan-out run concurrently on this task.
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             if !spec.is_some_and(|n| n.branch) {
@@ -104,17 +133,19 @@ impl<'a> GraphRun<'a> {
             }
             *visits += 1;
             state.visited.push(NodeName(self.name(node)));
-        }
+            state.last
+        };
         self.ctx.emit(|| EventKind::NodeStarted { workflow: Arc::clone(self.spec.name_arc()), node: self.name(node) });
         if self.writer.is_some() {
             Box::pin(self.record(JournalEntry::NodeStarted { node: self.name(node).to_string(), index: node })).await?;
+            // The journal write is not the node's time.
+            return Ok(NodeStart(Instant::now()));
         }
-        Ok(NodeStart(self.ctx.is_observed().then(Instant::now)))
+        Ok(NodeStart(start))
     }
 
-    /// Leaves `node`, which started at `started`. `summary` describes its output for the
-    /// `NodeFinished` event (called only when someone listens); in a journaled run, `output`
-    /// gives the output as JSON for the journal.
+    /// Leaves `node`, which started at `started`: records its step, with `summary` describing
+    /// its output; in a journaled run, `output` gives the output as JSON for the journal.
     ///
     /// Both closures run before this returns: the future holds neither (nor what they borrow).
     pub fn exit(
@@ -124,14 +155,19 @@ impl<'a> GraphRun<'a> {
         summary: impl FnOnce() -> String,
         output: impl FnOnce() -> Option<serde_json::Value>,
     ) -> impl Future<Output = Result<(), WorkflowError>> + Send + '_ {
-        if let NodeStart(Some(started)) = started {
-            let duration = started.elapsed();
-            self.ctx.emit(|| EventKind::NodeFinished {
-                workflow: Arc::clone(self.spec.name_arc()),
-                node: self.name(node),
-                duration,
-                summary: summary(),
-            });
+        let now = Instant::now();
+        let duration = now.saturating_duration_since(started.0);
+        let record = StepRecord { node: NodeName(self.name(node)), duration, summary: summary() };
+        self.ctx.emit(|| EventKind::NodeFinished {
+            workflow: Arc::clone(self.spec.name_arc()),
+            node: self.name(node),
+            duration,
+            summary: record.summary.clone(),
+        });
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.last = state.last.max(now);
+            state.records.push(record);
         }
         let entry = self.writer.is_some().then(|| JournalEntry::NodeFinished {
             node: self.name(node).to_string(),
@@ -157,9 +193,11 @@ impl<'a> GraphRun<'a> {
         WorkflowError::Node { node, error }
     }
 
-    /// The names of the nodes entered, in order.
-    pub(crate) fn finish(self) -> Vec<NodeName> {
-        self.state.into_inner().unwrap_or_else(PoisonError::into_inner).visited
+    /// The names of the nodes entered, in order, the steps of the nodes that finished, and
+    /// when the last of them finished.
+    pub(crate) fn finish(self) -> (Vec<NodeName>, Vec<StepRecord>, Instant) {
+        let state = self.state.into_inner().unwrap_or_else(PoisonError::into_inner);
+        (state.visited, state.records, state.last)
     }
 }
 
