@@ -34,8 +34,9 @@ where
         agent = agent.name.as_deref().unwrap_or(""),
         user = %ctx.user(),
     );
-    // A context to report a failure with, kept only when someone listens.
-    let observer = ctx.is_observed().then(|| ctx.clone());
+    // A context to report a failure with, kept (boxed, off the run's future) only when someone
+    // listens.
+    let observer = ctx.is_observed().then(|| Box::new(ctx.clone()));
     // Combinators, not another `async fn` around the run: the run's future is moved once.
     run_durably(agent, input, ctx, Instant::now())
         .inspect(move |outcome| {
@@ -46,35 +47,49 @@ where
         .instrument(span)
 }
 
-/// How the run begins: its context (with the resumed run's id), input, the conversation so far
-/// (the system prompt and the session's history), and its journal when the agent has one.
-async fn begin<'a, O>(
+/// A run's input, its conversation so far, and its journal.
+type Beginning<'a> = (Content, Vec<Message>, Option<Box<Durable<'a>>>);
+
+/// How the run begins: its input, the conversation so far (the system prompt and the session's
+/// history), and its journal when the agent has one; a resumed run's id goes into `ctx`.
+///
+/// The `async` functions of the run are written as `fn .. -> impl Future` around an `async move`
+/// block: an `async fn` keeps a copy of each argument next to the argument itself, which would
+/// make every run's future (boxed once per run) larger.
+#[allow(clippy::manual_async_fn)]
+fn begin<'a, 'c, O>(
     agent: &'a Agent<O>,
     input: AgentInput,
-    ctx: RunContext,
-) -> Result<(RunContext, Content, Vec<Message>, Option<Box<Durable<'a>>>), Error> {
-    let journal = agent.journal.as_deref();
-    match input {
-        AgentInput::Message(content) => {
-            let system = agent.prepared().system.as_ref();
-            // Room for the input, the answer and a tool round without growing.
-            let messages =
-                agent.sessions.conversation(ctx.user(), ctx.session(), agent.history_limit, system, 4).await?;
-            let history = messages.len() - usize::from(system.is_some());
-            let durable = match (journal, ctx.session()) {
-                (Some(journal), Some(session)) => {
-                    let key = RunKey::new(ctx.user().clone(), session.clone(), ctx.run_id());
-                    let name = agent.name.as_deref();
-                    // Boxed, as every journal step: the future of a run without a journal stays small.
-                    Some(Box::new(
-                        Box::pin(Durable::start(journal, key, agent.lease_ttl, &content, history, name)).await?,
-                    ))
-                }
-                _ => None,
-            };
-            Ok((ctx, content, messages, durable))
+    ctx: &'c mut RunContext,
+) -> impl Future<Output = Result<Beginning<'a>, Error>> + Send + 'c
+where
+    'a: 'c,
+    O: Send + Sync + 'static,
+{
+    async move {
+        let journal = agent.journal.as_deref();
+        match input {
+            AgentInput::Message(content) => {
+                let system = agent.prepared().system.as_ref();
+                // Room for the input, the answer and a tool round without growing.
+                let messages =
+                    agent.sessions.conversation(ctx.user(), ctx.session(), agent.history_limit, system, 4).await?;
+                let history = messages.len() - usize::from(system.is_some());
+                let durable = match (journal, ctx.session()) {
+                    (Some(journal), Some(session)) => {
+                        let key = RunKey::new(ctx.user().clone(), session.clone(), ctx.run_id());
+                        let name = agent.name.as_deref();
+                        // Boxed, as every journal step: the future of a run without a journal stays small.
+                        Some(Box::new(
+                            Box::pin(Durable::start(journal, key, agent.lease_ttl, &content, history, name)).await?,
+                        ))
+                    }
+                    _ => None,
+                };
+                Ok((content, messages, durable))
+            }
+            AgentInput::Resume { run, decisions } => Box::pin(begin_resumed(agent, run, decisions, ctx)).await,
         }
-        AgentInput::Resume { run, decisions } => Box::pin(begin_resumed(agent, run, decisions, ctx)).await,
     }
 }
 
@@ -83,8 +98,8 @@ async fn begin_resumed<'a, O>(
     agent: &'a Agent<O>,
     run: Option<crate::id::RunId>,
     decisions: Vec<(String, super::durable::ToolDecision)>,
-    ctx: RunContext,
-) -> Result<(RunContext, Content, Vec<Message>, Option<Box<Durable<'a>>>), Error> {
+    ctx: &mut RunContext,
+) -> Result<Beginning<'a>, Error> {
     let journal = agent.journal.as_deref();
     let Some(journal) = journal else {
         return Err(ConfigError::InvalidSetting {
@@ -101,7 +116,7 @@ async fn begin_resumed<'a, O>(
         .into());
     };
     let run = run_to_resume(journal, ctx.user(), &session, run, ctx.run_id()).await?;
-    let ctx = ctx.with_run_id(run);
+    *ctx = ctx.clone().with_run_id(run);
     let key = RunKey::new(ctx.user().clone(), session.clone(), run);
     let (durable, resumed) = Durable::resume(journal, key, agent.lease_ttl, decisions).await?;
     let mut history = agent.sessions.store().load(ctx.user(), &session, None).await?;
@@ -121,25 +136,31 @@ async fn begin_resumed<'a, O>(
     let mut messages = Vec::with_capacity(history.len() - start + 5);
     messages.extend(agent.prepared().system.iter().cloned());
     messages.extend(history.drain(start..));
-    Ok((ctx, resumed.input, messages, Some(Box::new(durable))))
+    Ok((resumed.input, messages, Some(Box::new(durable))))
 }
 
-async fn run_durably<O>(
+#[allow(clippy::manual_async_fn)]
+fn run_durably<O>(
     agent: &Agent<O>,
     input: AgentInput,
-    ctx: RunContext,
+    mut ctx: RunContext,
     started: Instant,
-) -> Result<RunResult<O>, Error> {
-    agent.check()?;
-    let Some(model) = agent.model.as_deref() else {
-        return Err(ConfigError::NoModel { agent: None }.into());
-    };
-    let (ctx, input, messages, durable) = begin(agent, input, ctx).await?;
-    let outcome = turns(agent, model, input, messages, &ctx, durable.as_deref(), started).await;
-    match durable {
-        // The outcome moves into the boxed future: the run's future does not keep a slot for it.
-        Some(durable) => Box::pin(conclude(*durable, outcome)).await,
-        None => outcome,
+) -> impl Future<Output = Result<RunResult<O>, Error>> + Send + '_
+where
+    O: Send + Sync + 'static,
+{
+    async move {
+        agent.check()?;
+        let Some(model) = agent.model.as_deref() else {
+            return Err(ConfigError::NoModel { agent: None }.into());
+        };
+        let (content, messages, durable) = begin(agent, input, &mut ctx).await?;
+        let outcome = turns(agent, model, content, messages, &ctx, durable.as_deref(), started).await;
+        match durable {
+            // The outcome moves into the boxed future: the run's future does not keep a slot for it.
+            Some(durable) => Box::pin(conclude(*durable, outcome)).await,
+            None => outcome,
+        }
     }
 }
 
@@ -156,170 +177,178 @@ async fn conclude<O>(durable: Durable<'_>, outcome: Result<RunResult<O>, Error>)
     outcome
 }
 
-async fn turns<O>(
-    agent: &Agent<O>,
-    model: &dyn Model,
+#[allow(clippy::manual_async_fn)]
+fn turns<'a, O>(
+    agent: &'a Agent<O>,
+    model: &'a dyn Model,
     input: Content,
     mut messages: Vec<Message>,
-    ctx: &RunContext,
-    durable: Option<&Durable<'_>>,
+    ctx: &'a RunContext,
+    durable: Option<&'a Durable<'a>>,
     started: Instant,
-) -> Result<RunResult<O>, Error> {
-    let prepared = agent.prepared();
-    ctx.emit(|| EventKind::RunStarted {
-        name: agent.name.clone(),
-        user: ctx.user().clone(),
-        session: ctx.session().cloned(),
-        parent: ctx.parent(),
-    });
+) -> impl Future<Output = Result<RunResult<O>, Error>> + Send + 'a
+where
+    O: Send + Sync + 'static,
+{
+    async move {
+        let prepared = agent.prepared();
+        ctx.emit(|| EventKind::RunStarted {
+            name: agent.name.clone(),
+            user: ctx.user().clone(),
+            session: ctx.session().cloned(),
+            parent: ctx.parent(),
+        });
 
-    let input_index = messages.len();
-    messages.push(Message::User { content: input });
+        let input_index = messages.len();
+        messages.push(Message::User { content: input });
 
-    let models = Models { primary: model, fallbacks: &agent.fallbacks, retry: &agent.retry };
-    let mut usage = Usage::default();
-    let mut cost = Some(0.0);
-    let mut turns: u32 = 0;
-    let mut tool_calls: u32 = 0;
-    let mut rejected: Vec<OutputAttempt> = Vec::new();
-    // After a rejected answer, the next turn only asks for the corrected answer.
-    let mut retrying = false;
+        let models = Models { primary: model, fallbacks: &agent.fallbacks, retry: &agent.retry };
+        let mut usage = Usage::default();
+        let mut cost = Some(0.0);
+        let mut turns: u32 = 0;
+        let mut tool_calls: u32 = 0;
+        let mut rejected: Vec<OutputAttempt> = Vec::new();
+        // After a rejected answer, the next turn only asks for the corrected answer.
+        let mut retrying = false;
 
-    let output = loop {
-        if turns >= agent.max_turns && !retrying {
-            return Err(RunError::MaxTurnsExceeded {
-                max_turns: agent.max_turns,
-                partial: Box::new(PartialRun { run_id: ctx.run_id(), messages, usage, turns, tool_calls }),
-            }
-            .into());
-        }
-        turns += 1;
-        let request = if retrying {
-            ModelRequest::new(&messages)
-                .with_tools(&prepared.retry_tools)
-                .with_tool_choice(&prepared.retry_choice)
-                .with_response_format(prepared.format.as_ref())
-        } else {
-            ModelRequest::new(&messages)
-                .with_tools(&prepared.tools)
-                .with_tool_choice(&prepared.tool_choice)
-                .with_response_format(prepared.format.as_ref().filter(|_| prepared.format_on_normal_turns))
-        }
-        .with_settings(&agent.settings);
-        let partial = match prepared.mode {
-            _ if !agent.output.is_typed() => Partial::None,
-            OutputMode::Tool => Partial::FinalAnswerTool,
-            _ => Partial::Text,
-        };
-        // Boxed, as it is rare: an `Option<ModelResponse>` would sit in the run's future
-        // across the model call.
-        let replayed = match durable {
-            Some(d) => d.replayed_model(turns, messages.len())?.map(Box::new),
-            None => None,
-        };
-        let (response, call_cost) = match replayed {
-            Some(response) => {
-                ctx.emit(|| EventKind::StepReplayed { step: format!("model turn {turns}") });
-                priced(model, *response)
-            }
-            None => {
-                let (mut response, cost) = call_model(&models, &request, ctx, turns, partial).await?;
-                if let Some(d) = durable {
-                    response = Box::pin(d.record_model(turns, messages.len(), response)).await?;
+        let output = loop {
+            if turns >= agent.max_turns && !retrying {
+                return Err(RunError::MaxTurnsExceeded {
+                    max_turns: agent.max_turns,
+                    partial: Box::new(PartialRun { run_id: ctx.run_id(), messages, usage, turns, tool_calls }),
                 }
-                (response, cost)
+                .into());
             }
-        };
-        usage += response.usage;
-        cost = cost.and_then(|c| call_cost.map(|n| c + n));
-        // Into the conversation at once: the response is never borrowed, so the run's future
-        // keeps no slot for it across the awaits below.
-        messages.push(response.into_message());
-        let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
-        let final_call = match prepared.mode {
-            OutputMode::Tool => calls.iter().position(|c| c.name == FINAL_ANSWER_TOOL),
-            _ => None,
-        };
-        if calls.is_empty() || final_call.is_some() {
-            // The answer as the conversation keeps it: the text, or the final call's arguments.
-            let answer = match (messages.last(), final_call) {
-                (Some(Message::Assistant { content: Content::Text(text), .. }), None) => text.as_str(),
-                (Some(last), Some(i)) => last.tool_calls().get(i).map_or("", |c| c.arguments.as_str()),
-                _ => "",
+            turns += 1;
+            let request = if retrying {
+                ModelRequest::new(&messages)
+                    .with_tools(&prepared.retry_tools)
+                    .with_tool_choice(&prepared.retry_choice)
+                    .with_response_format(prepared.format.as_ref())
+            } else {
+                ModelRequest::new(&messages)
+                    .with_tools(&prepared.tools)
+                    .with_tool_choice(&prepared.tool_choice)
+                    .with_response_format(prepared.format.as_ref().filter(|_| prepared.format_on_normal_turns))
+            }
+            .with_settings(&agent.settings);
+            let partial = match prepared.mode {
+                _ if !agent.output.is_typed() => Partial::None,
+                OutputMode::Tool => Partial::FinalAnswerTool,
+                _ => Partial::Text,
             };
-            match agent.output.accept(answer) {
-                Ok(value) => {
-                    if final_call.is_some() {
-                        let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
-                        let closing = close_calls(calls, "Final answer received.");
-                        messages.extend(closing);
-                    }
-                    break value;
+            // Boxed, as it is rare: an `Option<ModelResponse>` would sit in the run's future
+            // across the model call.
+            let replayed = match durable {
+                Some(d) => d.replayed_model(turns, messages.len())?.map(Box::new),
+                None => None,
+            };
+            let (response, call_cost) = match replayed {
+                Some(response) => {
+                    ctx.emit(|| EventKind::StepReplayed { step: format!("model turn {turns}") });
+                    priced(model, *response)
                 }
-                Err(problem) => {
-                    rejected.push(OutputAttempt::new(answer.to_owned(), problem.clone()));
-                    let attempt = rejected.len() as u32;
-                    ctx.emit(|| EventKind::OutputRejected { attempt, error: problem.clone() });
-                    if attempt > agent.output.retries {
-                        return Err(OutputError::new(
-                            agent.output.schema.as_ref().map_or("output", |s| s.name()),
-                            rejected,
-                        )
-                        .into());
-                    }
-                    let feedback = output::feedback(&problem, prepared.mode);
-                    match final_call {
-                        Some(i) => {
-                            // Answer every call of the turn: the final answer with the
-                            // problem, the others by running them.
-                            let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
-                            let others: Vec<ToolCall> =
-                                calls.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, c)| c.clone()).collect();
-                            let final_id = calls[i].id.clone();
-                            tool_calls += others.len() as u32;
-                            let mut results = run_tools(&agent.tools, ctx, &others, turns, durable).await?;
-                            results
-                                .insert(i.min(results.len()), ToolResult::error(final_id, FINAL_ANSWER_TOOL, feedback));
-                            messages.extend(results.into_iter().map(Message::Tool));
-                        }
-                        None => messages.push(Message::user(feedback)),
-                    }
+                None => {
+                    let (mut response, cost) = call_model(&models, &request, ctx, turns, partial).await?;
                     if let Some(d) = durable {
-                        Box::pin(d.turn_finished(turns)).await?;
+                        response = Box::pin(d.record_model(turns, messages.len(), response)).await?;
                     }
-                    retrying = true;
-                    continue;
+                    (response, cost)
+                }
+            };
+            usage += response.usage;
+            cost = cost.and_then(|c| call_cost.map(|n| c + n));
+            // Into the conversation at once: the response is never borrowed, so the run's future
+            // keeps no slot for it across the awaits below.
+            messages.push(response.into_message());
+            let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
+            let final_call = match prepared.mode {
+                OutputMode::Tool => calls.iter().position(|c| c.name == FINAL_ANSWER_TOOL),
+                _ => None,
+            };
+            if calls.is_empty() || final_call.is_some() {
+                // The answer as the conversation keeps it: the text, or the final call's arguments.
+                let answer = match (messages.last(), final_call) {
+                    (Some(Message::Assistant { content: Content::Text(text), .. }), None) => text.as_str(),
+                    (Some(last), Some(i)) => last.tool_calls().get(i).map_or("", |c| c.arguments.as_str()),
+                    _ => "",
+                };
+                match agent.output.accept(answer) {
+                    Ok(value) => {
+                        if final_call.is_some() {
+                            let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
+                            let closing = close_calls(calls, "Final answer received.");
+                            messages.extend(closing);
+                        }
+                        break value;
+                    }
+                    Err(problem) => {
+                        rejected.push(OutputAttempt::new(answer.to_owned(), problem.clone()));
+                        let attempt = rejected.len() as u32;
+                        ctx.emit(|| EventKind::OutputRejected { attempt, error: problem.clone() });
+                        if attempt > agent.output.retries {
+                            return Err(OutputError::new(
+                                agent.output.schema.as_ref().map_or("output", |s| s.name()),
+                                rejected,
+                            )
+                            .into());
+                        }
+                        let feedback = output::feedback(&problem, prepared.mode);
+                        match final_call {
+                            Some(i) => {
+                                // Answer every call of the turn: the final answer with the
+                                // problem, the others by running them.
+                                let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
+                                let others: Vec<ToolCall> =
+                                    calls.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, c)| c.clone()).collect();
+                                let final_id = calls[i].id.clone();
+                                tool_calls += others.len() as u32;
+                                let mut results = run_tools(&agent.tools, ctx, &others, turns, durable).await?;
+                                results.insert(
+                                    i.min(results.len()),
+                                    ToolResult::error(final_id, FINAL_ANSWER_TOOL, feedback),
+                                );
+                                messages.extend(results.into_iter().map(Message::Tool));
+                            }
+                            None => messages.push(Message::user(feedback)),
+                        }
+                        if let Some(d) = durable {
+                            Box::pin(d.turn_finished(turns)).await?;
+                        }
+                        retrying = true;
+                        continue;
+                    }
                 }
             }
-        }
-        retrying = false;
-        let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
-        tool_calls += calls.len() as u32;
-        let results = run_tools(&agent.tools, ctx, calls, turns, durable).await?;
-        messages.extend(results.into_iter().map(Message::Tool));
-        if let Some(d) = durable {
-            Box::pin(d.turn_finished(turns)).await?;
-        }
-    };
+            retrying = false;
+            let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
+            tool_calls += calls.len() as u32;
+            let results = run_tools(&agent.tools, ctx, calls, turns, durable).await?;
+            messages.extend(results.into_iter().map(Message::Tool));
+            if let Some(d) = durable {
+                Box::pin(d.turn_finished(turns)).await?;
+            }
+        };
 
-    if let Some(session) = ctx.session() {
-        agent.sessions.append(ctx.user(), session, ctx.run_id(), &messages[input_index..]).await?;
+        if let Some(session) = ctx.session() {
+            agent.sessions.append(ctx.user(), session, ctx.run_id(), &messages[input_index..]).await?;
+        }
+        let duration = started.elapsed();
+        ctx.emit(|| EventKind::RunFinished { turns, tool_calls, usage, duration });
+        Ok(RunResult {
+            output,
+            messages,
+            usage,
+            turns,
+            tool_calls,
+            run_id: ctx.run_id(),
+            user: ctx.user().clone(),
+            session: ctx.session().cloned(),
+            duration,
+            cost_usd: cost,
+            input_index,
+        })
     }
-    let duration = started.elapsed();
-    ctx.emit(|| EventKind::RunFinished { turns, tool_calls, usage, duration });
-    Ok(RunResult {
-        output,
-        messages,
-        usage,
-        turns,
-        tool_calls,
-        run_id: ctx.run_id(),
-        user: ctx.user().clone(),
-        session: ctx.session().cloned(),
-        duration,
-        cost_usd: cost,
-        input_index,
-    })
 }
 
 /// Tool results that close the calls of a turn that ended the run (so the conversation stays
