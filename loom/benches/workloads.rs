@@ -1001,10 +1001,11 @@ async fn w4_fanout() -> Record {
 // W5: 10,000 concurrent sessions.
 
 /// One W5 session: 3 turns in sequence, `s{s} t{t}`, history carried by the session store.
-async fn w5_session(agent: &Agent, prefix: &str, s: usize) -> anyhow::Result<()> {
-    let session = format!("{prefix}{s}");
+async fn w5_session(agent: &Agent, user: &UserId, prefix: &str, s: usize) -> anyhow::Result<()> {
+    // The ids are values the caller holds (a server has them from the request), made once.
+    let session = SessionId::new(format!("{prefix}{s}"))?;
     for t in 0..W5_TURNS {
-        let result = agent.run(format!("s{s} t{t}")).user("bench").session(session.as_str()).await?;
+        let result = agent.run(format!("s{s} t{t}")).user(user.clone()).session(session.clone()).await?;
         ensure!(result.output == "ok", "session {session} turn {t}: output {:?}", result.output);
     }
     Ok(())
@@ -1013,12 +1014,13 @@ async fn w5_session(agent: &Agent, prefix: &str, s: usize) -> anyhow::Result<()>
 /// Starts `sessions` sessions at once (spawned as tasks, or joined on this task) and waits for
 /// all of them.
 async fn w5_wave(agent: &Arc<Agent>, variant: &str, prefix: &'static str, sessions: usize) -> anyhow::Result<()> {
+    let user = UserId::new("bench")?;
     match variant {
         "spawn" => {
             let handles: Vec<_> = (0..sessions)
                 .map(|s| {
-                    let agent = Arc::clone(agent);
-                    tokio::spawn(async move { w5_session(&agent, prefix, s).await })
+                    let (agent, user) = (Arc::clone(agent), user.clone());
+                    tokio::spawn(async move { w5_session(&agent, &user, prefix, s).await })
                 })
                 .collect();
             for handle in handles {
@@ -1026,7 +1028,7 @@ async fn w5_wave(agent: &Arc<Agent>, variant: &str, prefix: &'static str, sessio
             }
         }
         "join_all" => {
-            let results = futures::future::join_all((0..sessions).map(|s| w5_session(agent, prefix, s))).await;
+            let results = futures::future::join_all((0..sessions).map(|s| w5_session(agent, &user, prefix, s))).await;
             results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
         }
         other => bail!("unknown W5 variant `{other}` (spawn or join_all)"),
