@@ -272,76 +272,93 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
         self.graph.spec().to_dot()
     }
 
-    async fn execute(&self, input: WorkflowInput<I>, ctx: RunContext) -> Result<WorkflowResult<O>, Error> {
-        let spec = self.graph.spec();
-        let started = Instant::now();
-        let (ctx, start, writer) = match (input, self.journal.is_some() && ctx.session().is_some()) {
-            (WorkflowInput::Run(input), false) => (ctx, Start::Input(input), None),
-            // Boxed: the future of a run without a journal stays small.
-            (input, _) => Box::pin(self.begin(input, ctx)).await?,
-        };
-        let span = tracing::info_span!("loom.workflow", workflow = spec.name(), run_id = %ctx.run_id());
-        ctx.emit(|| EventKind::RunStarted {
-            name: Some(Arc::clone(spec.name_arc())),
-            user: ctx.user().clone(),
-            session: ctx.session().cloned(),
-            parent: ctx.parent(),
-        });
-        let run = GraphRun::new(&ctx, spec, self.max_visits, self.max_steps, started).with_writer(writer.as_ref());
-        let outcome = match start {
-            Start::Input(input) => self.graph.execute(&run, input).instrument(span).await,
-            Start::After { node, output, visited } => {
-                run.restore(&visited);
-                for &n in &visited {
-                    ctx.emit(|| EventKind::StepReplayed {
-                        step: format!("node {}", spec.node(n).map_or("?", |s| &*s.name)),
-                    });
+    /// Runs the workflow. Written as `fn -> impl Future` around an `async move` block (an
+    /// `async fn` keeps a copy of each argument next to the argument): the run's future, boxed
+    /// once per run, stays small.
+    #[allow(clippy::manual_async_fn)]
+    fn execute(
+        &self,
+        input: WorkflowInput<I>,
+        mut ctx: RunContext,
+    ) -> impl Future<Output = Result<WorkflowResult<O>, Error>> + Send + '_ {
+        async move {
+            let spec = self.graph.spec();
+            let started = Instant::now();
+            let journaled = self.journal.is_some() && ctx.session().is_some();
+            let (start, writer) = match input {
+                WorkflowInput::Run(input) if !journaled => (Start::Input(input), None),
+                // Boxed, as the writer: the future of a run without a journal stays small.
+                input => Box::pin(self.begin(input, &mut ctx)).await?,
+            };
+            let span = tracing::info_span!("loom.workflow", workflow = spec.name(), run_id = %ctx.run_id());
+            ctx.emit(|| EventKind::RunStarted {
+                name: Some(Arc::clone(spec.name_arc())),
+                user: ctx.user().clone(),
+                session: ctx.session().cloned(),
+                parent: ctx.parent(),
+            });
+            let run =
+                GraphRun::new(&ctx, spec, self.max_visits, self.max_steps, started).with_writer(writer.as_deref());
+            let outcome = match start {
+                Start::Input(input) => self.graph.execute(&run, input).instrument(span).await,
+                Start::After { node, output, visited } => {
+                    run.restore(&visited);
+                    for &n in &visited {
+                        ctx.emit(|| EventKind::StepReplayed {
+                            step: format!("node {}", spec.node(n).map_or("?", |s| &*s.name)),
+                        });
+                    }
+                    self.graph.resume_after(&run, node, output).instrument(span).await
                 }
-                self.graph.resume_after(&run, node, output).instrument(span).await
-            }
-        };
-        if let Some(writer) = &writer {
-            let failure = outcome.as_ref().err().map(ToString::to_string);
-            Box::pin(async {
-                let status = match failure {
-                    None => writer.append(JournalEntry::RunFinished).await.map(|()| RunStatus::Finished),
-                    Some(error) => writer.append(JournalEntry::RunFailed { error }).await.map(|()| RunStatus::Failed),
-                };
-                writer.finish(status.unwrap_or(RunStatus::Failed)).await
-            })
-            .await?;
-        }
-        let (visited, steps, last_step) = run.finish();
-        match outcome {
-            Ok(output) => {
-                // The run ends with its last node, unless a journal had the last word.
-                let duration = match writer {
-                    Some(_) => started.elapsed(),
-                    None => last_step.saturating_duration_since(started),
-                };
-                ctx.emit(|| EventKind::WorkflowFinished {
-                    workflow: Arc::clone(spec.name_arc()),
-                    steps: visited.len() as u32,
-                    duration,
-                });
-                Ok(WorkflowResult {
-                    output,
-                    visited,
-                    steps,
-                    run_id: ctx.run_id(),
-                    user: ctx.user().clone(),
-                    session: ctx.session().cloned(),
-                    duration,
+            };
+            if let Some(writer) = &writer {
+                let failure = outcome.as_ref().err().map(ToString::to_string);
+                Box::pin(async {
+                    let status = match failure {
+                        None => writer.append(JournalEntry::RunFinished).await.map(|()| RunStatus::Finished),
+                        Some(error) => {
+                            writer.append(JournalEntry::RunFailed { error }).await.map(|()| RunStatus::Failed)
+                        }
+                    };
+                    writer.finish(status.unwrap_or(RunStatus::Failed)).await
                 })
+                .await?;
             }
-            Err(e) => {
-                let e = Error::Workflow(e);
-                ctx.emit(|| EventKind::Error { message: e.to_string(), transient: e.is_transient() });
-                Err(e)
+            let (visited, steps, last_step) = run.finish();
+            match outcome {
+                Ok(output) => {
+                    // The run ends with its last node, unless a journal had the last word.
+                    let duration = match writer {
+                        Some(_) => started.elapsed(),
+                        None => last_step.saturating_duration_since(started),
+                    };
+                    ctx.emit(|| EventKind::WorkflowFinished {
+                        workflow: Arc::clone(spec.name_arc()),
+                        steps: visited.len() as u32,
+                        duration,
+                    });
+                    Ok(WorkflowResult {
+                        output,
+                        visited,
+                        steps,
+                        run_id: ctx.run_id(),
+                        user: ctx.user().clone(),
+                        session: ctx.session().cloned(),
+                        duration,
+                    })
+                }
+                Err(e) => {
+                    let e = Error::Workflow(e);
+                    ctx.emit(|| EventKind::Error { message: e.to_string(), transient: e.is_transient() });
+                    Err(e)
+                }
             }
         }
     }
 }
+
+/// Where a run starts, and the writer of its journal.
+type Beginning<'a, I> = (Start<I>, Option<Box<Writer<'a>>>);
 
 enum Start<I> {
     Input(I),
@@ -351,23 +368,19 @@ enum Start<I> {
 impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
     /// How the run begins: fresh (journaled when the workflow has a store and the run a
     /// session), or resumed from its journal.
-    async fn begin(
-        &self,
-        input: WorkflowInput<I>,
-        ctx: RunContext,
-    ) -> Result<(RunContext, Start<I>, Option<Writer<'_>>), Error> {
+    async fn begin(&self, input: WorkflowInput<I>, ctx: &mut RunContext) -> Result<Beginning<'_, I>, Error> {
         let durable = match (&self.journal, ctx.session()) {
             (Some((journal, codec)), Some(session)) => Some((&**journal, codec, session.clone())),
             _ => None,
         };
         match (input, durable) {
-            (WorkflowInput::Run(input), None) => Ok((ctx, Start::Input(input), None)),
+            (WorkflowInput::Run(input), None) => Ok((Start::Input(input), None)),
             (WorkflowInput::Run(input), Some((journal, codec, session))) => {
                 let key = RunKey::new(ctx.user().clone(), session, ctx.run_id());
                 let writer = Writer::acquire(journal, key, self.lease_ttl, 0).await?;
                 let json = (codec.encode)(&input).map_err(|e| workflow_journal(e.to_string()))?;
                 writer.append(JournalEntry::WorkflowStarted { input: json, name: self.name().to_owned() }).await?;
-                Ok((ctx, Start::Input(input), Some(writer)))
+                Ok((Start::Input(input), Some(Box::new(writer))))
             }
             (WorkflowInput::Resume(_), None) => Err(ConfigError::InvalidSetting {
                 setting: "resume",
@@ -377,7 +390,7 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
             .into()),
             (WorkflowInput::Resume(run), Some((journal, codec, session))) => {
                 let run = run_to_resume(journal, ctx.user(), &session, run, ctx.run_id()).await?;
-                let ctx = ctx.with_run_id(run);
+                *ctx = ctx.clone().with_run_id(run);
                 let key = RunKey::new(ctx.user().clone(), session, run);
                 let (writer, entries) = Writer::resume(journal, key, self.lease_ttl).await?;
                 let mut input = None;
@@ -416,7 +429,7 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                         }
                     },
                 };
-                Ok((ctx, start, Some(writer)))
+                Ok((start, Some(Box::new(writer))))
             }
         }
     }
