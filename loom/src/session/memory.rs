@@ -46,13 +46,14 @@ type UserSessions = HashMap<SessionId, History, RandomState>;
 
 /// Sessions and run journals in process memory, partitioned by user.
 ///
-/// The map is split into shards by user so that concurrent runs of different users rarely
-/// contend; a lock is held only to copy a history out or append to it, never across an
-/// `.await`. Loading or appending costs the same however many sessions are stored.
+/// The maps are split into shards by user and session, so that concurrent runs rarely contend,
+/// even when they all belong to one user (or to none: the anonymous partition); a lock is held
+/// only to copy a history out or append to it, never across an `.await`. Loading, appending
+/// and journaling cost the same however many sessions and runs are stored.
 #[derive(Debug)]
 pub struct InMemoryStore {
     shards: Box<[Mutex<HashMap<UserId, UserSessions, RandomState>>]>,
-    journals: Box<[Mutex<HashMap<UserId, Runs, RandomState>>]>,
+    journals: Box<[Mutex<HashMap<UserId, SessionRuns, RandomState>>]>,
     hasher: RandomState,
 }
 
@@ -72,10 +73,14 @@ impl InMemoryStore {
         }
     }
 
-    fn shard(&self, user: &UserId) -> MutexGuard<'_, HashMap<UserId, UserSessions, RandomState>> {
-        let i = (self.hasher.hash_one(user) as usize) % self.shards.len();
+    /// Which shard holds `(user, session)`.
+    fn slot(&self, user: &UserId, session: &SessionId) -> usize {
+        (self.hasher.hash_one((user, session)) as usize) % SHARDS
+    }
+
+    fn shard(&self, user: &UserId, session: &SessionId) -> MutexGuard<'_, HashMap<UserId, UserSessions, RandomState>> {
         // Every critical section leaves the map consistent, so a poisoned lock is still usable.
-        self.shards[i].lock().unwrap_or_else(PoisonError::into_inner)
+        self.shards[self.slot(user, session)].lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -88,7 +93,7 @@ impl InMemoryStore {
         limit: Option<usize>,
         f: impl FnOnce(&[Message]) -> T,
     ) -> T {
-        let shard = self.shard(user);
+        let shard = self.shard(user, session);
         match shard.get(user).and_then(|s| s.get(session)) {
             Some(h) => f(&h.messages[window_start(&h.messages, limit)..]),
             None => f(&[]),
@@ -97,7 +102,7 @@ impl InMemoryStore {
 
     /// [`SessionStore::append`], without a future.
     pub(crate) fn append_now(&self, user: &UserId, session: &SessionId, run: RunId, messages: &[Message]) {
-        let mut shard = self.shard(user);
+        let mut shard = self.shard(user, session);
         let sessions = match shard.get_mut(user) {
             Some(s) => s,
             None => shard.entry(user.clone()).or_default(),
@@ -130,7 +135,7 @@ impl SessionStore for InMemoryStore {
     }
 
     async fn clear(&self, user: &UserId, session: &SessionId) -> Result<bool, StoreError> {
-        let mut shard = self.shard(user);
+        let mut shard = self.shard(user, session);
         let Some(sessions) = shard.get_mut(user) else { return Ok(false) };
         let removed = sessions.remove(session).is_some();
         if sessions.is_empty() {
@@ -140,8 +145,15 @@ impl SessionStore for InMemoryStore {
     }
 
     async fn sessions(&self, user: &UserId) -> Result<Vec<SessionId>, StoreError> {
-        let shard = self.shard(user);
-        Ok(shard.get(user).map(|s| s.keys().cloned().collect()).unwrap_or_default())
+        // A user's sessions are spread over the shards.
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(sessions) = shard.get(user) {
+                out.extend(sessions.keys().cloned());
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -155,12 +167,23 @@ struct RunState {
     records: Vec<RawRecord>,
 }
 
-type Runs = HashMap<(SessionId, RunId), RunState, RandomState>;
+/// The runs of each session of one user.
+type SessionRuns = HashMap<SessionId, HashMap<RunId, RunState, BuildHasherDefault<RunIdHasher>>, RandomState>;
 
 impl InMemoryStore {
-    fn runs_of(&self, user: &UserId) -> MutexGuard<'_, HashMap<UserId, Runs, RandomState>> {
-        let i = (self.hasher.hash_one(user) as usize) % self.journals.len();
-        self.journals[i].lock().unwrap_or_else(PoisonError::into_inner)
+    /// The journal shard of `(user, session)`.
+    fn journal(&self, user: &UserId, session: &SessionId) -> MutexGuard<'_, HashMap<UserId, SessionRuns, RandomState>> {
+        self.journals[self.slot(user, session)].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state of `key`'s run, created when missing.
+    fn run_entry<'s>(shard: &'s mut HashMap<UserId, SessionRuns, RandomState>, key: &RunKey) -> &'s mut RunState {
+        shard.entry(key.user.clone()).or_default().entry(key.session.clone()).or_default().entry(key.run).or_default()
+    }
+
+    /// The state of `key`'s run, if it has one.
+    fn run_mut<'s>(shard: &'s mut HashMap<UserId, SessionRuns, RandomState>, key: &RunKey) -> Option<&'s mut RunState> {
+        shard.get_mut(&key.user)?.get_mut(&key.session)?.get_mut(&key.run)
     }
 }
 
@@ -172,8 +195,8 @@ fn conflict(message: String) -> StoreError {
 impl Journal for InMemoryStore {
     async fn acquire(&self, key: &RunKey, owner: &str, ttl: Duration) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut shard = self.runs_of(&key.user);
-        let run = shard.entry(key.user.clone()).or_default().entry((key.session.clone(), key.run)).or_default();
+        let mut shard = self.journal(&key.user, &key.session);
+        let run = Self::run_entry(&mut shard, key);
         if run.owner.as_deref().is_some_and(|o| o != owner) && lease_live(run.lease_until, now) {
             return Err(conflict(format!("run {} is held by another worker", key.run)));
         }
@@ -189,8 +212,8 @@ impl Journal for InMemoryStore {
 
     async fn append(&self, key: &RunKey, owner: &str, ttl: Duration, record: RawRecord) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut shard = self.runs_of(&key.user);
-        let Some(run) = shard.get_mut(&key.user).and_then(|r| r.get_mut(&(key.session.clone(), key.run))) else {
+        let mut shard = self.journal(&key.user, &key.session);
+        let Some(run) = Self::run_mut(&mut shard, key) else {
             return Err(conflict(format!("run {} was not acquired before writing", key.run)));
         };
         if run.owner.as_deref() != Some(owner) {
@@ -206,8 +229,8 @@ impl Journal for InMemoryStore {
     }
 
     async fn finish(&self, key: &RunKey, owner: &str, status: RunStatus) -> Result<(), StoreError> {
-        let mut shard = self.runs_of(&key.user);
-        if let Some(run) = shard.get_mut(&key.user).and_then(|r| r.get_mut(&(key.session.clone(), key.run)))
+        let mut shard = self.journal(&key.user, &key.session);
+        if let Some(run) = Self::run_mut(&mut shard, key)
             && run.owner.as_deref() == Some(owner)
         {
             run.status = Some(status);
@@ -219,24 +242,20 @@ impl Journal for InMemoryStore {
     }
 
     async fn records(&self, key: &RunKey) -> Result<Vec<RawRecord>, StoreError> {
-        let shard = self.runs_of(&key.user);
-        let mut records = shard
-            .get(&key.user)
-            .and_then(|r| r.get(&(key.session.clone(), key.run)))
-            .map(|r| r.records.clone())
-            .unwrap_or_default();
+        let mut shard = self.journal(&key.user, &key.session);
+        let mut records = Self::run_mut(&mut shard, key).map(|r| r.records.clone()).unwrap_or_default();
         records.sort_by_key(|r| r.seq);
         Ok(records)
     }
 
     async fn runs(&self, user: &UserId, session: &SessionId) -> Result<Vec<RunInfo>, StoreError> {
-        let shard = self.runs_of(user);
+        let shard = self.journal(user, session);
         let mut runs: Vec<RunInfo> = shard
             .get(user)
+            .and_then(|sessions| sessions.get(session))
             .map(|r| {
                 r.iter()
-                    .filter(|((s, _), _)| s == session)
-                    .map(|((_, run), st)| RunInfo {
+                    .map(|(run, st)| RunInfo {
                         run: *run,
                         status: st.status.unwrap_or(RunStatus::Running),
                         started_ms: st.started_ms,
@@ -251,8 +270,8 @@ impl Journal for InMemoryStore {
 
     async fn import(&self, key: &RunKey, status: RunStatus, records: Vec<RawRecord>) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut shard = self.runs_of(&key.user);
-        let run = shard.entry(key.user.clone()).or_default().entry((key.session.clone(), key.run)).or_default();
+        let mut shard = self.journal(&key.user, &key.session);
+        let run = Self::run_entry(&mut shard, key);
         if run.owner.is_some() && lease_live(run.lease_until, now) {
             return Err(conflict(format!("run {} is held by a worker", key.run)));
         }
