@@ -414,11 +414,11 @@ pub struct Summarize<'a, T>(pub &'a T);
 
 /// First choice: a `Debug` value (a string shows as its text).
 pub trait DebugSummary {
-    fn __loom_summary(&self) -> String;
+    fn __loom_summary(&self) -> crate::workflow::Summary;
 }
 
 impl<T: std::fmt::Debug + 'static> DebugSummary for &Summarize<'_, T> {
-    fn __loom_summary(&self) -> String {
+    fn __loom_summary(&self) -> crate::workflow::Summary {
         let any: &dyn Any = self.0;
         if let Some(s) = any.downcast_ref::<String>() {
             return crate::workflow::summarize_any(s);
@@ -430,12 +430,12 @@ impl<T: std::fmt::Debug + 'static> DebugSummary for &Summarize<'_, T> {
 
 /// Last choice: the type's name.
 pub trait PlainSummary {
-    fn __loom_summary(&self) -> String;
+    fn __loom_summary(&self) -> crate::workflow::Summary;
 }
 
 impl<T> PlainSummary for Summarize<'_, T> {
-    fn __loom_summary(&self) -> String {
-        format!("<{}>", std::any::type_name::<T>())
+    fn __loom_summary(&self) -> crate::workflow::Summary {
+        crate::workflow::Summary::from(format!("<{}>", std::any::type_name::<T>()))
     }
 }
 

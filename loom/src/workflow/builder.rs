@@ -11,7 +11,7 @@ use super::error::{GraphError, NodeError, WorkflowError};
 use super::node::Node;
 use super::run::GraphRun;
 use super::spec::{EdgeKind, GraphSpec, NodeKind};
-use super::{Graph, Workflow, summarize_any};
+use super::{Graph, Summary, Workflow, summarize_any};
 use crate::context::RunContext;
 
 type Value = Box<dyn Any + Send>;
@@ -46,7 +46,7 @@ impl<I, O> NodeId<I, O> {
 
 trait ErasedNode: Send + Sync {
     fn call<'a>(&'a self, ctx: &'a RunContext, input: Value) -> BoxFuture<'a, Result<Value, NodeError>>;
-    fn summarize(&self, output: &Value) -> String;
+    fn summarize(&self, output: &Value) -> Summary;
     fn input_type(&self) -> (TypeId, &'static str);
     fn output_type(&self) -> (TypeId, &'static str);
 }
@@ -70,10 +70,10 @@ where
         })
     }
 
-    fn summarize(&self, output: &Value) -> String {
+    fn summarize(&self, output: &Value) -> Summary {
         match output.downcast_ref::<O>() {
             Some(o) => summarize_any(o),
-            None => format!("<{}>", std::any::type_name::<O>()),
+            None => Summary::from(format!("<{}>", std::any::type_name::<O>())),
         }
     }
 

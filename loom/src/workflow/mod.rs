@@ -20,6 +20,7 @@ mod node;
 mod run;
 mod spec;
 mod sugar;
+mod summary;
 mod tool;
 
 use std::fmt;
@@ -37,6 +38,7 @@ pub use node::{
 pub use run::{GraphRun, NodeStart, StepRecord};
 pub use spec::{EdgeKind, EdgeSpec, GraphSpec, NodeKind, NodeName, NodeSpec};
 pub use sugar::{Chain, IntoChain};
+pub use summary::{MAX_SUMMARY_LEN, Summary};
 pub use tool::WorkflowTool;
 
 pub(crate) use run::summarize_any;

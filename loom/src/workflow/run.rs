@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{NodeError, WorkflowError};
 use super::spec::{GraphSpec, NodeName};
+use super::summary::Summary;
 use crate::context::RunContext;
 use crate::event::EventKind;
 use crate::session::{JournalEntry, Writer};
@@ -18,7 +19,7 @@ pub struct StepRecord {
     /// How long it ran.
     pub duration: Duration,
     /// A short description of its output.
-    pub summary: String,
+    pub summary: Summary,
 }
 
 /// When a node started, as [`GraphRun::enter`] saw it.
@@ -152,7 +153,7 @@ impl<'a> GraphRun<'a> {
         &self,
         node: usize,
         started: NodeStart,
-        summary: impl FnOnce() -> String,
+        summary: impl FnOnce() -> Summary,
         output: impl FnOnce() -> Option<serde_json::Value>,
     ) -> impl Future<Output = Result<(), WorkflowError>> + Send + '_ {
         let now = Instant::now();
@@ -162,7 +163,7 @@ impl<'a> GraphRun<'a> {
             workflow: Arc::clone(self.spec.name_arc()),
             node: self.name(node),
             duration,
-            summary: record.summary.clone(),
+            summary: record.summary.to_string(),
         });
         {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -221,39 +222,26 @@ impl Visits {
     }
 }
 
-/// A short description of a node's output, for the `NodeFinished` event.
-pub(crate) fn summarize_str(s: &str) -> String {
-    const MAX: usize = 120;
-    if s.len() <= MAX {
-        return s.to_owned();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
 /// A short description of any value: its text when it is a string or a number, its type
 /// otherwise.
-pub(crate) fn summarize_any<T: std::any::Any>(value: &T) -> String {
+pub(crate) fn summarize_any<T: std::any::Any>(value: &T) -> Summary {
     let any = value as &dyn std::any::Any;
     if let Some(s) = any.downcast_ref::<String>() {
-        return summarize_str(s);
+        return Summary::of(s);
     }
     if let Some(s) = any.downcast_ref::<&str>() {
-        return summarize_str(s);
+        return Summary::of(s);
     }
     macro_rules! numbers {
         ($($t:ty),*) => {$(
             if let Some(n) = any.downcast_ref::<$t>() {
-                return n.to_string();
+                return Summary::from(n.to_string());
             }
         )*};
     }
     numbers!(i8, i16, i32, i64, u8, u16, u32, u64, usize, isize, f32, f64, bool);
     if let Some(v) = any.downcast_ref::<Vec<String>>() {
-        return summarize_str(&format!("{v:?}"));
+        return Summary::of(&format!("{v:?}"));
     }
-    format!("<{}>", std::any::type_name::<T>())
+    Summary::from(format!("<{}>", std::any::type_name::<T>()))
 }

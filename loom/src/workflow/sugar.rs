@@ -11,7 +11,7 @@ use super::error::WorkflowError;
 use super::node::Node;
 use super::run::GraphRun;
 use super::spec::{EdgeKind, GraphSpec, NodeKind};
-use super::{Graph, Workflow, summarize_any};
+use super::{Graph, Summary, Workflow, summarize_any};
 
 /// Node names for a list of nodes: each node's own name or `step_<i>`, made unique with
 /// `_1`, `_2`, ... suffixes.
@@ -247,7 +247,7 @@ where
             let key = self.classifier.call(run.ctx(), input.clone()).await.map_err(|e| run.fail(0, e))?;
             let key = key.to_string();
             let key = key.trim();
-            run.exit(0, started, || key.to_owned(), || None).await?;
+            run.exit(0, started, || Summary::of(key), || None).await?;
             let (index, handler) = match self.routes.iter().position(|(k, _)| k == key) {
                 Some(i) => (i + 1, &self.routes[i].1),
                 None => match &self.default {
@@ -288,7 +288,7 @@ where
     fn execute<'a>(&'a self, run: &'a GraphRun<'_>, input: I) -> BoxFuture<'a, Result<O, WorkflowError>> {
         Box::pin(async move {
             let started = run.enter(0).await?;
-            run.exit(0, started, || format!("{} branches", self.branches.len()), || None).await?;
+            run.exit(0, started, || Summary::from(format!("{} branches", self.branches.len())), || None).await?;
             // The branches run at once, on this task; the first failure cancels the others.
             let outputs = futures::future::try_join_all(
                 self.branches.iter().enumerate().map(|(i, branch)| step(branch, run, i + 1, input.clone())),
