@@ -10,7 +10,7 @@ use std::time::Duration;
 use loomflow::StoreErrorKind;
 use loomflow::agent::{AgentInput, ToolDecision};
 use loomflow::prelude::*;
-use loomflow::session::{InMemoryStore, Journal, JournalEntry, RunKey, SessionStore, SqliteStore};
+use loomflow::session::{InMemoryStore, Journal, JournalEntry, RunKey, RunStatus, SessionStore, SqliteStore};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -126,6 +126,24 @@ async fn resuming_needs_a_journal_and_a_session() {
         durable.resume_with(AgentInput::resume_latest()).user("u").session("s").await,
         Err(Error::Run(RunError::NotResumable { .. }))
     ));
+}
+
+#[tokio::test]
+async fn resuming_a_run_the_session_does_not_have_writes_nothing() -> anyhow::Result<()> {
+    let store = Arc::new(InMemoryStore::new());
+    let (agent, _) = agent(&store, false);
+    let unknown = agent.resume(RunId::generate()).user("u").session("s").await;
+    assert!(matches!(unknown, Err(Error::Run(RunError::NotResumable { .. }))), "{unknown:?}");
+    // No run was made up: the session still has none to resume, and a real one runs.
+    let (u, s) = (UserId::new("u")?, SessionId::new("s")?);
+    assert!(store.runs(&u, &s).await?.is_empty());
+    let result = agent.run("charge").user("u").session("s").await?;
+    assert_eq!(store.runs(&u, &s).await?.len(), 1);
+    // A finished run resumed again is only replayed, and stays finished.
+    let again = agent.resume(result.run_id).user("u").session("s").await?;
+    assert_eq!(again.output, result.output);
+    assert_eq!(store.runs(&u, &s).await?.first().map(|r| r.status), Some(RunStatus::Finished));
+    Ok(())
 }
 
 #[tokio::test]

@@ -423,8 +423,8 @@ impl<T: std::fmt::Debug + 'static> DebugSummary for &Summarize<'_, T> {
         if let Some(s) = any.downcast_ref::<String>() {
             return crate::workflow::summarize_any(s);
         }
-        let text = format!("{:?}", self.0);
-        crate::workflow::summarize_any(&text)
+        // Formatting stops once the summary is full: a large output costs no more than a small one.
+        crate::workflow::Summary::format(format_args!("{:?}", self.0))
     }
 }
 
@@ -435,7 +435,7 @@ pub trait PlainSummary {
 
 impl<T> PlainSummary for Summarize<'_, T> {
     fn __loom_summary(&self) -> crate::workflow::Summary {
-        crate::workflow::Summary::from(format!("<{}>", std::any::type_name::<T>()))
+        crate::workflow::Summary::format(format_args!("<{}>", std::any::type_name::<T>()))
     }
 }
 

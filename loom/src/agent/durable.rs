@@ -103,13 +103,15 @@ impl<'a> Durable<'a> {
     ) -> Result<Self, Error> {
         let writer = Writer::acquire(journal, key, ttl, 0).await?;
         let durable = Self { writer, replay: Mutex::new(Replay::default()) };
-        durable
-            .append(JournalEntry::RunStarted { input: input.clone(), history, name: name.map(str::to_owned) })
-            .await?;
+        let start = JournalEntry::RunStarted { input: input.clone(), history, name: name.map(str::to_owned) };
+        if let Err(e) = durable.append(start).await {
+            durable.writer.give_back().await;
+            return Err(e);
+        }
         Ok(durable)
     }
 
-    /// Resumes a journaled run: reads it (refusing a damaged journal), takes the lease, and
+    /// Resumes a journaled run: takes the lease, reads the journal (refusing a damaged one), and
     /// prepares the replay of every recorded step.
     pub(crate) async fn resume(
         journal: &'a dyn Journal,
@@ -120,7 +122,7 @@ impl<'a> Durable<'a> {
         let (writer, entries) = Writer::resume(journal, key, ttl).await?;
         let mut entries = entries.into_iter();
         let Some((_, JournalEntry::RunStarted { input, history, .. })) = entries.next() else {
-            let _ = writer.finish(RunStatus::Running).await;
+            writer.give_back().await;
             return Err(RunError::NotResumable {
                 run_id: writer.key().run,
                 reason: "its journal has no start".to_owned(),
@@ -198,6 +200,11 @@ impl<'a> Durable<'a> {
         }
         self.writer.finish(RunStatus::Finished).await?;
         Ok(())
+    }
+
+    /// Releases the lease of a run that could not begin again, leaving it as it was.
+    pub(crate) async fn give_back(&self) {
+        self.writer.give_back().await;
     }
 
     /// Releases the lease and leaves the run resumable.

@@ -119,8 +119,15 @@ async fn begin_resumed<'a, O>(
     *ctx = ctx.clone().with_run_id(run);
     let key = RunKey::new(ctx.user().clone(), session.clone(), run);
     let (durable, resumed) = Durable::resume(journal, key, agent.lease_ttl, decisions).await?;
-    let mut history = agent.sessions.store().load(ctx.user(), &session, None).await?;
+    let mut history = match agent.sessions.store().load(ctx.user(), &session, None).await {
+        Ok(history) => history,
+        Err(e) => {
+            durable.give_back().await;
+            return Err(e.into());
+        }
+    };
     if history.len() < resumed.history {
+        durable.give_back().await;
         return Err(RunError::JournalMismatch {
             run_id: run,
             detail: format!(

@@ -348,10 +348,12 @@ pub(crate) struct Writer<'a> {
     owner: String,
     ttl: Duration,
     next_seq: std::sync::Mutex<u64>,
+    /// The run's status before this writer took it: what [`give_back`](Self::give_back) restores.
+    before: RunStatus,
 }
 
 impl<'a> Writer<'a> {
-    /// Takes the run's lease; records will be written from position `next_seq`.
+    /// Takes the lease of a new run; records will be written from position `next_seq`.
     pub(crate) async fn acquire(
         journal: &'a dyn Journal,
         key: RunKey,
@@ -366,27 +368,38 @@ impl<'a> Writer<'a> {
                 crate::Error::from(e)
             }
         })?;
-        Ok(Self { journal, key, owner, ttl, next_seq: std::sync::Mutex::new(next_seq) })
+        // A new run that goes no further than this has failed.
+        Ok(Self { journal, key, owner, ttl, next_seq: std::sync::Mutex::new(next_seq), before: RunStatus::Failed })
     }
 
     /// Takes the lease of a run to resume, then reads its journal (in that order: a worker
     /// that read first could miss records another worker wrote before releasing the run).
-    /// A damaged journal is refused and the lease given back; records will be written after
-    /// the last one read.
+    /// A run the session does not have is refused before anything is written; a damaged
+    /// journal is refused and the run given back as it was. Records will be written after the
+    /// last one read.
     pub(crate) async fn resume(
         journal: &'a dyn Journal,
         key: RunKey,
         ttl: Duration,
     ) -> Result<(Self, Vec<(u64, JournalEntry)>), crate::Error> {
-        let writer = Self::acquire(journal, key, ttl, 0).await?;
+        let runs = journal.runs(&key.user, &key.session).await?;
+        let Some(before) = runs.iter().find(|r| r.run == key.run).map(|r| r.status) else {
+            return Err(crate::RunError::NotResumable {
+                run_id: key.run,
+                reason: format!("session `{}` has no run with this id", key.session),
+            }
+            .into());
+        };
+        let mut writer = Self::acquire(journal, key, ttl, 0).await?;
+        writer.before = before;
         let read = match journal.read(&writer.key).await {
             Ok(read) if read.corrupt.is_empty() => read,
             Ok(read) => {
-                let _ = writer.finish(RunStatus::Running).await;
+                writer.give_back().await;
                 return Err(crate::RunError::JournalCorrupt { run_id: writer.key.run, records: read.corrupt }.into());
             }
             Err(e) => {
-                let _ = writer.finish(RunStatus::Running).await;
+                writer.give_back().await;
                 return Err(e.into());
             }
         };
@@ -415,6 +428,12 @@ impl<'a> Writer<'a> {
                 e.into()
             }
         })
+    }
+
+    /// Releases the lease of a run that could not go on, with the status it had before (best
+    /// effort: the caller reports why it could not go on).
+    pub(crate) async fn give_back(&self) {
+        let _ = self.journal.finish(&self.key, &self.owner, self.before).await;
     }
 
     /// Sets the run's status and releases the lease.

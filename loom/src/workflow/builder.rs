@@ -73,7 +73,7 @@ where
     fn summarize(&self, output: &Value) -> Summary {
         match output.downcast_ref::<O>() {
             Some(o) => summarize_any(o),
-            None => Summary::from(format!("<{}>", std::any::type_name::<O>())),
+            None => Summary::format(format_args!("<{}>", std::any::type_name::<O>())),
         }
     }
 

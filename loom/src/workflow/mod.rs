@@ -326,14 +326,10 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                 })
                 .await?;
             }
-            let (visited, steps, last_step) = run.finish();
+            let (visited, steps) = run.finish();
             match outcome {
                 Ok(output) => {
-                    // The run ends with its last node, unless a journal had the last word.
-                    let duration = match writer {
-                        Some(_) => started.elapsed(),
-                        None => last_step.saturating_duration_since(started),
-                    };
+                    let duration = started.elapsed();
                     ctx.emit(|| EventKind::WorkflowFinished {
                         workflow: Arc::clone(spec.name_arc()),
                         steps: visited.len() as u32,
@@ -380,8 +376,16 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
             (WorkflowInput::Run(input), Some((journal, codec, session))) => {
                 let key = RunKey::new(ctx.user().clone(), session, ctx.run_id());
                 let writer = Writer::acquire(journal, key, self.lease_ttl, 0).await?;
-                let json = (codec.encode)(&input).map_err(|e| workflow_journal(e.to_string()))?;
-                writer.append(JournalEntry::WorkflowStarted { input: json, name: self.name().to_owned() }).await?;
+                let started = match (codec.encode)(&input) {
+                    Ok(json) => {
+                        writer.append(JournalEntry::WorkflowStarted { input: json, name: self.name().to_owned() }).await
+                    }
+                    Err(e) => Err(workflow_journal(e.to_string())),
+                };
+                if let Err(e) = started {
+                    writer.give_back().await;
+                    return Err(e);
+                }
                 Ok((Start::Input(input), Some(Box::new(writer))))
             }
             (WorkflowInput::Resume(_), None) => Err(ConfigError::InvalidSetting {
@@ -409,7 +413,7 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                     }
                 }
                 let Some(input) = input else {
-                    let _ = writer.finish(RunStatus::Running).await;
+                    writer.give_back().await;
                     return Err(
                         RunError::NotResumable { run_id: run, reason: "its journal has no start".to_owned() }.into()
                     );
@@ -426,7 +430,7 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                     None => match (codec.decode)(input) {
                         Ok(input) => Start::Input(input),
                         Err(e) => {
-                            let _ = writer.finish(RunStatus::Running).await;
+                            writer.give_back().await;
                             return Err(workflow_journal(e.to_string()));
                         }
                     },
@@ -498,8 +502,9 @@ pub struct WorkflowResult<O> {
     pub output: O,
     /// The nodes entered, in order (a node entered twice appears twice).
     pub visited: Vec<NodeName>,
-    /// One record per finished node, in the order they finished: how long it ran and a
-    /// summary of its output.
+    /// One record per node that finished in this run, in the order they finished: how long it
+    /// ran and a summary of its output. (Nodes replayed from the journal of a resumed run are in
+    /// `visited`, not here.)
     pub steps: Vec<StepRecord>,
     /// The run's id.
     pub run_id: RunId,

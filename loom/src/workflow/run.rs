@@ -24,8 +24,10 @@ pub struct StepRecord {
 
 /// When a node started, as [`GraphRun::enter`] saw it.
 ///
-/// A node starts when the step before it ended (or the run began): the clock is read once per
-/// node, when it finishes. Branches of a fan-out all start at the fan-out.
+/// A node starts when the step before it ended (or the run began), so what happens between two
+/// nodes (routing on a key, cloning a fan-out's input) counts toward the next one, and the clock
+/// is read once per node, when it finishes (and after the journal write, in a journaled run).
+/// Branches of a fan-out all start at the fan-out.
 #[derive(Debug, Clone, Copy)]
 pub struct NodeStart(Instant);
 
@@ -194,11 +196,10 @@ impl<'a> GraphRun<'a> {
         WorkflowError::Node { node, error }
     }
 
-    /// The names of the nodes entered, in order, the steps of the nodes that finished, and
-    /// when the last of them finished.
-    pub(crate) fn finish(self) -> (Vec<NodeName>, Vec<StepRecord>, Instant) {
+    /// The names of the nodes entered, in order, and the steps of the nodes that finished.
+    pub(crate) fn finish(self) -> (Vec<NodeName>, Vec<StepRecord>) {
         let state = self.state.into_inner().unwrap_or_else(PoisonError::into_inner);
-        (state.visited, state.records, state.last)
+        (state.visited, state.records)
     }
 }
 
@@ -235,13 +236,13 @@ pub(crate) fn summarize_any<T: std::any::Any>(value: &T) -> Summary {
     macro_rules! numbers {
         ($($t:ty),*) => {$(
             if let Some(n) = any.downcast_ref::<$t>() {
-                return Summary::from(n.to_string());
+                return Summary::format(format_args!("{n}"));
             }
         )*};
     }
     numbers!(i8, i16, i32, i64, u8, u16, u32, u64, usize, isize, f32, f64, bool);
     if let Some(v) = any.downcast_ref::<Vec<String>>() {
-        return Summary::of(&format!("{v:?}"));
+        return Summary::format(format_args!("{v:?}"));
     }
-    Summary::from(format!("<{}>", std::any::type_name::<T>()))
+    Summary::format(format_args!("<{}>", std::any::type_name::<T>()))
 }

@@ -288,7 +288,7 @@ where
     fn execute<'a>(&'a self, run: &'a GraphRun<'_>, input: I) -> BoxFuture<'a, Result<O, WorkflowError>> {
         Box::pin(async move {
             let started = run.enter(0).await?;
-            run.exit(0, started, || Summary::from(format!("{} branches", self.branches.len())), || None).await?;
+            run.exit(0, started, || Summary::format(format_args!("{} branches", self.branches.len())), || None).await?;
             // The branches run at once, on this task; the first failure cancels the others.
             let outputs = futures::future::try_join_all(
                 self.branches.iter().enumerate().map(|(i, branch)| step(branch, run, i + 1, input.clone())),

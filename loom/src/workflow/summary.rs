@@ -9,12 +9,15 @@ use std::ops::Deref;
 /// The longest text kept inline, in bytes.
 const INLINE: usize = 22;
 
-/// The longest summary, in bytes; a longer text is cut (at a character boundary) and ends
-/// with `…`.
+/// The longest summary, in bytes: a longer text is cut at a character boundary and ends with
+/// `…` (within the limit).
 pub const MAX_SUMMARY_LEN: usize = 120;
 
-/// A short description of a node's output: its text when it is a string or a number (at most
-/// [`MAX_SUMMARY_LEN`] bytes), its type's name otherwise.
+/// What a cut summary ends with.
+const ELLIPSIS: &str = "…";
+
+/// A short description of a node's output: its text when it is a string or a number, its
+/// type's name otherwise; never longer than [`MAX_SUMMARY_LEN`] bytes.
 ///
 /// It reads as a `&str` (it derefs to one, and compares and prints like one). A short summary
 /// — most of them — is stored inline, so recording a step does not allocate.
@@ -36,16 +39,44 @@ enum Repr {
 }
 
 impl Summary {
-    /// The summary of `text`: the text itself, cut at [`MAX_SUMMARY_LEN`] bytes.
+    /// The summary of `text`: the text itself, or its beginning and `…` when it is longer than
+    /// [`MAX_SUMMARY_LEN`] bytes.
     pub fn of(text: &str) -> Self {
         if text.len() <= MAX_SUMMARY_LEN {
-            return Self::from(text);
+            return Self::whole(text);
         }
-        let mut end = MAX_SUMMARY_LEN;
-        while !text.is_char_boundary(end) {
-            end -= 1;
+        let end = floor_char_boundary(text, MAX_SUMMARY_LEN - ELLIPSIS.len());
+        Self(Repr::Heap(format!("{}{ELLIPSIS}", &text[..end]).into_boxed_str()))
+    }
+
+    /// The summary of what `args` writes, e.g. `Summary::format(format_args!("{value:?}"))`.
+    /// Formatting stops once the summary is full, so a large value costs no more than a small
+    /// one.
+    pub fn format(args: fmt::Arguments<'_>) -> Self {
+        if let Some(text) = args.as_str() {
+            return Self::of(text);
         }
-        Self::from(format!("{}…", &text[..end]))
+        let mut out = Bounded { bytes: [0; MAX_SUMMARY_LEN], len: 0, cut: false };
+        // An error only means the summary is full.
+        let _ = fmt::write(&mut out, args);
+        let text = out.text();
+        if out.cut {
+            let end = floor_char_boundary(text, MAX_SUMMARY_LEN - ELLIPSIS.len());
+            Self::whole(&format!("{}{ELLIPSIS}", &text[..end]))
+        } else {
+            Self::whole(text)
+        }
+    }
+
+    /// A summary of `text`, which fits.
+    fn whole(text: &str) -> Self {
+        if text.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            Self(Repr::Inline { len: text.len() as u8, bytes })
+        } else {
+            Self(Repr::Heap(text.into()))
+        }
     }
 
     /// The summary as a string slice.
@@ -58,21 +89,58 @@ impl Summary {
     }
 }
 
-impl From<&str> for Summary {
-    fn from(text: &str) -> Self {
-        if text.len() <= INLINE {
-            let mut bytes = [0; INLINE];
-            bytes[..text.len()].copy_from_slice(text.as_bytes());
-            Self(Repr::Inline { len: text.len() as u8, bytes })
-        } else {
-            Self(Repr::Heap(text.into()))
-        }
+/// The largest character boundary of `text` at or before `index`.
+fn floor_char_boundary(text: &str, index: usize) -> usize {
+    let mut end = index.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
+/// A writer that keeps the first [`MAX_SUMMARY_LEN`] bytes and then refuses more.
+struct Bounded {
+    bytes: [u8; MAX_SUMMARY_LEN],
+    len: usize,
+    cut: bool,
+}
+
+impl Bounded {
+    fn text(&self) -> &str {
+        // Only whole `&str`s and their prefixes at character boundaries are copied in.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 }
 
+impl fmt::Write for Bounded {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = MAX_SUMMARY_LEN - self.len;
+        let take = if s.len() <= room { s.len() } else { floor_char_boundary(s, room) };
+        self.bytes[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        if take < s.len() {
+            self.cut = true;
+            return Err(fmt::Error);
+        }
+        Ok(())
+    }
+}
+
+/// The same as [`Summary::of`].
+impl From<&str> for Summary {
+    fn from(text: &str) -> Self {
+        Self::of(text)
+    }
+}
+
+/// The same as [`Summary::of`], keeping the string's buffer when it fits.
 impl From<String> for Summary {
     fn from(text: String) -> Self {
-        if text.len() <= INLINE { Self::from(text.as_str()) } else { Self(Repr::Heap(text.into_boxed_str())) }
+        if text.len() <= INLINE || text.len() > MAX_SUMMARY_LEN {
+            Self::of(&text)
+        } else {
+            Self(Repr::Heap(text.into_boxed_str()))
+        }
     }
 }
 
@@ -178,12 +246,36 @@ mod tests {
 
     #[test]
     fn a_long_text_is_cut_at_a_character_boundary() {
-        let text = "é".repeat(100);
-        let summary = Summary::of(&text);
-        assert!(summary.ends_with('…'));
-        assert!(summary.len() <= MAX_SUMMARY_LEN + '…'.len_utf8());
-        assert!(text.starts_with(summary.trim_end_matches('…')));
+        for text in ["é".repeat(100), "x".repeat(500), format!("a{}", "€".repeat(60))] {
+            for summary in [Summary::of(&text), Summary::from(text.clone()), Summary::format(format_args!("{text}"))] {
+                assert!(summary.ends_with('…'), "{summary}");
+                assert!(summary.len() <= MAX_SUMMARY_LEN, "{} bytes", summary.len());
+                assert!(summary.len() > MAX_SUMMARY_LEN - 8, "{} bytes", summary.len());
+                assert!(text.starts_with(summary.trim_end_matches('…')));
+            }
+        }
+        let exact = "y".repeat(MAX_SUMMARY_LEN);
+        assert_eq!(Summary::of(&exact), exact);
+        assert_eq!(Summary::format(format_args!("{exact}")), exact);
         assert_eq!(Summary::of("short"), "short");
+    }
+
+    #[test]
+    fn formatting_stops_when_the_summary_is_full() {
+        struct Endless;
+        impl fmt::Debug for Endless {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // A value whose text never ends: only a writer that refuses more stops it.
+                loop {
+                    f.write_str("more ")?;
+                }
+            }
+        }
+        let summary = Summary::format(format_args!("{:?}", Endless));
+        assert!(summary.starts_with("more more"));
+        assert!(summary.ends_with('…'));
+        assert_eq!(Summary::format(format_args!("{}", 42)), "42");
+        assert!(matches!(Summary::format(format_args!("<{}>", "u8")).0, Repr::Inline { .. }));
     }
 
     #[test]
