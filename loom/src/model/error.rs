@@ -82,6 +82,12 @@ pub struct ModelError {
 }
 
 impl ModelError {
+    /// A response stream that ended before the reply was complete (transient: a retry gets a
+    /// fresh stream).
+    pub(crate) fn cut_stream(provider: impl Into<String>) -> Self {
+        Self::new(ModelErrorKind::Stream, provider, "the response stream ended before the reply was complete")
+    }
+
     /// An error of `kind` raised by `provider` (`"openai"`, `"anthropic"`, `"scripted"`...).
     pub fn new(kind: ModelErrorKind, provider: impl Into<String>, message: impl Into<String>) -> Self {
         Self {

@@ -128,11 +128,7 @@ impl ResponseAccumulator {
     /// name.
     pub fn finish(self, provider: &str) -> Result<ModelResponse, ModelError> {
         let Some(finish_reason) = self.finish else {
-            return Err(ModelError::new(
-                ModelErrorKind::Stream,
-                provider,
-                "the response stream ended before the reply was complete",
-            ));
+            return Err(ModelError::cut_stream(provider));
         };
         let mut tool_calls = Vec::with_capacity(self.calls.len());
         for (i, c) in self.calls.into_iter().enumerate() {

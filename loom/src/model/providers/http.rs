@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 use reqwest::header::HeaderMap;
+use serde_json::Value;
 
 use super::sse::{SseDecoder, SseEvent};
 use crate::model::{ModelError, ModelErrorKind, ModelStream, StreamEvent};
@@ -96,22 +97,28 @@ impl Http {
         self.provider
     }
 
-    fn request(&self, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> reqwest::RequestBuilder {
+    fn request<H: AsRef<str>>(&self, url: &str, headers: &[(&str, H)], body: Vec<u8>) -> reqwest::RequestBuilder {
         let mut req = self.client.post(url).header("content-type", "application/json").body(body);
         for (k, v) in headers {
-            req = req.header(*k, *v);
+            req = req.header(*k, v.as_ref());
         }
         req
     }
 
-    /// Sends a request and returns the successful response's body, or the typed error.
-    pub(crate) async fn post(
+    fn encode(&self, body: &Value) -> Result<Vec<u8>, ModelError> {
+        serde_json::to_vec(body).map_err(|e| invalid_body(self.provider, e))
+    }
+
+    /// Sends a JSON request and returns the successful response's body and request id, or the
+    /// typed error.
+    pub(crate) async fn post<H: AsRef<str>>(
         &self,
         url: &str,
-        headers: &[(&str, &str)],
-        body: Vec<u8>,
+        headers: &[(&str, H)],
+        body: &Value,
         classify: fn(u16, &str) -> Option<ModelErrorKind>,
     ) -> Result<(Bytes, Option<String>), ModelError> {
+        let body = self.encode(body)?;
         let response =
             self.request(url, headers, body).timeout(self.timeout).send().await.map_err(|e| self.transport(&e))?;
         let request_id = request_id(response.headers());
@@ -122,11 +129,36 @@ impl Http {
         Ok((bytes, request_id))
     }
 
-    /// Sends a request whose answer is an event stream, and decodes it with `parser`.
-    pub(crate) async fn post_stream<'a, P: StreamParser + 'a>(
+    /// Sends a JSON request whose answer is an event stream, decoded with `parser`; a request
+    /// that fails is the stream's one error.
+    pub(crate) fn stream<'a, H, P>(
+        &'a self,
+        url: &'a str,
+        headers: Vec<(&'a str, H)>,
+        body: Value,
+        classify: fn(u16, &str) -> Option<ModelErrorKind>,
+        parser: P,
+    ) -> ModelStream<'a>
+    where
+        H: AsRef<str> + Send + Sync + 'a,
+        P: StreamParser + 'a,
+    {
+        Box::pin(
+            futures::stream::once(async move {
+                let body = self.encode(&body)?;
+                self.post_stream(url, &headers, body, classify, parser).await
+            })
+            .flat_map(|r| match r {
+                Ok(stream) => stream,
+                Err(e) => Box::pin(futures::stream::once(async move { Err(e) })),
+            }),
+        )
+    }
+
+    async fn post_stream<'a, H: AsRef<str>, P: StreamParser + 'a>(
         &self,
         url: &str,
-        headers: &[(&str, &str)],
+        headers: &[(&str, H)],
         body: Vec<u8>,
         classify: fn(u16, &str) -> Option<ModelErrorKind>,
         parser: P,

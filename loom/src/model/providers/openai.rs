@@ -591,11 +591,7 @@ impl StreamParser for ChunkParser {
             self.complete(out);
             return Ok(());
         }
-        Err(ModelError::new(
-            ModelErrorKind::Stream,
-            self.provider,
-            "the response stream ended before the reply was complete",
-        ))
+        Err(ModelError::cut_stream(self.provider))
     }
 }
 
@@ -610,32 +606,15 @@ impl Model for OpenAiModel {
     }
 
     async fn complete(&self, request: &ModelRequest<'_>) -> Result<ModelResponse, ModelError> {
-        let body = serde_json::to_vec(&self.request_body(request, false))
-            .map_err(|e| invalid_body(self.http.provider(), e))?;
-        let headers = self.headers();
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (bytes, request_id) = self.http.post(&self.url, &headers, body, classify).await?;
+        let (bytes, request_id) =
+            self.http.post(&self.url, &self.headers(), &self.request_body(request, false), classify).await?;
         let mut response = parse_completion(self.http.provider(), &bytes)?;
         response.request_id = request_id;
         Ok(response)
     }
 
     fn stream<'a>(&'a self, request: &'a ModelRequest<'a>) -> ModelStream<'a> {
-        let provider = self.http.provider();
-        let body = self.request_body(request, true);
-        Box::pin(
-            futures::stream::once(async move {
-                let body = serde_json::to_vec(&body).map_err(|e| invalid_body(provider, e))?;
-                let headers = self.headers();
-                let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                self.http.post_stream(&self.url, &headers, body, classify, ChunkParser::new(provider)).await
-            })
-            .flat_map(|r| match r {
-                Ok(stream) => stream,
-                Err(e) => Box::pin(futures::stream::once(async move { Err(e) })),
-            }),
-        )
+        let parser = ChunkParser::new(self.http.provider());
+        self.http.stream(&self.url, self.headers(), self.request_body(request, true), classify, parser)
     }
 }
-
-use futures::StreamExt as _;
