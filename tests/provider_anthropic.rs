@@ -6,29 +6,34 @@ mod common;
 use std::time::Duration;
 
 use common::http::{MockServer, Reply};
+use common::provider::{Provider, fast_retries, stream_all};
 use futures::StreamExt as _;
-use loomflow::model::providers::{AnthropicModel, ApiKey, HttpConfig};
+use loomflow::model::providers::AnthropicModel;
 use loomflow::model::{
-    Effort, FinishReason, ModelErrorKind, ModelRequest, ModelResponse, ModelSettings, Part, ResponseAccumulator,
-    RetryPolicy, StreamEvent, ToolCall, ToolResult,
+    Effort, FinishReason, ModelErrorKind, ModelRequest, ModelSettings, Part, StreamEvent, ToolCall, ToolResult,
 };
 use loomflow::prelude::*;
 use serde_json::json;
 
+const ANTHROPIC: Provider<AnthropicModel> = Provider {
+    fixtures: "anthropic",
+    root: "/v1",
+    key: "sk-ant-test",
+    make: |config| AnthropicModel::new("claude-sonnet-4-5", config).unwrap_or_else(|e| panic!("{e}")),
+    text_reply: "message_text.json",
+    text: "Hello! How can I help you today?",
+};
+
 fn fixture(name: &str) -> String {
-    let path = format!("{}/fixtures/anthropic/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    ANTHROPIC.fixture(name)
 }
 
 fn model_named(server: &MockServer, name: &str) -> AnthropicModel {
-    let mut config = HttpConfig::new(format!("{}/v1", server.url));
-    config.api_key = Some(ApiKey::new("sk-ant-test"));
-    config.read_timeout = Duration::from_secs(5);
-    AnthropicModel::new(name, config).unwrap_or_else(|e| panic!("{e}"))
+    AnthropicModel::new(name, ANTHROPIC.config(server)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn model(server: &MockServer) -> AnthropicModel {
-    model_named(server, "claude-sonnet-4-5")
+    ANTHROPIC.model(server)
 }
 
 /// Get the weather for a city.
@@ -46,10 +51,6 @@ fn divide(a: f64, b: f64) -> Result<f64, String> {
     if b == 0.0 { Err("cannot divide by zero; pick a non-zero b".to_owned()) } else { Ok(a / b) }
 }
 
-fn fast_retries() -> RetryPolicy {
-    RetryPolicy::attempts(3).with_delays(Duration::from_millis(1), Duration::from_millis(50))
-}
-
 fn weather_schema() -> serde_json::Value {
     json!({
         "type": "object",
@@ -57,22 +58,6 @@ fn weather_schema() -> serde_json::Value {
         "required": ["city"],
         "additionalProperties": false
     })
-}
-
-/// Streams `request` and assembles the reply, with the events it came as.
-async fn stream_all(
-    m: &AnthropicModel,
-    request: &ModelRequest<'_>,
-) -> Result<(Vec<StreamEvent>, ModelResponse), ModelError> {
-    let mut events = Vec::new();
-    let mut acc = ResponseAccumulator::new();
-    let mut stream = m.stream(request);
-    while let Some(e) = stream.next().await {
-        let e = e?;
-        acc.push(&e);
-        events.push(e);
-    }
-    Ok((events, acc.finish("anthropic")?))
 }
 
 #[tokio::test]
@@ -372,16 +357,6 @@ async fn thinking_streams_and_returns_as_reasoning() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn error_of(reply: Reply) -> ModelError {
-    let server = MockServer::start(vec![reply]).await;
-    let m = model(&server);
-    let messages = [Message::user("hi")];
-    match m.complete(&ModelRequest::new(&messages)).await {
-        Err(e) => e,
-        Ok(r) => panic!("expected an error, got {r:?}"),
-    }
-}
-
 #[tokio::test]
 async fn every_error_status_maps_to_a_typed_error() {
     let cases = [
@@ -401,7 +376,7 @@ async fn every_error_status_maps_to_a_typed_error() {
         if status == 429 {
             reply = reply.with_header("retry-after", "12");
         }
-        let e = error_of(reply).await;
+        let e = ANTHROPIC.error_of(reply).await;
         assert_eq!((e.kind(), e.is_transient(), e.status()), (kind, transient, Some(status)), "{file}");
         assert_eq!(e.provider(), "anthropic");
         let expected: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -419,46 +394,6 @@ async fn an_error_status_on_a_streamed_request_is_typed_too() -> anyhow::Result<
     let messages = [Message::user("hi")];
     let err = stream_all(&m, &ModelRequest::new(&messages)).await.err();
     assert!(err.as_ref().is_some_and(|e| e.kind() == ModelErrorKind::Overloaded && e.status() == Some(529)), "{err:?}");
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_429_with_retry_after_is_retried_then_succeeds() -> anyhow::Result<()> {
-    let server = MockServer::start(vec![
-        Reply::json(429, &fixture("error_429.json")).with_header("retry-after", "0.04"),
-        Reply::json(200, &fixture("message_text.json")),
-    ])
-    .await;
-    let recorder = common::Recorder::new();
-    let agent = Agent::new("x").model(model(&server)).retry(fast_retries());
-    let result = agent.run("hi").on_event(recorder.listener()).await?;
-    assert_eq!(result.output, "Hello! How can I help you today?");
-    assert_eq!(server.requests().len(), 2);
-    let delay = recorder.events().iter().find_map(|e| match &e.kind {
-        EventKind::ModelRetry { delay, attempt: 1, .. } => Some(*delay),
-        _ => None,
-    });
-    // Retry-After is a floor under the (tiny) backoff.
-    assert!(delay.is_some_and(|d| d >= Duration::from_millis(40)), "{delay:?}");
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_500_then_success_and_permanent_errors_are_not_retried() -> anyhow::Result<()> {
-    let server = MockServer::start(vec![
-        Reply::json(500, &fixture("error_500.json")),
-        Reply::json(200, &fixture("message_text.json")),
-    ])
-    .await;
-    let agent = Agent::new("x").model(model(&server)).retry(fast_retries());
-    assert_eq!(agent.run("hi").await?.output, "Hello! How can I help you today?");
-    assert_eq!(server.requests().len(), 2);
-
-    let server = MockServer::start(vec![Reply::json(401, &fixture("error_401.json"))]).await;
-    let agent = Agent::new("x").model(model(&server)).retry(fast_retries());
-    let err = agent.run("hi").await.err();
-    assert!(matches!(&err, Some(Error::Model(e)) if e.kind() == ModelErrorKind::Authentication), "{err:?}");
-    assert_eq!(server.requests().len(), 1);
     Ok(())
 }
 
@@ -491,22 +426,6 @@ async fn an_error_event_before_any_output_is_retried() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn a_connection_dropped_mid_stream_is_a_transient_error_and_not_silently_restarted() -> anyhow::Result<()> {
-    let body = fixture("stream_text.sse");
-    let cut = body.find(" wörld").unwrap_or(body.len() / 2);
-    let server = MockServer::start(vec![Reply::sse_dropped(&body, cut), Reply::sse(&body, 8)]).await;
-    let agent = Agent::new("x").model(model(&server)).retry(fast_retries());
-    let result = agent.run("hi").stream().finish().await;
-    match result {
-        Err(Error::Model(e)) => assert!(e.is_transient(), "{e}"),
-        other => anyhow::bail!("expected a model error, got {other:?}"),
-    }
-    // Text had already streamed, so the run did not quietly start over.
-    assert_eq!(server.requests().len(), 1);
-    Ok(())
-}
-
-#[tokio::test]
 async fn a_stream_that_ends_before_message_stop_is_cut_off() {
     let body = fixture("stream_text.sse");
     let end = body.find("event: message_stop").unwrap_or(body.len());
@@ -515,39 +434,6 @@ async fn a_stream_that_ends_before_message_stop_is_cut_off() {
     let messages = [Message::user("hi")];
     let err = stream_all(&m, &ModelRequest::new(&messages)).await.err();
     assert!(err.is_some_and(|e| e.kind() == ModelErrorKind::Stream && e.is_transient()));
-}
-
-#[tokio::test]
-async fn malformed_stream_data_is_a_transient_stream_error() {
-    let body = "event: message_start\ndata: {\"type\": \"message_start\", \"message\": {\"usage\": tru\n\n";
-    let server = MockServer::start(vec![Reply::sse(body, 4)]).await;
-    let m = model(&server);
-    let messages = [Message::user("hi")];
-    let events: Vec<_> = m.stream(&ModelRequest::new(&messages)).collect().await;
-    let err = events.into_iter().find_map(Result::err);
-    assert!(
-        err.is_some_and(|e| e.kind() == ModelErrorKind::Stream
-            && e.is_transient()
-            && e.message().contains("malformed"))
-    );
-}
-
-#[tokio::test]
-async fn a_slow_server_hits_the_timeout() {
-    for streamed in [false, true] {
-        let server = MockServer::start(vec![Reply::Hang]).await;
-        let mut config = HttpConfig::new(format!("{}/v1", server.url));
-        config.read_timeout = Duration::from_millis(200);
-        config.timeout = Duration::from_millis(300);
-        let m = AnthropicModel::new("claude-sonnet-4-5", config).unwrap_or_else(|e| panic!("{e}"));
-        let messages = [Message::user("hi")];
-        let request = ModelRequest::new(&messages);
-        let err = if streamed { stream_all(&m, &request).await.err() } else { m.complete(&request).await.err() };
-        assert!(
-            err.as_ref().is_some_and(|e| e.kind() == ModelErrorKind::Timeout && e.is_transient()),
-            "streamed: {streamed}, {err:?}"
-        );
-    }
 }
 
 #[tokio::test]
@@ -633,4 +519,31 @@ fn a_missing_key_names_the_variable() {
     );
     let err = loomflow::model::resolve_model("claude-sonnet-4-5").err().map(|e| e.to_string());
     assert!(err.as_deref().is_some_and(|e| e.contains("ANTHROPIC_API_KEY")), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_retried_then_succeeds() -> anyhow::Result<()> {
+    let limited = Reply::json(429, &fixture("error_429.json")).with_header("retry-after", "0.04");
+    ANTHROPIC.a_rate_limit_is_waited_out_then_retried(limited).await
+}
+
+#[tokio::test]
+async fn a_500_then_success_and_permanent_errors_are_not_retried() -> anyhow::Result<()> {
+    ANTHROPIC.a_500_is_retried_and_a_permanent_error_is_not(Reply::json(401, &fixture("error_401.json"))).await
+}
+
+#[tokio::test]
+async fn a_connection_dropped_mid_stream_is_a_transient_error_and_not_silently_restarted() -> anyhow::Result<()> {
+    ANTHROPIC.a_dropped_stream_is_transient_and_not_restarted().await
+}
+
+#[tokio::test]
+async fn malformed_stream_data_is_a_transient_stream_error() {
+    let body = "event: message_start\ndata: {\"type\": \"message_start\", \"message\": {\"usage\": tru\n\n";
+    ANTHROPIC.malformed_stream_data_is_a_transient_error(body).await;
+}
+
+#[tokio::test]
+async fn a_slow_server_hits_the_timeout() {
+    ANTHROPIC.a_slow_server_hits_the_timeout().await;
 }

@@ -5,10 +5,11 @@ mod common;
 use std::time::Duration;
 
 use common::http::{MockServer, Reply};
+use common::provider::{Provider, stream_all};
 use futures::StreamExt as _;
-use loomflow::model::providers::{ApiKey, GeminiModel, HttpConfig};
+use loomflow::model::providers::GeminiModel;
 use loomflow::model::{
-    Effort, FinishReason, ModelErrorKind, ModelRequest, ModelResponse, ResponseAccumulator, RetryPolicy, StreamEvent,
+    Effort, FinishReason, ModelErrorKind, ModelRequest, ModelResponse, ResponseAccumulator, StreamEvent,
 };
 use loomflow::prelude::*;
 use schemars::JsonSchema;
@@ -18,20 +19,25 @@ use serde_json::json;
 const GENERATE: &str = "/v1beta/models/gemini-2.5-flash:generateContent";
 const STREAM: &str = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse";
 
+const GEMINI: Provider<GeminiModel> = Provider {
+    fixtures: "gemini",
+    root: "/v1beta",
+    key: "AIza-test",
+    make: |config| GeminiModel::new("gemini-2.5-flash", config).unwrap_or_else(|e| panic!("{e}")),
+    text_reply: "generate_text.json",
+    text: "Hello! How can I help you today?",
+};
+
 fn fixture(name: &str) -> String {
-    let path = format!("{}/fixtures/gemini/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    GEMINI.fixture(name)
 }
 
 fn named(server: &MockServer, name: &str) -> GeminiModel {
-    let mut config = HttpConfig::new(format!("{}/v1beta", server.url));
-    config.api_key = Some(ApiKey::new("AIza-test"));
-    config.read_timeout = Duration::from_secs(5);
-    GeminiModel::new(name, config).unwrap_or_else(|e| panic!("{e}"))
+    GeminiModel::new(name, GEMINI.config(server)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn model(server: &MockServer) -> GeminiModel {
-    named(server, "gemini-2.5-flash")
+    GEMINI.model(server)
 }
 
 /// Get the weather for a city.
@@ -52,10 +58,6 @@ fn get_forecast(
     Err(ToolError::new(format!("no forecast for {city}")))
 }
 
-fn fast_retries() -> RetryPolicy {
-    RetryPolicy::attempts(3).with_delays(Duration::from_millis(1), Duration::from_millis(50))
-}
-
 /// The contents of the `index`th request the server received.
 fn contents(server: &MockServer, index: usize) -> Vec<serde_json::Value> {
     server.requests()[index].json()["contents"].as_array().cloned().unwrap_or_default()
@@ -63,12 +65,7 @@ fn contents(server: &MockServer, index: usize) -> Vec<serde_json::Value> {
 
 /// Runs `request` on `m` as a stream, assembled.
 async fn streamed(m: &GeminiModel, request: &ModelRequest<'_>) -> Result<ModelResponse, ModelError> {
-    let mut acc = ResponseAccumulator::new();
-    let mut stream = m.stream(request);
-    while let Some(e) = stream.next().await {
-        acc.push(&e?);
-    }
-    acc.finish("gemini")
+    stream_all(m, request).await.map(|(_, response)| response)
 }
 
 #[tokio::test]
@@ -340,16 +337,6 @@ async fn a_typed_output_uses_the_response_json_schema() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn error_of(reply: Reply) -> ModelError {
-    let server = MockServer::start(vec![reply]).await;
-    let m = model(&server);
-    let messages = [Message::user("hi")];
-    match m.complete(&ModelRequest::new(&messages)).await {
-        Err(e) => e,
-        Ok(r) => panic!("expected an error, got {r:?}"),
-    }
-}
-
 #[tokio::test]
 async fn every_error_status_maps_to_a_typed_error() {
     let cases = [
@@ -366,7 +353,7 @@ async fn every_error_status_maps_to_a_typed_error() {
     ];
     for (status, file, kind, transient) in cases {
         let body = fixture(file);
-        let e = error_of(Reply::json(status, &body)).await;
+        let e = GEMINI.error_of(Reply::json(status, &body)).await;
         assert_eq!((e.kind(), e.is_transient(), e.status()), (kind, transient, Some(status)), "{file}");
         assert_eq!(e.provider(), "gemini");
         let expected: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -376,20 +363,20 @@ async fn every_error_status_maps_to_a_typed_error() {
 
 #[tokio::test]
 async fn a_429_says_how_long_to_wait_and_an_error_array_is_read() {
-    let e = error_of(Reply::json(429, &fixture("error_429.json")).with_header("retry-after", "43")).await;
+    let e = GEMINI.error_of(Reply::json(429, &fixture("error_429.json")).with_header("retry-after", "43")).await;
     assert_eq!(e.retry_after(), Some(Duration::from_secs(43)));
     assert!(e.message().starts_with("You exceeded your current quota"), "{e}");
 
     // The streaming endpoint can answer with the error object inside an array.
     let array = format!("[{}]", fixture("error_400_token_limit.json"));
-    let e = error_of(Reply::json(400, &array)).await;
+    let e = GEMINI.error_of(Reply::json(400, &array)).await;
     assert_eq!(e.kind(), ModelErrorKind::ContextLengthExceeded);
     assert_eq!(e.message(), "The input token count (1200293) exceeds the maximum number of tokens allowed (1048576).");
 }
 
 #[tokio::test]
 async fn a_blocked_prompt_is_content_filtered() {
-    let e = error_of(Reply::json(200, &fixture("blocked_prompt.json"))).await;
+    let e = GEMINI.error_of(Reply::json(200, &fixture("blocked_prompt.json"))).await;
     assert_eq!((e.kind(), e.is_transient()), (ModelErrorKind::ContentFiltered, false));
     assert!(e.message().contains("PROHIBITED_CONTENT"), "{e}");
 
@@ -402,56 +389,8 @@ async fn a_blocked_prompt_is_content_filtered() {
 
 #[tokio::test]
 async fn a_429_is_retried_then_succeeds() -> anyhow::Result<()> {
-    let server = MockServer::start(vec![
-        Reply::json(429, &fixture("error_429.json")).with_header("retry-after-ms", "40"),
-        Reply::json(200, &fixture("generate_text.json")),
-    ])
-    .await;
-    let recorder = common::Recorder::new();
-    let agent = Agent::new("x").model(model(&server)).retry(fast_retries());
-    let result = agent.run("hi").on_event(recorder.listener()).await?;
-    assert_eq!(result.output, "Hello! How can I help you today?");
-    assert_eq!(server.requests().len(), 2);
-    assert_eq!(server.requests()[1].path, GENERATE);
-    let delay = recorder.events().iter().find_map(|e| match &e.kind {
-        EventKind::ModelRetry { delay, attempt: 1, .. } => Some(*delay),
-        _ => None,
-    });
-    assert!(delay.is_some_and(|d| d >= Duration::from_millis(40)), "{delay:?}");
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_500_then_success_and_permanent_errors_are_not_retried() -> anyhow::Result<()> {
-    let server = MockServer::start(vec![
-        Reply::json(500, &fixture("error_500.json")),
-        Reply::json(200, &fixture("generate_text.json")),
-    ])
-    .await;
-    let agent = Agent::new("x").model(model(&server)).retry(fast_retries());
-    assert_eq!(agent.run("hi").await?.output, "Hello! How can I help you today?");
-
-    let server = MockServer::start(vec![Reply::json(400, &fixture("error_400_api_key.json"))]).await;
-    let agent = Agent::new("x").model(model(&server)).retry(fast_retries());
-    let err = agent.run("hi").await.err();
-    assert!(matches!(&err, Some(Error::Model(e)) if e.kind() == ModelErrorKind::Authentication), "{err:?}");
-    assert_eq!(server.requests().len(), 1);
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_connection_dropped_mid_stream_is_a_transient_error_and_not_silently_restarted() -> anyhow::Result<()> {
-    let body = fixture("stream_text.sse");
-    let cut = body.find(" wörld").unwrap_or(body.len() / 2);
-    let server = MockServer::start(vec![Reply::sse_dropped(&body, cut), Reply::sse(&body, 8)]).await;
-    let agent = Agent::new("x").model(model(&server)).retry(fast_retries());
-    match agent.run("hi").stream().finish().await {
-        Err(Error::Model(e)) => assert!(e.is_transient(), "{e}"),
-        other => anyhow::bail!("expected a model error, got {other:?}"),
-    }
-    // Text had already streamed, so the run did not quietly start over.
-    assert_eq!(server.requests().len(), 1);
-    Ok(())
+    let limited = Reply::json(429, &fixture("error_429.json")).with_header("retry-after-ms", "40");
+    GEMINI.a_rate_limit_is_waited_out_then_retried(limited).await
 }
 
 #[tokio::test]
@@ -478,29 +417,6 @@ async fn an_error_inside_the_stream_is_typed() {
             && e.message() == "The model is overloaded. Please try again later."),
         "{err:?}"
     );
-}
-
-#[tokio::test]
-async fn malformed_stream_data_is_a_transient_stream_error() {
-    let server = MockServer::start(vec![Reply::sse("data: {\"candidates\": [tru\r\n\r\n", 4)]).await;
-    let m = model(&server);
-    let messages = [Message::user("hi")];
-    let request = ModelRequest::new(&messages);
-    let events: Vec<_> = m.stream(&request).collect().await;
-    let err = events.into_iter().find_map(Result::err);
-    assert!(err.is_some_and(|e| e.kind() == ModelErrorKind::Stream && e.is_transient()));
-}
-
-#[tokio::test]
-async fn a_slow_server_hits_the_timeout() {
-    let server = MockServer::start(vec![Reply::Hang]).await;
-    let mut config = HttpConfig::new(format!("{}/v1beta", server.url));
-    config.read_timeout = Duration::from_millis(200);
-    config.timeout = Duration::from_millis(300);
-    let m = GeminiModel::new("gemini-2.5-flash", config).unwrap_or_else(|e| panic!("{e}"));
-    let messages = [Message::user("hi")];
-    let err = m.complete(&ModelRequest::new(&messages)).await.err();
-    assert!(err.is_some_and(|e| e.kind() == ModelErrorKind::Timeout && e.is_transient()));
 }
 
 #[tokio::test]
@@ -538,4 +454,24 @@ fn without_a_key_the_error_names_the_variable() {
     );
     let err = loomflow::model::resolve_model("gemini-2.5-flash").err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("GEMINI_API_KEY"), "{err}");
+}
+
+#[tokio::test]
+async fn a_500_then_success_and_permanent_errors_are_not_retried() -> anyhow::Result<()> {
+    GEMINI.a_500_is_retried_and_a_permanent_error_is_not(Reply::json(400, &fixture("error_400_api_key.json"))).await
+}
+
+#[tokio::test]
+async fn a_connection_dropped_mid_stream_is_a_transient_error_and_not_silently_restarted() -> anyhow::Result<()> {
+    GEMINI.a_dropped_stream_is_transient_and_not_restarted().await
+}
+
+#[tokio::test]
+async fn malformed_stream_data_is_a_transient_stream_error() {
+    GEMINI.malformed_stream_data_is_a_transient_error("data: {\"candidates\": [tru\r\n\r\n").await;
+}
+
+#[tokio::test]
+async fn a_slow_server_hits_the_timeout() {
+    GEMINI.a_slow_server_hits_the_timeout().await;
 }

@@ -2,25 +2,29 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::http::{MockServer, Reply};
+use common::provider::Provider;
 use futures::StreamExt as _;
 use loomflow::model::providers::{ApiKey, Compatible, HttpConfig, OpenAiModel};
-use loomflow::model::{ModelErrorKind, ModelRequest, ResponseFormat, RetryPolicy, ToolChoice};
+use loomflow::model::{ModelErrorKind, ModelRequest, ResponseFormat, ToolChoice};
 use loomflow::prelude::*;
 use serde_json::json;
 
+const OPENAI: Provider<OpenAiModel> = Provider {
+    fixtures: "openai",
+    root: "/v1",
+    key: "sk-test",
+    make: |config| OpenAiModel::new("gpt-4.1-mini", config).unwrap_or_else(|e| panic!("{e}")),
+    text_reply: "chat_text.json",
+    text: "Hello! How can I assist you today?",
+};
+
 fn fixture(name: &str) -> String {
-    let path = format!("{}/fixtures/openai/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    OPENAI.fixture(name)
 }
 
 fn model(server: &MockServer) -> OpenAiModel {
-    let mut config = HttpConfig::new(format!("{}/v1", server.url));
-    config.api_key = Some(ApiKey::new("sk-test"));
-    config.read_timeout = Duration::from_secs(5);
-    OpenAiModel::new("gpt-4.1-mini", config).unwrap_or_else(|e| panic!("{e}"))
+    OPENAI.model(server)
 }
 
 /// Get the weather for a city.
@@ -30,10 +34,6 @@ fn get_weather(
     city: String,
 ) -> String {
     format!("sunny in {city}")
-}
-
-fn fast_retries() -> RetryPolicy {
-    RetryPolicy::attempts(3).with_delays(Duration::from_millis(1), Duration::from_millis(50))
 }
 
 #[tokio::test]
@@ -152,16 +152,6 @@ async fn streamed_tool_calls_assemble_per_index() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn error_of(reply: Reply) -> ModelError {
-    let server = MockServer::start(vec![reply]).await;
-    let m = model(&server);
-    let messages = [Message::user("hi")];
-    match m.complete(&ModelRequest::new(&messages)).await {
-        Err(e) => e,
-        Ok(r) => panic!("expected an error, got {r:?}"),
-    }
-}
-
 #[tokio::test]
 async fn every_error_status_maps_to_a_typed_error() {
     let cases = [
@@ -177,90 +167,12 @@ async fn every_error_status_maps_to_a_typed_error() {
     ];
     for (status, file, kind, transient) in cases {
         let body = fixture(file);
-        let e = error_of(Reply::json(status, &body).with_header("x-request-id", "req_9")).await;
+        let e = OPENAI.error_of(Reply::json(status, &body).with_header("x-request-id", "req_9")).await;
         assert_eq!((e.kind(), e.is_transient(), e.status()), (kind, transient, Some(status)), "{file}");
         let expected: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         assert_eq!(Some(e.message()), expected["error"]["message"].as_str(), "{file}");
         assert_eq!(e.request_id(), Some("req_9"));
     }
-}
-
-#[tokio::test]
-async fn a_429_with_retry_after_is_retried_then_succeeds() -> anyhow::Result<()> {
-    let server = MockServer::start(vec![
-        Reply::json(429, &fixture("error_429_rate.json")).with_header("retry-after-ms", "40"),
-        Reply::json(200, &fixture("chat_text.json")),
-    ])
-    .await;
-    let recorder = common::Recorder::new();
-    let agent = Agent::new("x").model(model(&server)).retry(fast_retries());
-    let result = agent.run("hi").on_event(recorder.listener()).await?;
-    assert_eq!(result.output, "Hello! How can I assist you today?");
-    assert_eq!(server.requests().len(), 2);
-    let delay = recorder.events().iter().find_map(|e| match &e.kind {
-        EventKind::ModelRetry { delay, attempt: 1, .. } => Some(*delay),
-        _ => None,
-    });
-    // Retry-After is a floor under the (tiny) backoff.
-    assert!(delay.is_some_and(|d| d >= Duration::from_millis(40)), "{delay:?}");
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_500_then_success_and_permanent_errors_are_not_retried() -> anyhow::Result<()> {
-    let server = MockServer::start(vec![
-        Reply::json(500, &fixture("error_500.json")),
-        Reply::json(200, &fixture("chat_text.json")),
-    ])
-    .await;
-    let agent = Agent::new("x").model(model(&server)).retry(fast_retries());
-    assert_eq!(agent.run("hi").await?.output, "Hello! How can I assist you today?");
-
-    let server = MockServer::start(vec![Reply::json(401, &fixture("error_401.json"))]).await;
-    let agent = Agent::new("x").model(model(&server)).retry(fast_retries());
-    let err = agent.run("hi").await.err();
-    assert!(matches!(&err, Some(Error::Model(e)) if e.kind() == ModelErrorKind::Authentication), "{err:?}");
-    assert_eq!(server.requests().len(), 1);
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_connection_dropped_mid_stream_is_a_transient_error_and_not_silently_restarted() -> anyhow::Result<()> {
-    let body = fixture("stream_text.sse");
-    let cut = body.find(" wörld").unwrap_or(body.len() / 2);
-    let server = MockServer::start(vec![Reply::sse_dropped(&body, cut), Reply::sse(&body, 8)]).await;
-    let agent = Agent::new("x").model(model(&server)).retry(fast_retries());
-    let result = agent.run("hi").stream().finish().await;
-    match result {
-        Err(Error::Model(e)) => assert!(e.is_transient(), "{e}"),
-        other => anyhow::bail!("expected a model error, got {other:?}"),
-    }
-    // Text had already streamed, so the run did not quietly start over.
-    assert_eq!(server.requests().len(), 1);
-    Ok(())
-}
-
-#[tokio::test]
-async fn malformed_stream_data_is_a_transient_stream_error() {
-    let server = MockServer::start(vec![Reply::sse("data: {\"choices\": [tru\n\n", 4)]).await;
-    let m = model(&server);
-    let messages = [Message::user("hi")];
-    let request = ModelRequest::new(&messages);
-    let events: Vec<_> = m.stream(&request).collect().await;
-    let err = events.into_iter().find_map(Result::err);
-    assert!(err.is_some_and(|e| e.kind() == ModelErrorKind::Stream && e.is_transient()));
-}
-
-#[tokio::test]
-async fn a_slow_server_hits_the_timeout() {
-    let server = MockServer::start(vec![Reply::Hang]).await;
-    let mut config = HttpConfig::new(format!("{}/v1", server.url));
-    config.read_timeout = Duration::from_millis(200);
-    config.timeout = Duration::from_millis(300);
-    let m = OpenAiModel::new("gpt-4.1-mini", config).unwrap_or_else(|e| panic!("{e}"));
-    let messages = [Message::user("hi")];
-    let err = m.complete(&ModelRequest::new(&messages)).await.err();
-    assert!(err.is_some_and(|e| e.kind() == ModelErrorKind::Timeout && e.is_transient()));
 }
 
 #[tokio::test]
@@ -301,4 +213,30 @@ fn a_preset_without_its_key_names_the_variable() {
     );
     // Ollama needs none.
     assert!(OpenAiModel::compatible(Compatible::Ollama, "llama3.2").is_ok());
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_retried_then_succeeds() -> anyhow::Result<()> {
+    let limited = Reply::json(429, &fixture("error_429_rate.json")).with_header("retry-after-ms", "40");
+    OPENAI.a_rate_limit_is_waited_out_then_retried(limited).await
+}
+
+#[tokio::test]
+async fn a_500_then_success_and_permanent_errors_are_not_retried() -> anyhow::Result<()> {
+    OPENAI.a_500_is_retried_and_a_permanent_error_is_not(Reply::json(401, &fixture("error_401.json"))).await
+}
+
+#[tokio::test]
+async fn a_connection_dropped_mid_stream_is_a_transient_error_and_not_silently_restarted() -> anyhow::Result<()> {
+    OPENAI.a_dropped_stream_is_transient_and_not_restarted().await
+}
+
+#[tokio::test]
+async fn malformed_stream_data_is_a_transient_stream_error() {
+    OPENAI.malformed_stream_data_is_a_transient_error("data: {\"choices\": [tru\n\n").await;
+}
+
+#[tokio::test]
+async fn a_slow_server_hits_the_timeout() {
+    OPENAI.a_slow_server_hits_the_timeout().await;
 }
