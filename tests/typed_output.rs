@@ -2,7 +2,7 @@
 
 mod common;
 
-use loomflow::model::{Capabilities, Message, ToolChoice};
+use loomflow::model::{Capabilities, Message, ModelResponse, ToolChoice};
 use loomflow::output::{FINAL_ANSWER_TOOL, OutputError};
 use loomflow::prelude::*;
 use schemars::JsonSchema;
@@ -308,5 +308,58 @@ async fn a_streamed_typed_output_fills_in_field_by_field() -> anyhow::Result<()>
         }
     }
     assert_eq!(last, Some(json!({"city": "Paris", "temp_c": 21.5})));
+    Ok(())
+}
+
+/// Streams the start of a `final_answer` call, then the connection drops; counts its calls.
+struct CutAfterAPartialAnswer(std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl Model for CutAfterAPartialAnswer {
+    fn name(&self) -> &str {
+        "cut"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default().with_tools(true).with_streaming(true)
+    }
+
+    async fn complete(&self, _: &loomflow::model::ModelRequest<'_>) -> Result<ModelResponse, ModelError> {
+        Err(ModelError::new(loomflow::ModelErrorKind::Connection, "cut", "not used"))
+    }
+
+    fn stream<'a>(&'a self, _: &'a loomflow::model::ModelRequest<'a>) -> loomflow::model::ModelStream<'a> {
+        use loomflow::model::StreamEvent;
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(futures::stream::iter([
+            Ok(StreamEvent::ToolCallStart { index: 0, id: "c1".into(), name: FINAL_ANSWER_TOOL.into() }),
+            Ok(StreamEvent::ToolCallDelta { index: 0, arguments: r#"{"city": "Paris", "#.into() }),
+            Err(ModelError::new(loomflow::ModelErrorKind::Connection, "cut", "connection reset")),
+        ]))
+    }
+}
+
+#[tokio::test]
+async fn a_stream_that_showed_a_partial_value_is_not_restarted() -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+
+    let model = std::sync::Arc::new(CutAfterAPartialAnswer(std::sync::atomic::AtomicUsize::new(0)));
+    let agent = Agent::new("Extract.")
+        .model(std::sync::Arc::clone(&model) as std::sync::Arc<dyn Model>)
+        .output::<CityTemp>()
+        .output_mode(OutputMode::Tool)
+        .retry(loomflow::model::RetryPolicy::attempts(3));
+    let mut stream = agent.run("x").stream();
+    let mut partials = Vec::new();
+    while let Some(event) = stream.next().await {
+        if let EventKind::PartialOutput { value, .. } = event.kind {
+            partials.push(value);
+        }
+    }
+    assert_eq!(partials.last(), Some(&json!({"city": "Paris"})));
+    let result = stream.into_result();
+    assert!(matches!(&result, Err(Error::Model(e)) if e.is_transient()), "{result:?}");
+    // The listener saw part of an answer: the call was not quietly made again.
+    assert_eq!(model.0.load(std::sync::atomic::Ordering::SeqCst), 1);
     Ok(())
 }

@@ -533,6 +533,8 @@ async fn stream_model(
             if let Some(value) = output::complete_prefix(so_far)
                 && last_partial.as_ref() != Some(&value)
             {
+                // A partial value shown is output shown, as text is: the stream is not restarted.
+                emitted = true;
                 ctx.emit(|| EventKind::PartialOutput { turn, value: value.clone() });
                 last_partial = Some(value);
             }
