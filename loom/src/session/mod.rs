@@ -101,19 +101,22 @@ impl Sessions {
         system: Option<&Message>,
         extra: usize,
     ) -> Result<Vec<Message>, StoreError> {
-        let build = |history: &[Message]| {
-            let mut messages = Vec::with_capacity(usize::from(system.is_some()) + history.len() + extra);
+        // The system prompt, with room for `history` messages and the `extra` ones.
+        let start = |history: usize| {
+            let mut messages = Vec::with_capacity(usize::from(system.is_some()) + history + extra);
             messages.extend(system.cloned());
-            messages.extend_from_slice(history);
             messages
         };
         Ok(match (session, &self.memory) {
-            (None, _) => build(&[]),
-            (Some(session), Some(memory)) => memory.with_history(user, session, limit, build),
+            (None, _) => start(0),
+            (Some(session), Some(memory)) => memory.with_history(user, session, limit, |history| {
+                let mut messages = start(history.len());
+                messages.extend_from_slice(history);
+                messages
+            }),
             (Some(session), None) => {
                 let history = self.store.load(user, session, limit).await?;
-                let mut messages = Vec::with_capacity(usize::from(system.is_some()) + history.len() + extra);
-                messages.extend(system.cloned());
+                let mut messages = start(history.len());
                 messages.extend(history);
                 messages
             }
