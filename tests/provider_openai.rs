@@ -177,10 +177,15 @@ async fn every_error_status_maps_to_a_typed_error() {
 
 #[tokio::test]
 async fn native_structured_output_and_effort_on_the_wire() -> anyhow::Result<()> {
-    let server = MockServer::start(vec![Reply::json(200, &fixture("chat_text.json"))]).await;
+    let server = MockServer::start(vec![
+        Reply::json(200, &fixture("chat_text.json")),
+        Reply::json(200, &fixture("chat_text.json")),
+    ])
+    .await;
     let mut config = HttpConfig::new(format!("{}/v1", server.url));
     config.api_key = Some(ApiKey::new("k"));
-    let m = OpenAiModel::new("o4-mini", config)?;
+    // The local server stands in for OpenAI's own API.
+    let m = OpenAiModel::new("o4-mini", config.clone())?.with_openai_dialect(true);
     let messages = [Message::user("hi")];
     let schema =
         std::sync::Arc::new(json!({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}));
@@ -200,6 +205,11 @@ async fn native_structured_output_and_effort_on_the_wire() -> anyhow::Result<()>
     assert_eq!(body["response_format"]["json_schema"]["name"], "A");
     // No tools: no tool_choice is sent.
     assert!(body.get("tool_choice").is_none());
+
+    // A compatible server gets the plain schema, not OpenAI's strict one.
+    OpenAiModel::new("o4-mini", config)?.complete(&request).await?;
+    let body = server.requests()[1].json();
+    assert_eq!(body["response_format"]["json_schema"]["strict"], false);
     Ok(())
 }
 

@@ -5,8 +5,12 @@
 //! workflow builder runs it in `build()`. A graph passes when it has exactly one start node,
 //! every node is reachable from the start and can reach an end, every fan-out is joined, and
 //! every cycle passes through a node with a visit bound.
+//!
+//! [`suggest`] is the "did you mean" helper both places share with the rest of Loom.
 
 use std::collections::BTreeSet;
+
+pub mod suggest;
 
 /// A node, as far as the checks are concerned.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

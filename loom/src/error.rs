@@ -71,10 +71,12 @@ pub enum ConfigError {
         agent: Option<String>,
     },
     /// The model string is not one Loom knows.
-    #[error("unknown model `{spec}`; known forms: {known}")]
+    #[error("unknown model `{spec}`{}; known forms: {known}", suggest(.suggestion))]
     UnknownModel {
         /// The string given.
         spec: String,
+        /// A known model string close to it, if there is one (`gpt-4.1-mini` for `gtp-4.1-mini`).
+        suggestion: Option<String>,
         /// The forms Loom knows.
         known: String,
     },
@@ -121,6 +123,10 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+}
+
+fn suggest(suggestion: &Option<String>) -> String {
+    suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default()
 }
 
 fn fmt_name(name: &Option<String>) -> String {

@@ -3,12 +3,11 @@
 mod args;
 mod docs;
 mod errors;
-mod suggest;
 
 pub(crate) use args::{ArgParser, Flag};
 pub(crate) use docs::{doc_string, strip_doc_attrs};
 pub(crate) use errors::Errors;
-pub(crate) use suggest::did_you_mean;
+pub(crate) use loomflow_graph::suggest::did_you_mean;
 
 use proc_macro2::Span;
 use syn::visit_mut::VisitMut;

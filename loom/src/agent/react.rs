@@ -12,8 +12,8 @@ use crate::context::RunContext;
 use crate::error::{ConfigError, Error, PartialRun, RunError};
 use crate::event::EventKind;
 use crate::model::{
-    Content, Message, Model, ModelError, ModelRequest, ModelResponse, ResponseAccumulator, RetryPolicy, StreamEvent,
-    ToolCall, ToolResult, Usage, pricing,
+    Content, Message, Model, ModelError, ModelRequest, ModelResponse, ResponseAccumulator, RetryDecision, RetryPolicy,
+    StreamEvent, ToolCall, ToolResult, Usage, pricing,
 };
 use crate::output::{self, FINAL_ANSWER_TOOL, OutputAttempt, OutputError, OutputMode};
 use crate::session::{RunKey, run_to_resume};
@@ -430,8 +430,19 @@ async fn recover(
                 Err((error, emitted)) => {
                     // A stream that already showed text is not restarted behind the
                     // listener's back.
-                    let delay = if emitted { None } else { models.retry.delay(attempt, &error) };
-                    let Some(delay) = delay else { break (error, emitted) };
+                    let decision = if emitted { RetryDecision::Stop } else { models.retry.decide(attempt, &error) };
+                    let delay = match decision {
+                        RetryDecision::Retry(delay) => delay,
+                        RetryDecision::WaitTooLong(wait) => {
+                            let max = models.retry.max_delay;
+                            let note = format!(
+                                "the provider asked to wait {wait:?}, longer than the retry policy's max_delay \
+                                 ({max:?}): not retried; try again after the wait, or raise max_delay"
+                            );
+                            break (error.with_note(note), emitted);
+                        }
+                        _ => break (error, emitted),
+                    };
                     tracing::debug!(model = model.name(), attempt, ?delay, "retrying: {error}");
                     ctx.emit(|| EventKind::ModelRetry { turn, attempt, delay, error: error.to_string() });
                     tokio::time::sleep(delay).await;

@@ -122,6 +122,14 @@ impl ModelError {
         self
     }
 
+    /// Adds a sentence to the message (what Loom did about the error).
+    #[must_use]
+    pub(crate) fn with_note(mut self, note: impl fmt::Display) -> Self {
+        use fmt::Write as _;
+        let _ = write!(self.message, "; {note}");
+        self
+    }
+
     /// Sets the underlying cause.
     #[must_use]
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {

@@ -30,9 +30,9 @@ pub use echo::EchoModel;
 pub use error::{ModelError, ModelErrorKind};
 pub use message::{Content, MediaSource, Message, Part, Role, ToolCall, ToolResult};
 pub use resolve::{IntoModel, KNOWN_MODEL_FORMS, from_env_or, resolve_model};
-pub use retry::RetryPolicy;
+pub use retry::{RetryDecision, RetryPolicy};
 pub use scripted::{RecordedRequest, ScriptedModel, ScriptedTurn};
-pub use stream::{ResponseAccumulator, StreamEvent};
+pub use stream::{MAX_STREAMED_TOOL_CALLS, ResponseAccumulator, StreamEvent};
 pub use text::Text;
 
 use crate::tool::ToolDefinition;
@@ -469,12 +469,12 @@ impl Usage {
 
     /// All input tokens: full rate, cached and cache writes.
     pub const fn total_input_tokens(&self) -> u64 {
-        self.input_tokens + self.cached_input_tokens + self.cache_write_tokens
+        self.input_tokens.saturating_add(self.cached_input_tokens).saturating_add(self.cache_write_tokens)
     }
 
     /// All tokens, input and output.
     pub const fn total_tokens(&self) -> u64 {
-        self.total_input_tokens() + self.output_tokens
+        self.total_input_tokens().saturating_add(self.output_tokens)
     }
 }
 
@@ -486,13 +486,15 @@ impl Add for Usage {
     }
 }
 
+/// Sums saturate: counts come from providers, and a server that reports absurd ones must not
+/// make a run panic or wrap around to small numbers.
 impl AddAssign for Usage {
     fn add_assign(&mut self, rhs: Self) {
-        self.input_tokens += rhs.input_tokens;
-        self.output_tokens += rhs.output_tokens;
-        self.cached_input_tokens += rhs.cached_input_tokens;
-        self.cache_write_tokens += rhs.cache_write_tokens;
-        self.reasoning_tokens += rhs.reasoning_tokens;
+        self.input_tokens = self.input_tokens.saturating_add(rhs.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(rhs.output_tokens);
+        self.cached_input_tokens = self.cached_input_tokens.saturating_add(rhs.cached_input_tokens);
+        self.cache_write_tokens = self.cache_write_tokens.saturating_add(rhs.cache_write_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(rhs.reasoning_tokens);
     }
 }
 

@@ -53,6 +53,11 @@ const PRICES: &[(&str, Price)] = &[
     ("deepseek-reasoner", price(0.55, 0.14, 0.55, 2.19)),
 ];
 
+/// The model names Loom knows a price for (each also names a family: dated versions share it).
+pub fn known_models() -> impl Iterator<Item = &'static str> {
+    PRICES.iter().map(|(name, _)| *name)
+}
+
 /// The price of `model`, if Loom knows it. Provider prefixes (`openai/`, `anthropic:`) are
 /// ignored.
 pub fn price_of(model: &str) -> Option<Price> {

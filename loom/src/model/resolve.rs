@@ -31,15 +31,23 @@ pub const KNOWN_MODEL_FORMS: &[&str] = &[
 /// | `openai-compatible:<base_url>/<model>` | any OpenAI-compatible server |
 /// | `<provider>:<model>` | `openai`, `anthropic`, `gemini`, `deepseek`, `groq`, `mistral`, `openrouter`, `together`, `vllm`, `ollama` |
 ///
+/// In `openai-compatible:<base_url>/<model>`, the model may contain `/` (as vLLM names its
+/// models, `meta-llama/Llama-3.1-8B-Instruct`): the base URL ends at the first version segment
+/// of its path (`/v1`, `/v1beta`), and everything after it is the model. For a base URL without
+/// one, put `#` between the two: `openai-compatible:http://host:8000/api#org/model`.
+///
 /// A missing key is a [`ConfigError::MissingApiKey`] naming the variable, before any request;
-/// an unknown string is a [`ConfigError::UnknownModel`] listing the forms above; a provider
-/// whose cargo feature is off is a [`ConfigError::ProviderNotEnabled`].
+/// an unknown string is a [`ConfigError::UnknownModel`] listing the forms above, with the
+/// closest known model when one is close; a provider whose cargo feature is off is a
+/// [`ConfigError::ProviderNotEnabled`].
 ///
 /// ```
 /// use loomflow::model::resolve_model;
 /// assert_eq!(resolve_model("echo")?.name(), "echo");
-/// let err = resolve_model("gtp-4").err().map(|e| e.to_string()).unwrap_or_default();
-/// assert!(err.contains("unknown model `gtp-4`"), "{err}");
+/// let err = resolve_model("gtp-4.1-mini").err().map(|e| e.to_string()).unwrap_or_default();
+/// assert!(err.contains("unknown model `gtp-4.1-mini` (did you mean `gpt-4.1-mini`?)"), "{err}");
+/// let m = resolve_model("openai-compatible:http://localhost:8000/v1/meta-llama/Llama-3.1-8B-Instruct")?;
+/// assert_eq!(m.name(), "meta-llama/Llama-3.1-8B-Instruct");
 /// # Ok::<(), loomflow::ConfigError>(())
 /// ```
 pub fn resolve_model(spec: &str) -> Result<Arc<dyn Model>, ConfigError> {
@@ -47,10 +55,9 @@ pub fn resolve_model(spec: &str) -> Result<Arc<dyn Model>, ConfigError> {
     if spec == "echo" {
         return Ok(Arc::new(EchoModel::new()));
     }
-    let unknown = || ConfigError::UnknownModel { spec: spec.to_owned(), known: KNOWN_MODEL_FORMS.join(", ") };
+    let unknown = || unknown_model(spec);
     if let Some(rest) = spec.strip_prefix("openai-compatible:") {
-        let (base, model) =
-            rest.rsplit_once('/').filter(|(b, m)| !b.is_empty() && !m.is_empty()).ok_or_else(unknown)?;
+        let (base, model) = split_compatible(rest).ok_or_else(unknown)?;
         return openai_at(spec, base, model);
     }
     if let Some(model) = spec.strip_prefix("ollama/") {
@@ -83,6 +90,60 @@ pub fn resolve_model(spec: &str) -> Result<Arc<dyn Model>, ConfigError> {
     }
 }
 
+/// The providers of the `<provider>:<model>` form.
+const PROVIDERS: &[&str] = &[
+    "openai",
+    "anthropic",
+    "gemini",
+    "google",
+    "deepseek",
+    "groq",
+    "mistral",
+    "openrouter",
+    "together",
+    "vllm",
+    "ollama",
+];
+
+/// The error of a model string Loom does not know, with the closest known string.
+fn unknown_model(spec: &str) -> ConfigError {
+    let suggestion = match spec.split_once(':') {
+        Some((provider, model)) if !model.is_empty() && !provider.contains('/') => {
+            loomflow_graph::suggest::did_you_mean(provider, PROVIDERS.iter().copied()).map(|p| format!("{p}:{model}"))
+        }
+        _ => {
+            let models = super::pricing::known_models().chain(["echo"]);
+            loomflow_graph::suggest::did_you_mean(spec, models).map(str::to_owned)
+        }
+    };
+    ConfigError::UnknownModel { spec: spec.to_owned(), suggestion, known: KNOWN_MODEL_FORMS.join(", ") }
+}
+
+/// Splits `<base_url>#<model>`, or `<base_url>/<model>` where the base URL ends at the first
+/// version segment of its path (else at the last `/`).
+fn split_compatible(rest: &str) -> Option<(&str, &str)> {
+    fn nonempty<'s>((b, m): (&'s str, &'s str)) -> Option<(&'s str, &'s str)> {
+        (!b.is_empty() && !m.is_empty()).then_some((b, m))
+    }
+    if let Some(split) = rest.split_once('#') {
+        return nonempty(split);
+    }
+    let path_start = rest.find("://").map_or(0, |i| i + 3);
+    let path_start = path_start + rest[path_start..].find('/')?;
+    let mut at = path_start;
+    for segment in rest[path_start + 1..].split('/') {
+        at += 1 + segment.len();
+        let version = segment.strip_prefix('v').is_some_and(|v| {
+            let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+            digits > 0 && v[digits..].bytes().all(|b| b.is_ascii_lowercase())
+        });
+        if version && at < rest.len() {
+            return nonempty((&rest[..at], &rest[at + 1..]));
+        }
+    }
+    rest.rsplit_once('/').and_then(nonempty)
+}
+
 #[allow(dead_code)]
 fn not_enabled(spec: &str, feature: &'static str) -> ConfigError {
     ConfigError::ProviderNotEnabled { spec: spec.to_owned(), feature }
@@ -110,8 +171,7 @@ fn openai_at(spec: &str, _base: &str, _model: &str) -> Result<Arc<dyn Model>, Co
 
 #[cfg(feature = "openai")]
 fn compatible(spec: &str, provider: &str, model: &str) -> Result<Arc<dyn Model>, ConfigError> {
-    let preset = super::providers::Compatible::from_name(provider)
-        .ok_or_else(|| ConfigError::UnknownModel { spec: spec.to_owned(), known: KNOWN_MODEL_FORMS.join(", ") })?;
+    let preset = super::providers::Compatible::from_name(provider).ok_or_else(|| unknown_model(spec))?;
     Ok(Arc::new(super::providers::OpenAiModel::compatible(preset, model)?))
 }
 
@@ -181,5 +241,37 @@ impl IntoModel for String {
 impl IntoModel for &String {
     fn into_model(self) -> Result<Arc<dyn Model>, ConfigError> {
         resolve_model(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compatible_strings_split_at_the_version_segment_or_a_hash() {
+        assert_eq!(split_compatible("http://h:8000/v1/llama3"), Some(("http://h:8000/v1", "llama3")));
+        assert_eq!(
+            split_compatible("http://h:8000/v1/meta-llama/Llama-3.1-8B-Instruct"),
+            Some(("http://h:8000/v1", "meta-llama/Llama-3.1-8B-Instruct"))
+        );
+        assert_eq!(split_compatible("https://x.ai/api/v1beta/org/m"), Some(("https://x.ai/api/v1beta", "org/m")));
+        assert_eq!(split_compatible("http://h/api#org/model"), Some(("http://h/api", "org/model")));
+        assert_eq!(split_compatible("http://h/api/model"), Some(("http://h/api", "model")));
+        assert_eq!(split_compatible("http://h:8000/v1"), Some(("http://h:8000", "v1")));
+        assert_eq!(split_compatible("http://h/v1#"), None);
+        assert_eq!(split_compatible("nothing"), None);
+    }
+
+    #[test]
+    fn unknown_strings_get_the_closest_known_one() {
+        let suggestion = |spec: &str| match unknown_model(spec) {
+            ConfigError::UnknownModel { suggestion, .. } => suggestion,
+            _ => None,
+        };
+        assert_eq!(suggestion("gtp-4.1-mini").as_deref(), Some("gpt-4.1-mini"));
+        assert_eq!(suggestion("opneai:gpt-4o").as_deref(), Some("openai:gpt-4o"));
+        assert_eq!(suggestion("ehco").as_deref(), Some("echo"));
+        assert_eq!(suggestion("something-else-entirely"), None);
     }
 }

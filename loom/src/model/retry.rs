@@ -11,7 +11,9 @@ use super::ModelError;
 /// filter) fails at once. Delays grow exponentially from `initial_delay` by `multiplier`, are
 /// capped at `max_delay`, and use full jitter (uniform in `[0, delay]`) so many clients do
 /// not retry in step. A `Retry-After` from the provider is a floor; one longer than
-/// `max_delay` ends the retries (the fallback model, if any, takes over).
+/// `max_delay` ends the retries with [`RetryDecision::WaitTooLong`]: the error that ends the
+/// run stays transient, carries the wait ([`ModelError::retry_after`]) and says so, and the
+/// fallback model, if any, takes over.
 ///
 /// A streamed reply is retried only if it failed before its first event reached the run's
 /// listeners: text already shown is never silently replaced.
@@ -72,18 +74,42 @@ impl RetryPolicy {
     /// How long to wait after failed attempt number `attempt` (from 1) with `error`, or
     /// `None` to stop retrying.
     pub fn delay(&self, attempt: u32, error: &ModelError) -> Option<Duration> {
-        if !error.is_transient() || attempt >= self.max_attempts {
-            return None;
-        }
-        let exp = self.multiplier.max(1.0).powi(attempt.saturating_sub(1).min(60) as i32);
-        let bound = self.initial_delay.mul_f64(exp).min(self.max_delay);
-        let delay = if self.jitter { bound.mul_f64(unit_random()) } else { bound };
-        match error.retry_after() {
-            Some(after) if after > self.max_delay => None,
-            Some(after) => Some(delay.max(after)),
-            None => Some(delay),
+        match self.decide(attempt, error) {
+            RetryDecision::Retry(delay) => Some(delay),
+            _ => None,
         }
     }
+
+    /// What to do after failed attempt number `attempt` (from 1) with `error`.
+    pub fn decide(&self, attempt: u32, error: &ModelError) -> RetryDecision {
+        if !error.is_transient() || attempt >= self.max_attempts {
+            return RetryDecision::Stop;
+        }
+        let exp = self.multiplier.max(1.0).powi(attempt.saturating_sub(1).min(60) as i32);
+        // `mul_f64` panics past `Duration::MAX`: the bound is computed in seconds and capped.
+        let max = self.max_delay.as_secs_f64();
+        let bound =
+            Duration::try_from_secs_f64((self.initial_delay.as_secs_f64() * exp).min(max)).unwrap_or(self.max_delay);
+        let delay = if self.jitter { bound.mul_f64(unit_random()) } else { bound };
+        match error.retry_after() {
+            Some(after) if after > self.max_delay => RetryDecision::WaitTooLong(after),
+            Some(after) => RetryDecision::Retry(delay.max(after)),
+            None => RetryDecision::Retry(delay),
+        }
+    }
+}
+
+/// What the retry policy says after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryDecision {
+    /// Wait this long, then try again.
+    Retry(Duration),
+    /// Do not try again: the error is permanent, or the attempts are used up.
+    Stop,
+    /// Do not try again now: the provider asked to wait this long, past the policy's
+    /// `max_delay`. The error is still transient; come back after the wait.
+    WaitTooLong(Duration),
 }
 
 /// A uniform number in `[0, 1)`.
@@ -131,5 +157,16 @@ mod tests {
         assert_eq!(p.delay(1, &e), Some(Duration::from_secs(5)));
         let e = transient().with_retry_after(Duration::from_secs(60));
         assert_eq!(p.delay(1, &e), None);
+        assert_eq!(p.decide(1, &e), RetryDecision::WaitTooLong(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn huge_settings_do_not_overflow() {
+        let p =
+            RetryPolicy { max_attempts: 100, multiplier: 1e300, max_delay: Duration::MAX, ..RetryPolicy::default() }
+                .without_jitter();
+        assert!(p.delay(50, &transient()).is_some());
+        let e = transient().with_retry_after(Duration::MAX);
+        assert_eq!(RetryPolicy::default().decide(1, &e), RetryDecision::WaitTooLong(Duration::MAX));
     }
 }

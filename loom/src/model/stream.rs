@@ -57,17 +57,25 @@ impl StreamEvent {
     }
 }
 
+/// The most tool calls one streamed reply may make; a stream that names more is refused (the
+/// indices come from the network, so they size nothing).
+pub const MAX_STREAMED_TOOL_CALLS: usize = 256;
+
 /// Folds [`StreamEvent`]s into a [`ModelResponse`].
 ///
-/// Tool-call argument deltas are assembled per call index, whatever order they arrive in.
+/// Tool-call argument deltas are assembled per call index, whatever order they arrive in; the
+/// calls come out in index order, and a call the provider gave no id is `call_<n>`.
 /// [`finish`](ResponseAccumulator::finish) fails with a transient
-/// [`ModelErrorKind::Stream`] error when the stream ended without a [`StreamEvent::Finish`]:
-/// a cut stream is never mistaken for a complete reply.
+/// [`ModelErrorKind::Stream`] error when the stream ended without a [`StreamEvent::Finish`]
+/// (a cut stream is never mistaken for a complete reply), or named more than
+/// [`MAX_STREAMED_TOOL_CALLS`] calls.
 #[derive(Debug, Default)]
 pub struct ResponseAccumulator {
     text: String,
     reasoning: Option<String>,
-    calls: Vec<PartialCall>,
+    /// By the index the provider gave, in the order they first appeared.
+    calls: Vec<(usize, PartialCall)>,
+    too_many_calls: bool,
     usage: Usage,
     finish: Option<FinishReason>,
     request_id: Option<String>,
@@ -92,26 +100,40 @@ impl ResponseAccumulator {
             StreamEvent::TextDelta(t) => self.text.push_str(t),
             StreamEvent::ReasoningDelta(t) => self.reasoning.get_or_insert_with(String::new).push_str(t),
             StreamEvent::ToolCallStart { index, id, name } => {
-                let call = self.call(*index);
-                if !id.is_empty() {
-                    call.id.clone_from(id);
-                }
-                if !name.is_empty() {
-                    call.name.clone_from(name);
+                if let Some(call) = self.call(*index) {
+                    if !id.is_empty() {
+                        call.id.clone_from(id);
+                    }
+                    if !name.is_empty() {
+                        call.name.clone_from(name);
+                    }
                 }
             }
-            StreamEvent::ToolCallDelta { index, arguments } => self.call(*index).arguments.push_str(arguments),
+            StreamEvent::ToolCallDelta { index, arguments } => {
+                if let Some(call) = self.call(*index) {
+                    call.arguments.push_str(arguments);
+                }
+            }
             StreamEvent::Usage(u) => self.usage = *u,
             StreamEvent::RequestId(id) => self.request_id = Some(id.clone()),
             StreamEvent::Finish(reason) => self.finish = Some(reason.clone()),
         }
     }
 
-    fn call(&mut self, index: usize) -> &mut PartialCall {
-        if self.calls.len() <= index {
-            self.calls.resize_with(index + 1, PartialCall::default);
+    /// The call at `index`, added when new; `None` past [`MAX_STREAMED_TOOL_CALLS`].
+    fn call(&mut self, index: usize) -> Option<&mut PartialCall> {
+        // Calls arrive in order, so the one sought is almost always the last.
+        match self.calls.iter().rposition(|(i, _)| *i == index) {
+            Some(at) => Some(&mut self.calls[at].1),
+            None if self.calls.len() >= MAX_STREAMED_TOOL_CALLS => {
+                self.too_many_calls = true;
+                None
+            }
+            None => {
+                self.calls.push((index, PartialCall::default()));
+                self.calls.last_mut().map(|(_, c)| c)
+            }
         }
-        &mut self.calls[index]
     }
 
     /// The text received so far.
@@ -130,8 +152,17 @@ impl ResponseAccumulator {
         let Some(finish_reason) = self.finish else {
             return Err(ModelError::cut_stream(provider));
         };
-        let mut tool_calls = Vec::with_capacity(self.calls.len());
-        for (i, c) in self.calls.into_iter().enumerate() {
+        if self.too_many_calls {
+            return Err(ModelError::new(
+                ModelErrorKind::Stream,
+                provider,
+                format!("the streamed reply names more than {MAX_STREAMED_TOOL_CALLS} tool calls"),
+            ));
+        }
+        let mut calls = self.calls;
+        calls.sort_by_key(|(index, _)| *index);
+        let mut tool_calls = Vec::with_capacity(calls.len());
+        for (i, (_, c)) in calls.into_iter().enumerate() {
             if c.name.is_empty() {
                 return Err(ModelError::new(
                     ModelErrorKind::Stream,
@@ -139,7 +170,8 @@ impl ResponseAccumulator {
                     format!("streamed tool call #{i} has no name"),
                 ));
             }
-            tool_calls.push(ToolCall { id: c.id, name: c.name, arguments: c.arguments });
+            let id = if c.id.is_empty() { format!("call_{}", i + 1) } else { c.id };
+            tool_calls.push(ToolCall { id, name: c.name, arguments: c.arguments });
         }
         Ok(ModelResponse {
             text: self.text.into(),
@@ -190,6 +222,29 @@ mod tests {
         let r = acc.finish("test")?;
         assert_eq!(r.tool_calls[0], ToolCall::new("a", "f", "{}"));
         assert_eq!(r.tool_calls[1], ToolCall::new("b", "g", "{\"y\":2}"));
+        Ok(())
+    }
+
+    #[test]
+    fn indices_from_the_network_size_nothing() -> Result<(), ModelError> {
+        let mut acc = ResponseAccumulator::new();
+        for e in [
+            StreamEvent::ToolCallStart { index: usize::MAX, id: String::new(), name: "late".into() },
+            StreamEvent::ToolCallStart { index: 7, id: "x".into(), name: "early".into() },
+            StreamEvent::ToolCallDelta { index: usize::MAX, arguments: "{}".into() },
+            StreamEvent::Finish(FinishReason::ToolCalls),
+        ] {
+            acc.push(&e);
+        }
+        let r = acc.finish("test")?;
+        assert_eq!(r.tool_calls, [ToolCall::new("x", "early", ""), ToolCall::new("call_2", "late", "{}")]);
+
+        let mut acc = ResponseAccumulator::new();
+        for index in 0..=MAX_STREAMED_TOOL_CALLS {
+            acc.push(&StreamEvent::ToolCallStart { index, id: "i".into(), name: "t".into() });
+        }
+        acc.push(&StreamEvent::Finish(FinishReason::ToolCalls));
+        assert!(acc.finish("test").is_err_and(|e| e.kind() == ModelErrorKind::Stream));
         Ok(())
     }
 

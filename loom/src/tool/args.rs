@@ -142,15 +142,13 @@ impl<'a> Arguments<'a> {
         }
         match serde_json::from_str::<Entries<'a>>(trimmed) {
             Ok(Entries(entries)) => {
-                for (i, (k, _)) in entries.iter().enumerate() {
-                    if entries[..i].iter().any(|(other, _)| other == k) {
-                        return Err(ArgumentError::Duplicate { name: k.to_string() });
-                    }
+                if let Some(name) = first_duplicate(&entries) {
+                    return Err(ArgumentError::Duplicate { name: shown(name).into_owned() });
                 }
                 let used = vec![false; entries.len()];
                 Ok(Self { entries, used })
             }
-            Err(e) => Err(ArgumentError::InvalidJson { detail: e.to_string() }),
+            Err(e) => Err(ArgumentError::InvalidJson { detail: clip(&e.to_string()) }),
         }
     }
 
@@ -178,8 +176,9 @@ impl<'a> Arguments<'a> {
         let Some(i) = self.used.iter().position(|u| !u) else {
             return Ok(());
         };
-        let name = self.entries[i].0.to_string();
-        let suggestion = closest(&name, expected.iter().copied()).map(str::to_owned);
+        let given = &self.entries[i].0;
+        let suggestion = closest(given, expected.iter().copied()).map(str::to_owned);
+        let name = shown(given).into_owned();
         let expected = if expected.is_empty() {
             "no arguments".to_owned()
         } else {
@@ -189,6 +188,20 @@ impl<'a> Arguments<'a> {
     }
 }
 
+/// The first key given twice. Keys are written by the model, so there may be many: a
+/// linear scan for a few, a hash set beyond.
+fn first_duplicate<'e>(entries: &'e [(Cow<'_, str>, &RawValue)]) -> Option<&'e str> {
+    if entries.len() <= 8 {
+        return entries
+            .iter()
+            .enumerate()
+            .find(|(i, (k, _))| entries[..*i].iter().any(|(other, _)| other == k))
+            .map(|(_, (k, _))| &**k);
+    }
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    entries.iter().map(|(k, _)| &**k).find(|k| !seen.insert(*k))
+}
+
 /// Whether a value of `T` may be left out of the arguments (an `Option`, or any type that
 /// deserialises from nothing). This decides `required` in the schema and the handling of a
 /// missing argument, so the two can never disagree.
@@ -196,46 +209,44 @@ pub(crate) fn may_be_absent<T: DeserializeOwned>() -> bool {
     T::deserialize(Missing).is_ok()
 }
 
+/// The parser's message without its position (the model's text has no lines to point at),
+/// cut to a readable length: it can quote a value of any size.
 fn without_position(e: &serde_json::Error) -> String {
     let s = e.to_string();
-    match s.rfind(" at line ") {
-        Some(i) => s[..i].to_owned(),
-        None => s,
+    clip(match s.rfind(" at line ") {
+        Some(i) => &s[..i],
+        None => &s,
+    })
+}
+
+/// `s`, cut to [`MAX_DETAIL`] characters.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(MAX_DETAIL) {
+        None => s.to_owned(),
+        Some((end, _)) => format!("{}…", &s[..end]),
     }
 }
 
-/// The closest candidate by edit distance, if it is close enough to be a likely typo.
+/// The longest parser message, in characters, that goes back to the model.
+const MAX_DETAIL: usize = 300;
+
+/// The closest candidate by edit distance, if it is close enough to be a likely typo (Loom's
+/// one suggestion helper; absurdly long names get none).
 pub(crate) fn closest<'c>(name: &str, candidates: impl Iterator<Item = &'c str>) -> Option<&'c str> {
-    candidates
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1) && *d < c.len().min(name.len()))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+    loomflow_graph::suggest::did_you_mean(name, candidates)
 }
 
-/// Edit distance counting insertions, deletions, substitutions and swaps of neighbours
-/// (optimal string alignment), so `nmae` is one edit from `name`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
+/// The longest name, in characters, that messages repeat in full; a longer one (a model can
+/// write anything) is cut.
+const SHOWN_NAME: usize = 80;
+
+/// A name written by a model or read from the network, fit to repeat in a message: cut to
+/// [`SHOWN_NAME`] characters, with its full length said.
+pub(crate) fn shown(name: &str) -> Cow<'_, str> {
+    match name.char_indices().nth(SHOWN_NAME) {
+        None => Cow::Borrowed(name),
+        Some((end, _)) => Cow::Owned(format!("{}… ({} bytes)", &name[..end], name.len())),
     }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 /// A deserializer for an argument that is not there: `None` for options, an error otherwise.

@@ -9,7 +9,7 @@ use std::time::Instant;
 use futures::FutureExt as _;
 use tracing::Instrument as _;
 
-use super::args::closest;
+use super::args::{closest, shown};
 use super::{Tool, ToolDefinition, ToolError, ToolErrorKind, ToolOutput, validate_tool_name};
 use crate::context::RunContext;
 use crate::error::ConfigError;
@@ -128,6 +128,7 @@ impl ToolSet {
             let names: Vec<String> = self.names().map(|n| format!("`{n}`")).collect();
             format!("available tools: {}", names.join(", "))
         };
+        let name = shown(name);
         ToolError::new(format!("unknown tool `{name}`{hint}; {available}")).with_kind(ToolErrorKind::UnknownTool)
     }
 }

@@ -1,22 +1,26 @@
-//! The HTTP side of the provider adapters: the client, error mapping, and event streams.
+//! The HTTP side of the provider adapters: connection settings, the client, bounded bodies,
+//! and transport errors.
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use bytes::Bytes;
-use futures::{Stream, StreamExt as _};
-use reqwest::header::HeaderMap;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt as _;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::sse::{SseDecoder, SseEvent};
-use crate::model::{ModelError, ModelErrorKind, ModelStream, StreamEvent};
+use super::sse::{StreamParser, sse_events};
+use super::status::{self, error_from_status, invalid_body, redact_url, request_id};
+use crate::error::ConfigError;
+use crate::model::{ModelError, ModelErrorKind, ModelStream};
 
 /// The value of an environment variable, trimmed; `None` when unset or empty.
 pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-/// An API key. Its `Debug` output never shows the key.
+/// An API key. Its `Debug` output never shows the key, and the request header it travels in
+/// is marked sensitive.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
 
@@ -38,8 +42,20 @@ impl fmt::Debug for ApiKey {
     }
 }
 
+/// The most bytes a whole (non-streamed) response body may have, by default: 64 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
+
+/// The most bytes one line or one event of a streamed response may have, by default: 16 MiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 << 20;
+
+/// The most bytes of an error body Loom reads (the rest is not needed to say what failed).
+const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+
 /// Connection settings shared by the provider adapters.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output shows the names of the extra headers, never their values (they often
+/// carry credentials).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct HttpConfig {
     /// The API's base URL (e.g. `https://api.openai.com/v1`).
@@ -48,61 +64,200 @@ pub struct HttpConfig {
     pub api_key: Option<ApiKey>,
     /// The longest a whole non-streamed request may take.
     pub timeout: Duration,
+    /// The longest a whole streamed response may take, from the request to its last byte.
+    pub stream_timeout: Duration,
     /// The longest to wait for the next bytes of a response (streamed or not).
     pub read_timeout: Duration,
     /// The longest to wait for a connection.
     pub connect_timeout: Duration,
-    /// Extra headers sent with every request.
+    /// Extra headers sent with every request (their values are treated as secrets).
     pub headers: Vec<(String, String)>,
+    /// The most bytes a non-streamed response body may have (default
+    /// [`DEFAULT_MAX_BODY_BYTES`]); a larger one is an error, not an allocation.
+    pub max_body_bytes: usize,
+    /// The most bytes one line or one event of a streamed response may have (default
+    /// [`DEFAULT_MAX_EVENT_BYTES`]).
+    pub max_event_bytes: usize,
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("base_url", &redact_url(&self.base_url))
+            .field("api_key", &self.api_key)
+            .field("timeout", &self.timeout)
+            .field("stream_timeout", &self.stream_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("headers", &self.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_event_bytes", &self.max_event_bytes)
+            .finish()
+    }
 }
 
 impl HttpConfig {
-    /// Settings for `base_url` with the default timeouts: 10 minutes per request, 2 minutes
-    /// between bytes, 10 seconds to connect.
+    /// Settings for `base_url` with the default timeouts (10 minutes per request, 30 minutes
+    /// per streamed response, 2 minutes between bytes, 10 seconds to connect) and size limits.
     pub fn new(base_url: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             api_key: None,
             timeout: Duration::from_secs(600),
+            stream_timeout: Duration::from_secs(1800),
             read_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(10),
             headers: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
         }
     }
 }
 
-/// A client for one provider: a connection pool and the provider's name for errors.
-#[derive(Debug, Clone)]
+/// An endpoint's URL. Its `Debug` output leaves out a user name, a password and the query
+/// (any of them may hold a credential).
+#[derive(Clone)]
+pub(crate) struct Endpoint(String);
+
+impl Endpoint {
+    /// `base` followed by `path`.
+    pub(crate) fn new(base: &str, path: &str) -> Self {
+        Self(format!("{base}{path}"))
+    }
+}
+
+impl std::ops::Deref for Endpoint {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// How a provider sends its key: the header and the value's form.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Auth {
+    /// `authorization: Bearer <key>`.
+    Bearer,
+    /// The key as it is, in this header (`x-api-key`, `x-goog-api-key`).
+    Header(&'static str),
+}
+
+fn header_error(name: &str, problem: &str) -> ConfigError {
+    ConfigError::InvalidSetting { setting: "headers", reason: format!("header `{}`: {problem}", status::clip(name)) }
+}
+
+/// The headers every request of a model carries: its key, the provider's fixed headers, and
+/// the user's extra headers (which override the fixed ones). Built and checked once; the key
+/// and the extra headers are marked sensitive.
+fn default_headers(
+    config: &HttpConfig,
+    auth: Auth,
+    fixed: &[(&'static str, &'static str)],
+) -> Result<HeaderMap, ConfigError> {
+    let mut headers = HeaderMap::with_capacity(2 + fixed.len() + config.headers.len());
+    headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(key) = &config.api_key {
+        let (name, value) = match auth {
+            Auth::Bearer => (reqwest::header::AUTHORIZATION, format!("Bearer {}", key.expose())),
+            Auth::Header(name) => (HeaderName::from_static(name), key.expose().to_owned()),
+        };
+        let mut value = HeaderValue::from_str(&value).map_err(|_| ConfigError::InvalidSetting {
+            setting: "api_key",
+            reason: "the API key contains characters a header cannot carry (a line break or a control character?)"
+                .to_owned(),
+        })?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    for (name, value) in fixed {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+    }
+    for (name, value) in &config.headers {
+        let name =
+            HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| header_error(name, "not a valid name"))?;
+        let mut value = HeaderValue::from_str(value.trim())
+            .map_err(|_| header_error(name.as_str(), "its value contains characters a header cannot carry"))?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
+/// A client for one model: a connection pool with the model's headers, its limits, and the
+/// provider's name for errors. Never follows redirects.
+#[derive(Clone)]
 pub(crate) struct Http {
     client: reqwest::Client,
     provider: &'static str,
     timeout: Duration,
+    stream_timeout: Duration,
+    max_body_bytes: usize,
+    max_event_bytes: usize,
+}
+
+impl fmt::Debug for Http {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Http").field("provider", &self.provider).finish_non_exhaustive()
+    }
 }
 
 impl Http {
-    pub(crate) fn new(provider: &'static str, config: &HttpConfig) -> Result<Self, crate::ConfigError> {
+    /// A client for `config`; a base URL that is not `http(s)://...` or a header that cannot
+    /// be sent is a [`ConfigError`] now, not a failed request later.
+    pub(crate) fn new(
+        provider: &'static str,
+        config: &HttpConfig,
+        auth: Auth,
+        fixed: &[(&'static str, &'static str)],
+    ) -> Result<Self, ConfigError> {
+        match reqwest::Url::parse(&config.base_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+            _ => {
+                return Err(ConfigError::InvalidSetting {
+                    setting: "base_url",
+                    reason: format!(
+                        "`{}` is not an http(s) URL, e.g. https://api.openai.com/v1",
+                        status::clip(&redact_url(&config.base_url))
+                    ),
+                });
+            }
+        }
+        if config.max_body_bytes == 0 || config.max_event_bytes == 0 {
+            return Err(ConfigError::InvalidSetting {
+                setting: "max_body_bytes",
+                reason: "the body and event limits must be at least one byte".to_owned(),
+            });
+        }
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
+            .default_headers(default_headers(config, auth, fixed)?)
+            // A redirect would carry the key to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("loomflow/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| crate::ConfigError::InvalidSetting {
+            .map_err(|e| ConfigError::InvalidSetting {
                 setting: "http client",
                 reason: format!("the HTTP client for {provider} could not be built: {e}"),
             })?;
-        Ok(Self { client, provider, timeout: config.timeout })
+        Ok(Self {
+            client,
+            provider,
+            timeout: config.timeout,
+            stream_timeout: config.stream_timeout,
+            max_body_bytes: config.max_body_bytes,
+            max_event_bytes: config.max_event_bytes,
+        })
     }
 
     pub(crate) fn provider(&self) -> &'static str {
         self.provider
-    }
-
-    fn request<H: AsRef<str>>(&self, url: &str, headers: &[(&str, H)], body: Vec<u8>) -> reqwest::RequestBuilder {
-        let mut req = self.client.post(url).header("content-type", "application/json").body(body);
-        for (k, v) in headers {
-            req = req.header(*k, v.as_ref());
-        }
-        req
     }
 
     fn encode(&self, body: &Value) -> Result<Vec<u8>, ModelError> {
@@ -111,42 +266,63 @@ impl Http {
 
     /// Sends a JSON request and returns the successful response's body and request id, or the
     /// typed error.
-    pub(crate) async fn post<H: AsRef<str>>(
+    pub(crate) async fn post(
         &self,
         url: &str,
-        headers: &[(&str, H)],
         body: &Value,
         classify: fn(u16, &str) -> Option<ModelErrorKind>,
     ) -> Result<(Bytes, Option<String>), ModelError> {
         let body = self.encode(body)?;
         let response =
-            self.request(url, headers, body).timeout(self.timeout).send().await.map_err(|e| self.transport(&e))?;
+            self.client.post(url).body(body).timeout(self.timeout).send().await.map_err(|e| self.transport(&e))?;
         let request_id = request_id(response.headers());
         if !response.status().is_success() {
             return Err(self.status_error(response, classify).await);
         }
-        let bytes = response.bytes().await.map_err(|e| self.transport(&e))?;
+        let bytes = self.read_body(response).await?;
         Ok((bytes, request_id))
     }
 
+    /// The body, refused past `max_body_bytes` (before it is read, when the length is declared).
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Bytes, ModelError> {
+        let limit = self.max_body_bytes;
+        let too_large = || {
+            ModelError::new(
+                ModelErrorKind::InvalidResponse,
+                self.provider,
+                format!("the response body is larger than {limit} bytes (the limit is `HttpConfig::max_body_bytes`)"),
+            )
+        };
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let mut body = BytesMut::with_capacity(response.content_length().map_or(8192, |n| n as usize));
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(&e))? {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+
     /// Sends a JSON request whose answer is an event stream, decoded with `parser`; a request
-    /// that fails is the stream's one error.
-    pub(crate) fn stream<'a, H, P>(
+    /// that fails is the stream's one error. The whole response must arrive within
+    /// `stream_timeout`.
+    pub(crate) fn stream<'a, P>(
         &'a self,
         url: &'a str,
-        headers: Vec<(&'a str, H)>,
         body: Value,
         classify: fn(u16, &str) -> Option<ModelErrorKind>,
         parser: P,
     ) -> ModelStream<'a>
     where
-        H: AsRef<str> + Send + Sync + 'a,
         P: StreamParser + 'a,
     {
         Box::pin(
             futures::stream::once(async move {
                 let body = self.encode(&body)?;
-                self.post_stream(url, &headers, body, classify, parser).await
+                self.post_stream(url, body, classify, parser).await
             })
             .flat_map(|r| match r {
                 Ok(stream) => stream,
@@ -155,291 +331,75 @@ impl Http {
         )
     }
 
-    async fn post_stream<'a, H: AsRef<str>, P: StreamParser + 'a>(
+    async fn post_stream<'a, P: StreamParser + 'a>(
         &self,
         url: &str,
-        headers: &[(&str, H)],
         body: Vec<u8>,
         classify: fn(u16, &str) -> Option<ModelErrorKind>,
         parser: P,
     ) -> Result<ModelStream<'a>, ModelError> {
-        let response = self.request(url, headers, body).send().await.map_err(|e| self.transport(&e))?;
+        // reqwest's request timeout covers the body too: it is the stream's total deadline.
+        let response = self
+            .client
+            .post(url)
+            .body(body)
+            .timeout(self.stream_timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport(&e))?;
         if !response.status().is_success() {
             return Err(self.status_error(response, classify).await);
         }
         let request_id = request_id(response.headers());
         let this = self.clone();
         let bytes = response.bytes_stream().map(move |r| r.map_err(|e| this.transport(&e)));
-        Ok(sse_events(self.provider, bytes, parser, request_id))
+        Ok(sse_events(self.provider, bytes, parser, request_id, self.max_event_bytes))
     }
 
+    /// The typed error of a failed status, from at most the first 64 KiB of its body.
     async fn status_error(
         &self,
-        response: reqwest::Response,
+        mut response: reqwest::Response,
         classify: fn(u16, &str) -> Option<ModelErrorKind>,
     ) -> ModelError {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.text().await.unwrap_or_default();
-        error_from_status(self.provider, status, &headers, &body, classify)
+        let mut body = Vec::new();
+        while body.len() < MAX_ERROR_BODY_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = MAX_ERROR_BODY_BYTES - body.len();
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        error_from_status(self.provider, status, &headers, &String::from_utf8_lossy(&body), classify)
     }
 
+    /// The typed error of a request that got no answer. The message names the URL without its
+    /// credentials or query.
     fn transport(&self, e: &reqwest::Error) -> ModelError {
         let kind = if e.is_timeout() {
             ModelErrorKind::Timeout
-        } else if e.is_connect() {
-            ModelErrorKind::Connection
+        } else if e.is_builder() || e.is_redirect() {
+            // A request that could not be built fails the same way every time.
+            ModelErrorKind::Other
         } else if e.is_body() || e.is_decode() {
             ModelErrorKind::Stream
         } else {
             ModelErrorKind::Connection
         };
         let mut message = e.to_string();
+        if let Some(url) = e.url() {
+            message = message.replace(url.as_str(), &redact_url(url.as_str()));
+        }
         let mut source = std::error::Error::source(e);
         while let Some(s) = source {
             message.push_str(": ");
             message.push_str(&s.to_string());
             source = s.source();
         }
-        ModelError::new(kind, self.provider, message)
-    }
-}
-
-fn request_id(headers: &HeaderMap) -> Option<String> {
-    ["x-request-id", "request-id", "x-goog-request-id", "openai-request-id"]
-        .iter()
-        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(str::to_owned))
-}
-
-/// How long the provider asked to wait: `retry-after-ms`, `retry-after` in seconds, or
-/// `retry-after` as an HTTP date.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
-    }
-    let value = get("retry-after")?;
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let at = parse_http_date(value)?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
-}
-
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form HTTP dates take.
-fn parse_http_date(s: &str) -> Option<SystemTime> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
-    let day: u64 = day.parse().ok()?;
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| m == month)? as u64
-        + 1;
-    let year: i64 = year.parse().ok()?;
-    let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
-    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    // Days since the epoch of a civil date (Howard Hinnant's algorithm).
-    let (y, mo) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * mo + 2) / 5 + day - 1;
-    let doe = yoe as u64 * 365 + yoe as u64 / 4 - yoe as u64 / 100 + doy;
-    let days = era * 146_097 + doe as i64 - 719_468;
-    let secs = days.checked_mul(86_400)? + (h * 3600 + m * 60 + sec) as i64;
-    u64::try_from(secs).ok().map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
-}
-
-/// The typed error of an HTTP status: the kind from the status (refined by the provider's
-/// `classify`, which reads the body for context-length and content-filter errors), the
-/// provider's own message, the request id, and `Retry-After`.
-pub(crate) fn error_from_status(
-    provider: &'static str,
-    status: u16,
-    headers: &HeaderMap,
-    body: &str,
-    classify: fn(u16, &str) -> Option<ModelErrorKind>,
-) -> ModelError {
-    let kind = classify(status, body).unwrap_or(match status {
-        400 | 413 | 422 => ModelErrorKind::BadRequest,
-        401 => ModelErrorKind::Authentication,
-        402 => ModelErrorKind::QuotaExceeded,
-        403 => ModelErrorKind::PermissionDenied,
-        404 => ModelErrorKind::NotFound,
-        408 => ModelErrorKind::Timeout,
-        409 | 425 | 500..=599 => ModelErrorKind::Overloaded,
-        429 => ModelErrorKind::RateLimited,
-        _ => ModelErrorKind::Other,
-    });
-    let message = error_message(body).unwrap_or_else(|| {
-        let trimmed = body.trim();
-        if trimmed.is_empty() {
-            format!("HTTP {status} with an empty body")
-        } else {
-            trimmed.chars().take(500).collect()
-        }
-    });
-    let mut error = ModelError::new(kind, provider, message).with_status(status);
-    if let Some(id) = request_id(headers) {
-        error = error.with_request_id(id);
-    }
-    if let Some(after) = retry_after(headers) {
-        error = error.with_retry_after(after);
-    }
-    error
-}
-
-/// The message of a provider's error body: `{"error": {"message": ...}}` (OpenAI, Gemini,
-/// Anthropic) or `{"error": "..."}`, `{"message": ...}`.
-pub(crate) fn error_message(body: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    let v = match &v {
-        serde_json::Value::Array(items) => items.first()?.clone(),
-        _ => v,
-    };
-    let err = v.get("error").unwrap_or(&v);
-    match err {
-        serde_json::Value::String(s) => Some(s.clone()),
-        _ => err.get("message").and_then(serde_json::Value::as_str).map(str::to_owned),
-    }
-}
-
-/// Turns the events of one provider's stream into [`StreamEvent`]s.
-pub(crate) trait StreamParser: Send {
-    /// Handles one event, pushing what it means to `out`; `Ok(true)` when the reply is
-    /// complete.
-    fn event(&mut self, event: SseEvent, out: &mut Vec<StreamEvent>) -> Result<bool, ModelError>;
-
-    /// The body ended: pushes what is still due (usage, the end), or fails if the reply was
-    /// cut short.
-    fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), ModelError>;
-}
-
-struct SseState<S, P> {
-    bytes: S,
-    decoder: SseDecoder,
-    parser: P,
-    pending: std::collections::VecDeque<Result<StreamEvent, ModelError>>,
-    done: bool,
-    provider: &'static str,
-}
-
-/// The [`StreamEvent`]s of an event-stream body: decoded as the bytes arrive, parsed by the
-/// provider's `parser`; a broken connection, malformed data or a cut stream ends it with a
-/// transient error.
-pub(crate) fn sse_events<'a, S, P>(
-    provider: &'static str,
-    bytes: S,
-    parser: P,
-    request_id: Option<String>,
-) -> ModelStream<'a>
-where
-    S: Stream<Item = Result<Bytes, ModelError>> + Send + 'a,
-    P: StreamParser + 'a,
-{
-    let mut pending = std::collections::VecDeque::new();
-    if let Some(id) = request_id {
-        pending.push_back(Ok(StreamEvent::RequestId(id)));
-    }
-    let state = SseState { bytes: Box::pin(bytes), decoder: SseDecoder::new(), parser, pending, done: false, provider };
-    Box::pin(futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(item) = st.pending.pop_front() {
-                return Some((item, st));
-            }
-            if st.done {
-                return None;
-            }
-            let mut sse = Vec::new();
-            let mut events = Vec::new();
-            match st.bytes.next().await {
-                Some(Ok(chunk)) => {
-                    if let Err(e) = st.decoder.push(&chunk, &mut sse) {
-                        st.done = true;
-                        st.pending.push_back(Err(ModelError::new(ModelErrorKind::Stream, st.provider, e)));
-                        continue;
-                    }
-                }
-                Some(Err(e)) => {
-                    st.done = true;
-                    st.pending.push_back(Err(e));
-                    continue;
-                }
-                None => {
-                    st.done = true;
-                    let ended = st
-                        .decoder
-                        .finish(&mut sse)
-                        .map_err(|e| ModelError::new(ModelErrorKind::Stream, st.provider, e))
-                        .and_then(|()| {
-                            for event in sse.drain(..) {
-                                if st.parser.event(event, &mut events)? {
-                                    return Ok(());
-                                }
-                            }
-                            st.parser.end(&mut events)
-                        });
-                    st.pending.extend(events.into_iter().map(Ok));
-                    if let Err(e) = ended {
-                        st.pending.push_back(Err(e));
-                    }
-                    continue;
-                }
-            }
-            for event in sse {
-                match st.parser.event(event, &mut events) {
-                    Ok(false) => {}
-                    Ok(true) => {
-                        st.done = true;
-                        break;
-                    }
-                    Err(e) => {
-                        st.done = true;
-                        st.pending.extend(events.drain(..).map(Ok));
-                        st.pending.push_back(Err(e));
-                        break;
-                    }
-                }
-            }
-            st.pending.extend(events.into_iter().map(Ok));
-        }
-    }))
-}
-
-/// A malformed event: transient, since a retry gets a fresh stream.
-pub(crate) fn malformed(provider: &'static str, what: &str, error: impl fmt::Display) -> ModelError {
-    ModelError::new(ModelErrorKind::Stream, provider, format!("malformed {what}: {error}"))
-}
-
-/// A body that is not the JSON the provider documents.
-pub(crate) fn invalid_body(provider: &'static str, error: impl fmt::Display) -> ModelError {
-    ModelError::new(ModelErrorKind::InvalidResponse, provider, format!("the response could not be read: {error}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_reads_seconds_milliseconds_and_dates() {
-        let mut h = HeaderMap::new();
-        h.insert("retry-after", reqwest::header::HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert("retry-after-ms", reqwest::header::HeaderValue::from_static("250"));
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
-        assert_eq!(
-            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777))
-        );
-        assert_eq!(parse_http_date("yesterday"), None);
-    }
-
-    #[test]
-    fn error_messages_come_from_the_provider_body() {
-        assert_eq!(error_message(r#"{"error": {"message": "bad key", "type": "x"}}"#).as_deref(), Some("bad key"));
-        assert_eq!(error_message(r#"[{"error": {"code": 429, "message": "slow"}}]"#).as_deref(), Some("slow"));
-        assert_eq!(error_message("<html>"), None);
+        ModelError::new(kind, self.provider, status::clip(&message))
     }
 }

@@ -7,6 +7,8 @@
 
 mod http;
 mod sse;
+mod status;
+mod wire;
 
 #[cfg(feature = "anthropic")]
 pub mod anthropic;
@@ -15,7 +17,7 @@ pub mod gemini;
 #[cfg(feature = "openai")]
 pub mod openai;
 
-pub use http::{ApiKey, HttpConfig};
+pub use http::{ApiKey, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENT_BYTES, HttpConfig};
 
 #[cfg(feature = "anthropic")]
 pub use anthropic::AnthropicModel;

@@ -4,8 +4,10 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{self, ApiKey, Http, HttpConfig, StreamParser, env, invalid_body, malformed};
-use super::sse::SseEvent;
+use super::http::{ApiKey, Auth, Endpoint, Http, HttpConfig, env};
+use super::sse::{SseEvent, StreamParser};
+use super::status::{self, invalid_body, malformed};
+use super::wire::nullable;
 use crate::error::ConfigError;
 use crate::model::{
     Capabilities, Content, Effort, FinishReason, MediaSource, Message, Model, ModelError, ModelErrorKind, ModelRequest,
@@ -87,46 +89,55 @@ impl Compatible {
 /// let model = OpenAiModel::new("my-model", config)?;
 /// # Ok::<(), loomflow::ConfigError>(())
 /// ```
+///
+/// Its `Debug` output never shows the key or the values of extra headers.
 #[derive(Debug, Clone)]
 pub struct OpenAiModel {
     model: String,
-    url: String,
-    api_key: Option<ApiKey>,
-    headers: Vec<(String, String)>,
+    url: Endpoint,
     http: Http,
     official: bool,
     capabilities: Capabilities,
 }
 
+/// The capabilities of OpenAI's own API, or the conservative ones of a compatible server.
+fn capabilities(official: bool) -> Capabilities {
+    Capabilities::default()
+        .with_streaming(true)
+        .with_native_structured_output(official)
+        .with_vision(official)
+        .with_prompt_caching(official)
+}
+
 impl OpenAiModel {
-    /// `model` on the server `config` describes. A server other than OpenAI's gets the
-    /// conservative capabilities of a compatible server (no native structured output).
+    /// `model` on the server `config` describes. OpenAI's own API
+    /// ([`OPENAI_BASE_URL`]) is spoken to in its own dialect; any other server gets the
+    /// conservative request of a compatible server (`max_tokens`, no strict schemas, no native
+    /// structured output) until [`with_openai_dialect`](Self::with_openai_dialect) says
+    /// otherwise.
     pub fn new(model: impl Into<String>, config: HttpConfig) -> Result<Self, ConfigError> {
-        let official = config.base_url.starts_with(OPENAI_BASE_URL);
-        Self::build(model.into(), config, "openai", official)
+        Self::build(model.into(), config, "openai")
     }
 
-    fn build(model: String, config: HttpConfig, provider: &'static str, official: bool) -> Result<Self, ConfigError> {
-        let http = Http::new(provider, &config)?;
-        let capabilities = Capabilities::default()
-            .with_streaming(true)
-            .with_native_structured_output(official)
-            .with_vision(official)
-            .with_prompt_caching(official);
+    fn build(model: String, config: HttpConfig, provider: &'static str) -> Result<Self, ConfigError> {
+        if model.trim().is_empty() {
+            return Err(ConfigError::InvalidSetting { setting: "model", reason: "the model name is empty".to_owned() });
+        }
+        let official = is_official(&config.base_url);
+        let http = Http::new(provider, &config, Auth::Bearer, &[])?;
         Ok(Self {
-            url: format!("{}/chat/completions", config.base_url),
+            url: Endpoint::new(&config.base_url, "/chat/completions"),
             model,
-            api_key: config.api_key,
-            headers: config.headers,
             http,
             official,
-            capabilities,
+            capabilities: capabilities(official),
         })
     }
 
     /// `model` on OpenAI, with the key from `OPENAI_API_KEY` and the base URL from
     /// `OPENAI_BASE_URL` (default [`OPENAI_BASE_URL`]). The key is required unless the base
-    /// URL points elsewhere (a local OpenAI-compatible server).
+    /// URL points elsewhere (a local OpenAI-compatible server). A base URL other than OpenAI's
+    /// gets the request of a compatible server (see [`new`](Self::new)).
     pub fn from_env(model: impl Into<String>) -> Result<Self, ConfigError> {
         let base = env("OPENAI_BASE_URL");
         let key = env("OPENAI_API_KEY");
@@ -135,8 +146,7 @@ impl OpenAiModel {
         }
         let mut config = HttpConfig::new(base.as_deref().unwrap_or(OPENAI_BASE_URL));
         config.api_key = key.map(ApiKey::new);
-        let official = config.base_url.starts_with(OPENAI_BASE_URL) || base.is_some();
-        Self::build(model.into(), config, "openai", official)
+        Self::build(model.into(), config, "openai")
     }
 
     /// `model` on a compatible server, configured from its environment variables.
@@ -152,7 +162,7 @@ impl OpenAiModel {
         }
         let mut config = HttpConfig::new(base);
         config.api_key = key.map(ApiKey::new);
-        Self::build(model.into(), config, preset.provider(), false)
+        Self::build(model.into(), config, preset.provider())
     }
 
     /// `model` on the OpenAI-compatible server at `base_url`, with the key in
@@ -160,7 +170,7 @@ impl OpenAiModel {
     pub fn at(base_url: &str, model: impl Into<String>) -> Result<Self, ConfigError> {
         let mut config = HttpConfig::new(base_url);
         config.api_key = env("OPENAI_API_KEY").map(ApiKey::new);
-        Self::build(model.into(), config, "openai-compatible", false)
+        Self::build(model.into(), config, "openai-compatible")
     }
 
     /// Overrides the capabilities (e.g. to use native structured output on a compatible
@@ -168,6 +178,16 @@ impl OpenAiModel {
     #[must_use]
     pub fn with_capabilities(mut self, capabilities: Capabilities) -> Self {
         self.capabilities = capabilities;
+        self
+    }
+
+    /// Whether to speak OpenAI's own dialect: `max_completion_tokens`, strict JSON schemas,
+    /// native structured output, images and prompt caching. On for OpenAI's base URL and off
+    /// for any other; turn it on for a proxy in front of OpenAI's API.
+    #[must_use]
+    pub fn with_openai_dialect(mut self, yes: bool) -> Self {
+        self.official = yes;
+        self.capabilities = capabilities(yes);
         self
     }
 
@@ -231,9 +251,10 @@ impl OpenAiModel {
             }
         }
         if let Some(format) = request.response_format {
+            // Strict schemas are OpenAI's; a compatible server gets the plain schema.
             let (schema, strict) = match &format.strict {
-                Some(strict) => (strict.as_ref().clone(), true),
-                None => (format.schema.as_ref().clone(), false),
+                Some(strict) if self.official => (strict.as_ref().clone(), true),
+                _ => (format.schema.as_ref().clone(), false),
             };
             body.insert(
                 "response_format".into(),
@@ -246,15 +267,11 @@ impl OpenAiModel {
         }
         Value::Object(body)
     }
+}
 
-    fn headers(&self) -> Vec<(&str, String)> {
-        let mut h: Vec<(&str, String)> = Vec::with_capacity(1 + self.headers.len());
-        if let Some(key) = &self.api_key {
-            h.push(("authorization", format!("Bearer {}", key.expose())));
-        }
-        h.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.clone())));
-        h
-    }
+/// Whether `base_url` is OpenAI's own API.
+fn is_official(base_url: &str) -> bool {
+    base_url.strip_prefix(OPENAI_BASE_URL).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 fn data_url(media_type: &str, data: &str) -> String {
@@ -328,20 +345,19 @@ fn message(m: &Message) -> Value {
     }
 }
 
-/// OpenAI's error bodies name quota and context-length problems; the status alone cannot.
+/// OpenAI's error bodies name quota, context-length and content-filter problems; the status
+/// alone cannot.
 fn classify(status: u16, body: &str) -> Option<ModelErrorKind> {
-    let code = || {
-        serde_json::from_str::<Value>(body).ok().and_then(|v| {
-            let e = v.get("error")?;
-            e.get("code").and_then(Value::as_str).or_else(|| e.get("type").and_then(Value::as_str)).map(str::to_owned)
-        })
-    };
-    match (status, code().as_deref()) {
-        (429, Some("insufficient_quota")) => Some(ModelErrorKind::QuotaExceeded),
-        (400, Some("context_length_exceeded" | "string_above_max_length")) => {
-            Some(ModelErrorKind::ContextLengthExceeded)
-        }
-        (400, Some("content_filter" | "content_policy_violation")) => Some(ModelErrorKind::ContentFiltered),
+    let error = serde_json::from_str::<Value>(body).ok()?;
+    let error = error.get("error")?;
+    let names = [error.get("code").and_then(Value::as_str), error.get("type").and_then(Value::as_str)];
+    let named = names.into_iter().flatten().find_map(status::kind_of_error_name)?;
+    // A name refines the status where the status cannot tell; it does not turn a server
+    // failure into a client one.
+    match (status, named) {
+        (429 | 400 | 403, ModelErrorKind::QuotaExceeded)
+        | (400 | 413, ModelErrorKind::ContextLengthExceeded)
+        | (400 | 403, ModelErrorKind::ContentFiltered) => Some(named),
         _ => None,
     }
 }
@@ -358,9 +374,9 @@ fn finish_reason(reason: Option<&str>) -> FinishReason {
 
 #[derive(Deserialize, Default)]
 struct WireUsage {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     prompt_tokens: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     completion_tokens: u64,
     #[serde(default)]
     prompt_tokens_details: Option<PromptDetails>,
@@ -394,6 +410,7 @@ impl WireUsage {
 struct Completion {
     #[serde(default)]
     model: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
     choices: Vec<Choice>,
     #[serde(default)]
     usage: Option<WireUsage>,
@@ -401,34 +418,81 @@ struct Completion {
 
 #[derive(Deserialize)]
 struct Choice {
+    #[serde(default, deserialize_with = "nullable")]
     message: WireMessage,
     #[serde(default)]
     finish_reason: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct WireMessage {
     #[serde(default)]
-    content: Option<String>,
+    content: Option<WireContent>,
     #[serde(default)]
     refusal: Option<String>,
-    #[serde(default)]
+    /// DeepSeek and vLLM call it `reasoning_content`; OpenRouter and others `reasoning`.
+    #[serde(default, alias = "reasoning")]
     reasoning_content: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     tool_calls: Vec<WireToolCall>,
+}
+
+/// Message content: a string, or (from some compatible servers) a list of parts.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WireContent {
+    Text(String),
+    Parts(Vec<WireContentPart>),
+}
+
+#[derive(Deserialize)]
+struct WireContentPart {
+    #[serde(default)]
+    text: Option<String>,
+}
+
+impl WireContent {
+    fn into_text(self) -> String {
+        match self {
+            Self::Text(t) => t,
+            Self::Parts(parts) => parts.into_iter().filter_map(|p| p.text).collect(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
 struct WireToolCall {
+    #[serde(default, deserialize_with = "nullable")]
     id: String,
     function: WireFunction,
 }
 
 #[derive(Deserialize)]
 struct WireFunction {
+    #[serde(default, deserialize_with = "nullable")]
     name: String,
     #[serde(default)]
-    arguments: String,
+    arguments: WireArguments,
+}
+
+/// A call's arguments: the JSON text the API documents, or (from some compatible servers) the
+/// object itself; `null` or nothing is no arguments.
+#[derive(Default)]
+struct WireArguments(String);
+
+impl<'de> Deserialize<'de> for WireArguments {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self(match Value::deserialize(d)? {
+            Value::String(s) => s,
+            Value::Null => String::new(),
+            other => other.to_string(),
+        }))
+    }
+}
+
+/// A call id: the server's, or `call_<n>` (from 1 within the reply) when it sent none.
+fn call_id(id: String, n: usize) -> String {
+    if id.is_empty() { format!("call_{n}") } else { id }
 }
 
 /// Parses a non-streamed reply.
@@ -437,8 +501,10 @@ pub(crate) fn parse_completion(provider: &'static str, body: &[u8]) -> Result<Mo
     let Some(choice) = c.choices.into_iter().next() else {
         return Err(ModelError::new(ModelErrorKind::InvalidResponse, provider, "the response has no choices"));
     };
-    if let Some(refusal) = choice.message.refusal
-        && choice.message.content.is_none()
+    let content = choice.message.content.map(WireContent::into_text);
+    if let Some(refusal) = choice.message.refusal.filter(|r| !r.is_empty())
+        && content.as_deref().is_none_or(str::is_empty)
+        && choice.message.tool_calls.is_empty()
     {
         return Err(ModelError::new(
             ModelErrorKind::ContentFiltered,
@@ -447,14 +513,15 @@ pub(crate) fn parse_completion(provider: &'static str, body: &[u8]) -> Result<Mo
         ));
     }
     let response = ModelResponse {
-        text: choice.message.content.unwrap_or_default().into(),
+        text: content.unwrap_or_default().into(),
         tool_calls: choice
             .message
             .tool_calls
             .into_iter()
-            .map(|t| ToolCall::new(t.id, t.function.name, t.function.arguments))
+            .enumerate()
+            .map(|(i, t)| ToolCall::new(call_id(t.id, i + 1), t.function.name, t.function.arguments.0))
             .collect(),
-        reasoning: choice.message.reasoning_content,
+        reasoning: choice.message.reasoning_content.filter(|r| !r.is_empty()),
         usage: c.usage.map(|u| u.usage()).unwrap_or_default(),
         finish_reason: finish_reason(choice.finish_reason.as_deref()),
         model: c.model,
@@ -465,7 +532,7 @@ pub(crate) fn parse_completion(provider: &'static str, body: &[u8]) -> Result<Mo
 
 #[derive(Deserialize)]
 struct Chunk {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     choices: Vec<ChunkChoice>,
     #[serde(default)]
     usage: Option<WireUsage>,
@@ -475,7 +542,7 @@ struct Chunk {
 
 #[derive(Deserialize)]
 struct ChunkChoice {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     delta: Delta,
     #[serde(default)]
     finish_reason: Option<String>,
@@ -484,10 +551,10 @@ struct ChunkChoice {
 #[derive(Deserialize, Default)]
 struct Delta {
     #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
+    content: Option<WireContent>,
+    #[serde(default, alias = "reasoning")]
     reasoning_content: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     tool_calls: Vec<DeltaToolCall>,
 }
 
@@ -506,7 +573,7 @@ struct DeltaFunction {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
-    arguments: Option<String>,
+    arguments: Option<WireArguments>,
 }
 
 /// The Chat Completions event stream: `data:` chunks, then usage, then `[DONE]`.
@@ -543,9 +610,11 @@ impl StreamParser for ChunkParser {
         }
         let chunk: Chunk = serde_json::from_str(data).map_err(|e| malformed(self.provider, "stream chunk", e))?;
         if let Some(error) = chunk.error {
-            let message =
-                http::error_message(&json!({"error": error}).to_string()).unwrap_or_else(|| error.to_string());
-            return Err(ModelError::new(ModelErrorKind::Overloaded, self.provider, message));
+            // Classified by what it names: a bad request mid-stream is not "overloaded".
+            let kind = status::kind_of_error_object(&error);
+            let message = status::error_message(&json!({"error": &error}).to_string())
+                .unwrap_or_else(|| status::clip(&error.to_string()));
+            return Err(ModelError::new(kind, self.provider, message));
         }
         if let Some(u) = chunk.usage {
             self.usage = u.usage();
@@ -554,7 +623,7 @@ impl StreamParser for ChunkParser {
             if let Some(r) = choice.delta.reasoning_content.filter(|r| !r.is_empty()) {
                 out.push(StreamEvent::ReasoningDelta(r));
             }
-            if let Some(t) = choice.delta.content.filter(|t| !t.is_empty()) {
+            if let Some(t) = choice.delta.content.map(WireContent::into_text).filter(|t| !t.is_empty()) {
                 out.push(StreamEvent::TextDelta(t));
             }
             for (position, call) in choice.delta.tool_calls.into_iter().enumerate() {
@@ -563,14 +632,16 @@ impl StreamParser for ChunkParser {
                     Some(f) => (f.name, f.arguments),
                     None => (None, None),
                 };
-                if call.id.is_some() || name.is_some() {
+                let id = call.id.filter(|id| !id.is_empty());
+                let name = name.filter(|n| !n.is_empty());
+                if id.is_some() || name.is_some() {
                     out.push(StreamEvent::ToolCallStart {
                         index,
-                        id: call.id.unwrap_or_default(),
+                        id: id.unwrap_or_default(),
                         name: name.unwrap_or_default(),
                     });
                 }
-                if let Some(arguments) = arguments.filter(|a| !a.is_empty()) {
+                if let Some(arguments) = arguments.map(|a| a.0).filter(|a| !a.is_empty()) {
                     out.push(StreamEvent::ToolCallDelta { index, arguments });
                 }
             }
@@ -606,8 +677,7 @@ impl Model for OpenAiModel {
     }
 
     async fn complete(&self, request: &ModelRequest<'_>) -> Result<ModelResponse, ModelError> {
-        let (bytes, request_id) =
-            self.http.post(&self.url, &self.headers(), &self.request_body(request, false), classify).await?;
+        let (bytes, request_id) = self.http.post(&self.url, &self.request_body(request, false), classify).await?;
         let mut response = parse_completion(self.http.provider(), &bytes)?;
         response.request_id = request_id;
         Ok(response)
@@ -615,6 +685,6 @@ impl Model for OpenAiModel {
 
     fn stream<'a>(&'a self, request: &'a ModelRequest<'a>) -> ModelStream<'a> {
         let parser = ChunkParser::new(self.http.provider());
-        self.http.stream(&self.url, self.headers(), self.request_body(request, true), classify, parser)
+        self.http.stream(&self.url, self.request_body(request, true), classify, parser)
     }
 }

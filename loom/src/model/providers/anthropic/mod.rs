@@ -17,8 +17,10 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{ApiKey, Http, HttpConfig, StreamParser, env, invalid_body, malformed};
-use super::sse::SseEvent;
+use super::http::{ApiKey, Auth, Endpoint, Http, HttpConfig, env};
+use super::sse::{SseEvent, StreamParser};
+use super::status::{invalid_body, malformed};
+use super::wire::nullable;
 use crate::error::ConfigError;
 use crate::model::{
     Capabilities, Content, Effort, FinishReason, MediaSource, Message, Model, ModelError, ModelErrorKind, ModelRequest,
@@ -69,29 +71,28 @@ fn versioned(base: &str) -> String {
 /// let model = AnthropicModel::new("claude-sonnet-4-5", config)?.with_prompt_caching(false);
 /// # Ok::<(), loomflow::ConfigError>(())
 /// ```
+///
+/// Its `Debug` output never shows the key or the values of extra headers.
 #[derive(Debug, Clone)]
 pub struct AnthropicModel {
     model: String,
-    url: String,
-    api_key: Option<ApiKey>,
-    headers: Vec<(String, String)>,
+    url: Endpoint,
     http: Http,
     prompt_caching: bool,
 }
 
 impl AnthropicModel {
     /// `model` on the server `config` describes (`{base_url}/messages`), with prompt caching
-    /// on.
+    /// on. The key goes in `x-api-key`; `anthropic-version` is [`ANTHROPIC_VERSION`] unless
+    /// the config's headers set another.
     pub fn new(model: impl Into<String>, config: HttpConfig) -> Result<Self, ConfigError> {
-        let http = Http::new(PROVIDER, &config)?;
-        Ok(Self {
-            model: model.into(),
-            url: format!("{}/messages", config.base_url),
-            api_key: config.api_key,
-            headers: config.headers,
-            http,
-            prompt_caching: true,
-        })
+        let model = model.into();
+        if model.trim().is_empty() {
+            return Err(ConfigError::InvalidSetting { setting: "model", reason: "the model name is empty".to_owned() });
+        }
+        let http =
+            Http::new(PROVIDER, &config, Auth::Header("x-api-key"), &[("anthropic-version", ANTHROPIC_VERSION)])?;
+        Ok(Self { model, url: Endpoint::new(&config.base_url, "/messages"), http, prompt_caching: true })
     }
 
     /// `model` with the key from `ANTHROPIC_API_KEY` and the API root from
@@ -241,18 +242,6 @@ impl AnthropicModel {
         }
         Value::Object(body)
     }
-
-    fn headers(&self) -> Vec<(&str, &str)> {
-        let mut h: Vec<(&str, &str)> = Vec::with_capacity(2 + self.headers.len());
-        if let Some(key) = &self.api_key {
-            h.push(("x-api-key", key.expose()));
-        }
-        if !self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("anthropic-version")) {
-            h.push(("anthropic-version", ANTHROPIC_VERSION));
-        }
-        h.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        h
-    }
 }
 
 #[async_trait::async_trait]
@@ -272,14 +261,13 @@ impl Model for AnthropicModel {
     }
 
     async fn complete(&self, request: &ModelRequest<'_>) -> Result<ModelResponse, ModelError> {
-        let (bytes, request_id) =
-            self.http.post(&self.url, &self.headers(), &self.request_body(request, false), classify).await?;
+        let (bytes, request_id) = self.http.post(&self.url, &self.request_body(request, false), classify).await?;
         let mut response = parse_message(&bytes)?;
         response.request_id = request_id;
         Ok(response)
     }
 
     fn stream<'a>(&'a self, request: &'a ModelRequest<'a>) -> ModelStream<'a> {
-        self.http.stream(&self.url, self.headers(), self.request_body(request, true), classify, EventParser::new())
+        self.http.stream(&self.url, self.request_body(request, true), classify, EventParser::new())
     }
 }

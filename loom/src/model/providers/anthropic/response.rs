@@ -5,14 +5,15 @@ use super::*;
 /// The Anthropic error body: `{"type": "error", "error": {"type": ..., "message": ...}}`.
 #[derive(Deserialize, Default)]
 pub(super) struct WireError {
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "nullable")]
     kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     message: String,
 }
 
 #[derive(Deserialize)]
 pub(super) struct ErrorBody {
+    #[serde(default, deserialize_with = "nullable")]
     error: WireError,
 }
 
@@ -107,7 +108,7 @@ pub(super) struct WireMessage {
     error: Option<WireError>,
     #[serde(default)]
     model: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     content: Vec<Block>,
     #[serde(default)]
     stop_reason: Option<String>,
@@ -119,17 +120,19 @@ pub(super) struct WireMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(super) enum Block {
     Text {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "nullable")]
         text: String,
     },
     ToolUse {
+        #[serde(default, deserialize_with = "nullable")]
         id: String,
+        #[serde(default, deserialize_with = "nullable")]
         name: String,
         #[serde(default)]
         input: Value,
     },
     Thinking {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "nullable")]
         thinking: String,
     },
     /// `redacted_thinking`, server tool blocks, and types added later.
@@ -175,6 +178,7 @@ pub(super) fn parse_message(body: &[u8]) -> Result<ModelResponse, ModelError> {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(super) enum Event {
     MessageStart {
+        #[serde(default, deserialize_with = "nullable")]
         message: StartMessage,
     },
     ContentBlockStart {
@@ -189,14 +193,14 @@ pub(super) enum Event {
         index: usize,
     },
     MessageDelta {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "nullable")]
         delta: MessageDelta,
         #[serde(default)]
         usage: Option<WireUsage>,
     },
     MessageStop,
     Error {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "nullable")]
         error: WireError,
     },
     /// `ping`, and event types added later.
@@ -204,7 +208,7 @@ pub(super) enum Event {
     Other,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub(super) struct StartMessage {
     #[serde(default)]
     usage: Option<WireUsage>,
@@ -214,17 +218,19 @@ pub(super) struct StartMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(super) enum StartBlock {
     Text {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "nullable")]
         text: String,
     },
     ToolUse {
+        #[serde(default, deserialize_with = "nullable")]
         id: String,
+        #[serde(default, deserialize_with = "nullable")]
         name: String,
         #[serde(default)]
         input: Value,
     },
     Thinking {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "nullable")]
         thinking: String,
     },
     #[serde(other)]
@@ -235,12 +241,15 @@ pub(super) enum StartBlock {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(super) enum BlockDelta {
     TextDelta {
+        #[serde(default, deserialize_with = "nullable")]
         text: String,
     },
     InputJsonDelta {
+        #[serde(default, deserialize_with = "nullable")]
         partial_json: String,
     },
     ThinkingDelta {
+        #[serde(default, deserialize_with = "nullable")]
         thinking: String,
     },
     /// `signature_delta`, and delta types added later.

@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::env;
-use super::http::{self, ApiKey, Http, HttpConfig, StreamParser, invalid_body, malformed};
-use super::sse::SseEvent;
+use super::http::{ApiKey, Auth, Endpoint, Http, HttpConfig, env};
+use super::sse::{SseEvent, StreamParser};
+use super::status::{self, invalid_body, malformed};
+use super::wire::nullable;
 use crate::error::ConfigError;
 use crate::model::{
     Capabilities, Content, Effort, FinishReason, MediaSource, Message, Model, ModelError, ModelErrorKind, ModelRequest,
@@ -52,10 +53,8 @@ const MAX_SIGNATURES: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct GeminiModel {
     model: String,
-    generate_url: String,
-    stream_url: String,
-    api_key: Option<ApiKey>,
-    headers: Vec<(String, String)>,
+    generate_url: Endpoint,
+    stream_url: Endpoint,
     http: Http,
     capabilities: Capabilities,
     signatures: Arc<Signatures>,
@@ -72,7 +71,7 @@ impl GeminiModel {
                 reason: format!("`{model}` is not a Gemini model name"),
             });
         }
-        let http = Http::new(PROVIDER, &config)?;
+        let http = Http::new(PROVIDER, &config, Auth::Header("x-goog-api-key"), &[])?;
         // A bare name is a model under `models/`; a name with a slash is already a resource
         // name (`models/...`, `tunedModels/...`).
         let resource = if model.contains('/') { model.clone() } else { format!("models/{model}") };
@@ -83,11 +82,9 @@ impl GeminiModel {
             .with_native_structured_output(true)
             .with_prompt_caching(false);
         Ok(Self {
-            generate_url: format!("{}/{resource}:generateContent", config.base_url),
-            stream_url: format!("{}/{resource}:streamGenerateContent?alt=sse", config.base_url),
+            generate_url: Endpoint::new(&config.base_url, &format!("/{resource}:generateContent")),
+            stream_url: Endpoint::new(&config.base_url, &format!("/{resource}:streamGenerateContent?alt=sse")),
             model,
-            api_key: config.api_key,
-            headers: config.headers,
             http,
             capabilities,
             signatures: Arc::default(),
@@ -262,15 +259,6 @@ impl GeminiModel {
         }
         (system, contents.into_values())
     }
-
-    fn headers(&self) -> Vec<(&str, String)> {
-        let mut h: Vec<(&str, String)> = Vec::with_capacity(1 + self.headers.len());
-        if let Some(key) = &self.api_key {
-            h.push(("x-goog-api-key", key.expose().to_owned()));
-        }
-        h.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.clone())));
-        h
-    }
 }
 
 #[async_trait::async_trait]
@@ -285,7 +273,7 @@ impl Model for GeminiModel {
 
     async fn complete(&self, request: &ModelRequest<'_>) -> Result<ModelResponse, ModelError> {
         let body = self.request_body(request, false);
-        let (bytes, request_id) = self.http.post(&self.generate_url, &self.headers(), &body, classify).await?;
+        let (bytes, request_id) = self.http.post(&self.generate_url, &body, classify).await?;
         let mut response = parse_response(&bytes, &self.signatures)?;
         if response.request_id.is_none() {
             response.request_id = request_id;
@@ -295,6 +283,6 @@ impl Model for GeminiModel {
 
     fn stream<'a>(&'a self, request: &'a ModelRequest<'a>) -> ModelStream<'a> {
         let parser = ChunkParser::new(Arc::clone(&self.signatures));
-        self.http.stream(&self.stream_url, self.headers(), self.request_body(request, true), classify, parser)
+        self.http.stream(&self.stream_url, self.request_body(request, true), classify, parser)
     }
 }

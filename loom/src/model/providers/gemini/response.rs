@@ -55,11 +55,11 @@ impl fmt::Debug for Signatures {
 pub(super) struct GoogleError {
     #[serde(default)]
     code: Option<u16>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     message: String,
     #[serde(default)]
     status: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     details: Vec<ErrorDetail>,
 }
 
@@ -124,7 +124,7 @@ pub(super) fn stream_error(error: &Value) -> ModelError {
         .code
         .filter(|c| (400..=599).contains(c))
         .unwrap_or_else(|| parsed.status.as_deref().map_or(500, rpc_status));
-    http::error_from_status(PROVIDER, status, &reqwest::header::HeaderMap::new(), &body, classify)
+    status::error_from_status(PROVIDER, status, &reqwest::header::HeaderMap::new(), &body, classify)
 }
 
 pub(super) fn finish_reason(reason: Option<&str>, has_calls: bool) -> FinishReason {
@@ -148,15 +148,15 @@ pub(super) fn finish_reason(reason: Option<&str>, has_calls: bool) -> FinishReas
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct UsageMetadata {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub(super) prompt_token_count: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub(super) candidates_token_count: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub(super) cached_content_token_count: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub(super) thoughts_token_count: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub(super) tool_use_prompt_token_count: u64,
 }
 
@@ -173,7 +173,7 @@ impl UsageMetadata {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct WireResponse {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     candidates: Vec<Candidate>,
     #[serde(default)]
     prompt_feedback: Option<PromptFeedback>,
@@ -196,7 +196,7 @@ pub(super) struct Candidate {
 
 #[derive(Deserialize)]
 pub(super) struct WireContent {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     parts: Vec<WirePart>,
 }
 
@@ -205,7 +205,7 @@ pub(super) struct WireContent {
 pub(super) struct WirePart {
     #[serde(default)]
     text: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     thought: bool,
     #[serde(default)]
     function_call: Option<WireFunctionCall>,
@@ -217,7 +217,7 @@ pub(super) struct WirePart {
 pub(super) struct WireFunctionCall {
     #[serde(default)]
     id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     name: String,
     #[serde(default)]
     args: Option<Value>,

@@ -19,10 +19,10 @@ fn body(m: &GeminiModel, messages: &[Message]) -> Value {
 #[test]
 fn model_names_become_resource_paths() -> TestResult {
     let m = model("gemini-2.5-flash")?;
-    assert_eq!(m.generate_url, "http://localhost:9/v1beta/models/gemini-2.5-flash:generateContent");
-    assert_eq!(m.stream_url, "http://localhost:9/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
+    assert_eq!(&*m.generate_url, "http://localhost:9/v1beta/models/gemini-2.5-flash:generateContent");
+    assert_eq!(&*m.stream_url, "http://localhost:9/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
     let tuned = model("tunedModels/my-model")?;
-    assert_eq!(tuned.generate_url, "http://localhost:9/v1beta/tunedModels/my-model:generateContent");
+    assert_eq!(&*tuned.generate_url, "http://localhost:9/v1beta/tunedModels/my-model:generateContent");
     assert_eq!(model("models/gemini-2.5-pro")?.base_name(), "gemini-2.5-pro");
     for bad in ["", "gemini 2.5", "gemini?x", "gemini:generateContent"] {
         assert!(matches!(model(bad), Err(ConfigError::InvalidSetting { setting: "model", .. })), "{bad}");
