@@ -519,7 +519,7 @@ async fn stream_model(
     let mut acc = ResponseAccumulator::new();
     let mut final_index = None;
     let mut final_arguments = String::new();
-    let mut last_partial = None;
+    let mut partial_json = output::PartialJson::default();
     while let Some(event) = stream.next().await {
         let event = event.map_err(|e| (e, emitted))?;
         let grown = match &event {
@@ -541,13 +541,10 @@ async fn stream_model(
         acc.push(&event);
         if grown {
             let so_far = if partial == Partial::Text { acc.text() } else { final_arguments.as_str() };
-            if let Some(value) = output::complete_prefix(so_far)
-                && last_partial.as_ref() != Some(&value)
-            {
+            if let Some(value) = partial_json.update(so_far) {
                 // A partial value shown is output shown, as text is: the stream is not restarted.
                 emitted = true;
-                ctx.emit(|| EventKind::PartialOutput { turn, value: value.clone() });
-                last_partial = Some(value);
+                ctx.emit(|| EventKind::PartialOutput { turn, value });
             }
         }
     }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
-pub(crate) use partial::complete_prefix;
+pub(crate) use partial::PartialJson;
 pub use schema::{OutputSchema, WRAP_KEY, to_openai_strict};
 
 use crate::model::{Capabilities, ResponseFormat};
