@@ -266,7 +266,7 @@ async fn misconfiguration_fails_before_any_model_call() {
     let unknown = Agent::new("x").model("gtp-4o");
     let err = unknown.run("hi").await.err().map(|e| e.to_string()).unwrap_or_default();
     // The forms listed after `echo` are those of the providers compiled in.
-    assert!(err.starts_with("unknown model `gtp-4o`; known forms: echo"), "{err}");
+    assert!(err.starts_with("unknown model `gtp-4o` (did you mean `gpt-4o`?); known forms: echo"), "{err}");
 
     let model = ScriptedModel::new([ScriptedTurn::text("never")]);
     let duplicate = Agent::new("x").model(model.clone()).tool(AddTool).tool(AddTool);

@@ -1,8 +1,8 @@
 //! One suite, run against every store: in memory, SQLite, and PostgreSQL.
 //!
-//! PostgreSQL runs when `LOOM_TEST_POSTGRES_URL` names a database (`.ci/run` starts one);
-//! without it the PostgreSQL tests say they were skipped — and fail under `CI=true`, so CI
-//! cannot pass by skipping them.
+//! The PostgreSQL tests need a server: they are `#[ignore]`d, so `cargo test` lists them as
+//! ignored, and `.ci/run` starts PostgreSQL, sets `LOOM_TEST_POSTGRES_URL` and runs them with
+//! `--include-ignored`. Run without the variable, they fail: they never pass by skipping.
 
 mod common;
 
@@ -34,35 +34,39 @@ fn session(name: &str) -> SessionId {
     SessionId::new(name).unwrap_or_else(|_| SessionId::generate())
 }
 
-async fn memory() -> Option<Arc<InMemoryStore>> {
-    Some(Arc::new(InMemoryStore::new()))
+/// How long the test runs' leases last: short, so a dead worker's runs free up quickly.
+const LEASE: Duration = Duration::from_millis(150);
+
+async fn memory() -> (Arc<InMemoryStore>, TempDb) {
+    (Arc::new(InMemoryStore::new()), TempDb(None))
 }
 
-async fn sqlite() -> Option<Arc<SqliteStore>> {
+async fn sqlite() -> (Arc<SqliteStore>, TempDb) {
     let path = std::env::temp_dir().join(format!("{}.db", unique("loom-conformance")));
-    Some(Arc::new(SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}"))))
+    let store = Arc::new(SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}")));
+    (store, TempDb(Some(path)))
 }
 
-pub(crate) fn postgres_url() -> Option<String> {
-    match std::env::var("LOOM_TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "LOOM_TEST_POSTGRES_URL is not set under CI=true: the PostgreSQL tests would be skipped"
-            );
-            eprintln!("skipped: LOOM_TEST_POSTGRES_URL is not set, so the PostgreSQL store is not tested");
-            None
+async fn postgres() -> (Arc<PostgresStore>, TempDb) {
+    let url = common::postgres_url();
+    (Arc::new(PostgresStore::connect(&url).await.unwrap_or_else(|e| panic!("{e}"))), TempDb(None))
+}
+
+/// A test database file, removed (with its WAL files) when the test ends.
+struct TempDb(Option<std::path::PathBuf>);
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
         }
     }
 }
 
-async fn postgres() -> Option<Arc<PostgresStore>> {
-    let url = postgres_url()?;
-    Some(Arc::new(PostgresStore::connect(&url).await.unwrap_or_else(|e| panic!("{e}"))))
-}
-
-/// A journal that stops answering after `after` appends: the process "dies" there.
+/// A journal that stops answering after `after` appends: the process "dies" there, and
+/// nothing more of it — no renewal, no release — reaches the store.
 struct Stall<S> {
     inner: Arc<S>,
     after: usize,
@@ -86,6 +90,12 @@ impl<S: SessionStore + Journal> SessionStore for Stall<S> {
     }
 }
 
+impl<S> Stall<S> {
+    fn dead(&self) -> bool {
+        self.appends.load(Ordering::SeqCst) > self.after
+    }
+}
+
 #[async_trait]
 impl<S: SessionStore + Journal> Journal for Stall<S> {
     async fn acquire(&self, key: &RunKey, owner: &str, ttl: Duration) -> Result<(), StoreError> {
@@ -98,7 +108,16 @@ impl<S: SessionStore + Journal> Journal for Stall<S> {
         }
         Journal::append(&*self.inner, key, owner, ttl, record).await
     }
+    async fn renew(&self, key: &RunKey, owner: &str, ttl: Duration) -> Result<(), StoreError> {
+        if self.dead() {
+            std::future::pending::<()>().await;
+        }
+        self.inner.renew(key, owner, ttl).await
+    }
     async fn finish(&self, key: &RunKey, owner: &str, status: RunStatus) -> Result<(), StoreError> {
+        if self.dead() {
+            std::future::pending::<()>().await;
+        }
         self.inner.finish(key, owner, status).await
     }
     async fn records(&self, key: &RunKey) -> Result<Vec<RawRecord>, StoreError> {
@@ -146,7 +165,7 @@ fn stepper_agent<S: SessionStore + Journal>(
         .tool(StepTool)
         .state(Counter(Arc::clone(executions)))
         .store(store)
-        .lease(Duration::ZERO)
+        .lease(LEASE)
 }
 
 // The journal of a full stepper run, by position.
@@ -183,19 +202,38 @@ async fn append_and_read<S: SessionStore + Journal>(store: Arc<S>) {
     assert_eq!(runs.iter().map(|r| (r.run, r.status)).collect::<Vec<_>>(), [(run, RunStatus::Finished)]);
 }
 
-async fn users_are_isolated<S: SessionStore + Journal>(store: Arc<S>) {
+async fn users_are_isolated<S: SessionStore + Journal>(store: Arc<S>) -> Result<(), StoreError> {
     let (alice, bob, s) = (user(), user(), session("shared"));
-    SessionStore::append(&*store, &alice, &s, RunId::generate(), &[Message::user("alice's secret")]).await.ok();
-    assert!(store.load(&bob, &s, None).await.unwrap_or_default().is_empty());
-    assert!(store.sessions(&bob).await.unwrap_or_default().is_empty());
+    SessionStore::append(&*store, &alice, &s, RunId::generate(), &[Message::user("alice's secret")]).await?;
     let run = RunId::generate();
     let key = RunKey::new(alice.clone(), s.clone(), run);
-    store.acquire(&key, "w", Duration::from_secs(30)).await.ok();
-    let record = RawRecord::encode(0, &JournalEntry::RunFinished).unwrap_or_else(|e| panic!("{e}"));
-    Journal::append(&*store, &key, "w", Duration::from_secs(30), record).await.ok();
+    store.acquire(&key, "w", Duration::from_secs(30)).await?;
+    Journal::append(&*store, &key, "w", Duration::from_secs(30), RawRecord::encode(0, &JournalEntry::RunFinished)?)
+        .await?;
+    // The owner reads it all back...
+    assert_eq!(store.load(&alice, &s, None).await?, [Message::user("alice's secret")]);
+    assert_eq!(store.sessions(&alice).await?, std::slice::from_ref(&s));
+    assert_eq!(store.records(&key).await?.len(), 1);
+    assert_eq!(store.runs(&alice, &s).await?.len(), 1);
+    // ...and another user, with the same session and run ids, reads nothing.
+    assert!(store.load(&bob, &s, None).await?.is_empty());
+    assert!(store.sessions(&bob).await?.is_empty());
     let bobs_view = RunKey::new(bob.clone(), s.clone(), run);
-    assert!(store.records(&bobs_view).await.unwrap_or_default().is_empty());
-    assert!(store.runs(&bob, &s).await.unwrap_or_default().is_empty());
+    assert!(store.records(&bobs_view).await?.is_empty());
+    assert!(store.runs(&bob, &s).await?.is_empty());
+    // Nor can he write into alice's run, or clear her session.
+    let err = Journal::append(
+        &*store,
+        &bobs_view,
+        "w",
+        Duration::from_secs(30),
+        RawRecord::encode(1, &JournalEntry::RunFinished)?,
+    )
+    .await;
+    assert!(err.is_err(), "bob wrote into a run he does not hold");
+    assert!(!store.clear(&bob, &s).await?);
+    assert_eq!(store.load(&alice, &s, None).await?.len(), 1);
+    Ok(())
 }
 
 async fn resume_after_a_crash_at_every_step<S: SessionStore + Journal>(store: Arc<S>) {
@@ -219,12 +257,12 @@ async fn resume_after_a_crash_at_every_step<S: SessionStore + Journal>(store: Ar
             // The process dies here: nothing else of the run happens.
         }
         let resumer = stepper_agent(Arc::clone(&store), &calls, &executions);
-        let result = resumer
-            .resume_with(AgentInput::resume_latest())
-            .user(u.clone())
-            .session(s.clone())
-            .await
-            .unwrap_or_else(|e| panic!("resume after a crash at append {k}: {e}"));
+        // The dead worker's lease runs out; then the run is free.
+        let result = common::when_free(|| {
+            resumer.resume_with(AgentInput::resume_latest()).user(u.clone()).session(s.clone()).into_future()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("resume after a crash at append {k}: {e}"));
         assert_eq!(result.output, "done after 3 steps", "crash at {k}");
         assert_eq!(result.tool_calls, 3, "crash at {k}");
         // A step is repeated only when the crash came after it ran and before its result was
@@ -254,13 +292,23 @@ async fn exactly_one_of_two_resumers_wins<S: SessionStore + Journal>(store: Arc<
             () = stall.stalled.notified() => {}
         }
     }
-    let a = stepper_agent(Arc::clone(&store), &calls, &executions).lease(Duration::from_secs(30));
-    let b = stepper_agent(Arc::clone(&store), &calls, &executions).lease(Duration::from_secs(30));
     let run = store.runs(&u, &s).await.unwrap_or_default().first().map(|r| r.run).unwrap_or_else(RunId::generate);
-    let (ra, rb) = tokio::join!(
-        a.resume(run).user(u.clone()).session(s.clone()).into_future(),
-        b.resume(run).user(u.clone()).session(s.clone()).into_future(),
-    );
+    // The dead worker's lease runs out first.
+    tokio::time::sleep(LEASE * 2).await;
+    // Two workers, each on a task of its own (on the runtime's two threads), start at once.
+    let start = Arc::new(tokio::sync::Barrier::new(2));
+    let worker = |store: Arc<S>| {
+        let (calls, executions, start, u, s) =
+            (Arc::clone(&calls), Arc::clone(&executions), Arc::clone(&start), u.clone(), s.clone());
+        tokio::spawn(async move {
+            let agent = stepper_agent(store, &calls, &executions).lease(Duration::from_secs(30));
+            start.wait().await;
+            agent.resume(run).user(u).session(s).await
+        })
+    };
+    let (a, b) = (worker(Arc::clone(&store)), worker(Arc::clone(&store)));
+    let ra = a.await.unwrap_or_else(|e| panic!("worker a: {e}"));
+    let rb = b.await.unwrap_or_else(|e| panic!("worker b: {e}"));
     let wins = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
     let held = [&ra, &rb].iter().filter(|r| matches!(r, Err(Error::Run(RunError::AlreadyRunning { .. })))).count();
     // Either both resumes overlap (one wins, one is refused), or the second found the run
@@ -349,50 +397,339 @@ async fn a_thousand_sessions_write_at_once<S: SessionStore + Journal>(store: Arc
     assert_eq!(store.sessions(&u).await.unwrap_or_default().len(), 1000);
 }
 
-macro_rules! conformance {
-    ($backend:ident) => {
-        mod $backend {
+/// A slow step (three leases long), or one that hangs the first time it runs.
+struct Slow {
+    started: Notify,
+    hang_once: std::sync::atomic::AtomicBool,
+    runs: AtomicUsize,
+}
 
+/// Do the slow step (safe to repeat).
+#[tool(idempotent)]
+async fn slow_step(slow: State<Slow>) -> String {
+    slow.runs.fetch_add(1, Ordering::SeqCst);
+    slow.started.notify_one();
+    if slow.hang_once.swap(false, Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(LEASE * 3).await;
+    "slow step done".to_owned()
+}
+
+fn slow_agent<S: SessionStore + Journal>(store: Arc<S>, slow: &Arc<Slow>, lease: Duration) -> Agent {
+    let model = ScriptedModel::from_fn(|req| {
+        if req.last_is_tool_result() {
+            ScriptedTurn::text("done")
+        } else {
+            ScriptedTurn::tool_call("slow_step", json!({}))
+        }
+    });
+    Agent::new("Do the slow step.")
+        .model(model)
+        .tool(SlowStepTool)
+        .state_arc(Arc::clone(slow))
+        .store(store)
+        .lease(lease)
+}
+
+fn slow(hang_once: bool) -> Arc<Slow> {
+    Arc::new(Slow {
+        started: Notify::new(),
+        hang_once: std::sync::atomic::AtomicBool::new(hang_once),
+        runs: AtomicUsize::new(0),
+    })
+}
+
+async fn a_live_run_keeps_its_lease_and_a_dead_one_loses_it<S: SessionStore + Journal>(store: Arc<S>) {
+    let (u, s) = (user(), session("leases"));
+    // A step three leases long: the heartbeat keeps the lease, and no other worker gets in.
+    let live = slow(false);
+    let agent = slow_agent(Arc::clone(&store), &live, LEASE);
+    let mut run = Box::pin(agent.run("go").user(u.clone()).session(s.clone()).into_future());
+    tokio::select! {
+        r = &mut run => panic!("the step is slow: {r:?}"),
+        () = live.started.notified() => {}
+    }
+    let id = store.runs(&u, &s).await.unwrap_or_default().first().map(|r| r.run).unwrap_or_else(RunId::generate);
+    let other = slow_agent(Arc::clone(&store), &slow(false), LEASE);
+    let attempts = async {
+        for _ in 0..5 {
+            tokio::time::sleep(LEASE / 2).await;
+            let taken = other.resume(id).user(u.clone()).session(s.clone()).await;
+            assert!(matches!(taken, Err(Error::Run(RunError::AlreadyRunning { .. }))), "{taken:?}");
+        }
+    };
+    let (result, ()) = tokio::join!(&mut run, attempts);
+    assert_eq!(result.unwrap_or_else(|e| panic!("{e}")).output, "done");
+    assert_eq!(live.runs.load(Ordering::SeqCst), 1);
+
+    // A worker that dies (nothing of it runs any more: no heartbeat, no release) loses the run
+    // once its lease has passed, and no sooner.
+    let (u, s) = (user(), session("dead"));
+    let dying = slow(true);
+    let agent = slow_agent(Arc::clone(&store), &dying, LEASE);
+    let mut run = Box::pin(agent.run("go").user(u.clone()).session(s.clone()).into_future());
+    tokio::select! {
+        r = &mut run => panic!("the step hangs: {r:?}"),
+        () = dying.started.notified() => {}
+    }
+    std::mem::forget(run);
+    let id = store.runs(&u, &s).await.unwrap_or_default().first().map(|r| r.run).unwrap_or_else(RunId::generate);
+    let taken = agent.resume(id).user(u.clone()).session(s.clone()).await;
+    assert!(matches!(taken, Err(Error::Run(RunError::AlreadyRunning { .. }))), "taken over too soon: {taken:?}");
+    tokio::time::sleep(LEASE + LEASE / 2).await;
+    let result = agent.resume(id).user(u.clone()).session(s.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(result.output, "done");
+    // The interrupted step (idempotent) ran again, once.
+    assert_eq!(dying.runs.load(Ordering::SeqCst), 2);
+}
+
+async fn a_dropped_run_gives_its_lease_back<S: SessionStore + Journal>(store: Arc<S>) {
+    let (u, s) = (user(), session("dropped"));
+    let hanging = slow(true);
+    // A long lease: only the release on drop can free the run this quickly.
+    let agent = slow_agent(Arc::clone(&store), &hanging, Duration::from_secs(60));
+    {
+        let mut run = Box::pin(agent.run("go").user(u.clone()).session(s.clone()).into_future());
+        tokio::select! {
+            r = &mut run => panic!("the step hangs: {r:?}"),
+            () = hanging.started.notified() => {}
+        }
+    }
+    let started = std::time::Instant::now();
+    let info = loop {
+        let info = store.runs(&u, &s).await.unwrap_or_default().into_iter().next();
+        match info {
+            Some(i) if i.lease_until_ms.is_some() && started.elapsed() < Duration::from_secs(5) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => break other,
+        }
+    };
+    let info = info.unwrap_or_else(|| panic!("the run is gone"));
+    assert_eq!((info.status, info.lease_until_ms), (RunStatus::Running, None), "the lease was not given back");
+    let result = agent.resume(info.run).user(u.clone()).session(s.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(result.output, "done");
+}
+
+async fn resume_and_branch_see_the_same_history_window<S: SessionStore + Journal>(store: Arc<S>) {
+    let (u, s) = (user(), session("window"));
+    // Six earlier turns: twelve messages of history.
+    for i in 0..6 {
+        let turn = [Message::user(format!("old question {i}")), Message::assistant(format!("old answer {i}"))];
+        SessionStore::append(&*store, &u, &s, RunId::generate(), &turn).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let model = ScriptedModel::from_fn(|req| {
+        if req.last_is_tool_result() {
+            ScriptedTurn::text("done")
+        } else {
+            ScriptedTurn::tool_call("step", json!({"n": 1}))
+        }
+    });
+    let executions = Arc::new(AtomicUsize::new(0));
+    let agent = Agent::new("Do it.")
+        .model(model.clone())
+        .tool(StepTool)
+        .state(Counter(Arc::clone(&executions)))
+        .store(Arc::clone(&store))
+        .history_limit(4)
+        .lease(LEASE);
+    let first = agent.run("new question").user(u.clone()).session(s.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    let seen = |request: &loomflow::model::RecordedRequest| -> Vec<String> {
+        request
+            .messages
+            .iter()
+            .filter(|m| !matches!(m, Message::System { .. }))
+            .map(|m| m.text().into_owned())
+            .collect()
+    };
+    let original = seen(&model.requests()[0]);
+    assert_eq!(original[0], "old question 4", "the window is the last four messages");
+
+    // Resumed (from its first checkpoint), the run sees the same window: not the oldest four.
+    let checkpoints = agent.checkpoints(&u, &s).await.unwrap_or_default();
+    let into = session("window-branch");
+    let run = agent.branch(&u, &s, &checkpoints[0], &into).await.unwrap_or_else(|e| panic!("{e}"));
+    let before = model.requests().len();
+    agent.resume(run).user(u.clone()).session(into.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    let resumed = seen(&model.requests()[before]);
+    assert_eq!(resumed[..4], original[..4], "branched: {resumed:?}");
+    // The branch copied the session up to where the window ended, not its oldest messages.
+    let copied = store.load(&u, &into, None).await.unwrap_or_default();
+    assert_eq!(copied.len(), 12 + 4);
+    assert!(first.output == "done");
+}
+
+async fn clearing_a_session_erases_it_everywhere<S: SessionStore + Journal>(store: Arc<S>) {
+    let (u, other, s) = (user(), user(), session("to-forget"));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let executions = Arc::new(AtomicUsize::new(0));
+    let agent = stepper_agent(Arc::clone(&store), &calls, &executions);
+    agent.run("job").user(u.clone()).session(s.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    // A nested run's sub-session, and another user's session of the same name.
+    let sub = s.sub("node");
+    agent.run("job").user(u.clone()).session(sub.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    agent.run("job").user(other.clone()).session(s.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    // A session whose name only starts the same way is another session.
+    let neighbour = session("to-forget-not");
+    agent.run("job").user(u.clone()).session(neighbour.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    let runs = store.runs(&u, &s).await.unwrap_or_default();
+    assert_eq!(runs.len(), 1);
+    let key = RunKey::new(u.clone(), s.clone(), runs[0].run);
+
+    assert!(store.clear(&u, &s).await.unwrap_or_else(|e| panic!("{e}")));
+    for session in [&s, &sub] {
+        assert!(store.load(&u, session, None).await.unwrap_or_default().is_empty());
+        assert!(store.runs(&u, session).await.unwrap_or_default().is_empty());
+        assert!(store.checkpoints(&u, session).await.unwrap_or_default().is_empty());
+    }
+    assert!(store.records(&key).await.unwrap_or_default().is_empty());
+    assert!(!store.sessions(&u).await.unwrap_or_default().contains(&s));
+    // Untouched: the other user, and the neighbouring session.
+    assert_eq!(store.load(&other, &s, None).await.unwrap_or_default().len(), 8);
+    assert_eq!(store.runs(&other, &s).await.unwrap_or_default().len(), 1);
+    assert_eq!(store.load(&u, &neighbour, None).await.unwrap_or_default().len(), 8);
+    assert!(!store.clear(&u, &s).await.unwrap_or_else(|e| panic!("{e}")));
+}
+
+async fn a_torn_last_record_is_repaired_and_a_gap_is_reported<S: SessionStore + Journal>(store: Arc<S>) {
+    let (u, s) = (user(), session("torn"));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let executions = Arc::new(AtomicUsize::new(0));
+    let agent = stepper_agent(Arc::clone(&store), &calls, &executions);
+    // A crash after five appends: the journal ends at the second model turn's tool start.
+    let stall =
+        Arc::new(Stall { inner: Arc::clone(&store), after: 6, appends: AtomicUsize::new(0), stalled: Notify::new() });
+    {
+        let crashing = stepper_agent(Arc::clone(&stall), &calls, &executions);
+        let mut run = Box::pin(crashing.run("job").user(u.clone()).session(s.clone()).into_future());
+        tokio::select! {
+            r = &mut run => panic!("should stall: {r:?}"),
+            () = stall.stalled.notified() => {}
+        }
+        std::mem::forget(run);
+    }
+    let run = store.runs(&u, &s).await.unwrap_or_default()[0].run;
+    let key = RunKey::new(u.clone(), s.clone(), run);
+    tokio::time::sleep(LEASE * 2).await;
+    // The last record is torn, as a power loss would leave it.
+    let mut records = store.records(&key).await.unwrap_or_default();
+    let last = records.len() - 1;
+    let cut = records[last].bytes.len() / 3;
+    records[last].bytes.truncate(cut);
+    store.import(&key, RunStatus::Running, records.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    let err = agent.resume(run).user(u.clone()).session(s.clone()).await.err();
+    assert!(
+        matches!(&err, Some(Error::Run(RunError::JournalCorrupt { records: bad, .. })) if bad[0].seq == last as u64),
+        "{err:?}"
+    );
+    let repair = store.repair(&key).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((repair.kept, repair.dropped.iter().map(|c| c.seq).collect::<Vec<_>>()), (last, vec![last as u64]));
+    let result = agent.resume(run).user(u.clone()).session(s.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(result.output, "done after 3 steps");
+
+    // A record missing in the middle is reported by its position, and is not repaired away.
+    let (u, s) = (user(), session("gap"));
+    let first = agent.run("job").user(u.clone()).session(s.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    let key = RunKey::new(u.clone(), s.clone(), first.run_id);
+    let mut records = store.records(&key).await.unwrap_or_default();
+    records.remove(4);
+    let gapped = RunKey::new(u.clone(), s.clone(), RunId::generate());
+    store.import(&gapped, RunStatus::Running, records).await.unwrap_or_else(|e| panic!("{e}"));
+    let read = store.read(&gapped).await.unwrap_or_default();
+    assert_eq!(read.corrupt.iter().map(|c| c.seq).collect::<Vec<_>>(), [4]);
+    assert!(read.corrupt[0].error.contains("missing"), "{:?}", read.corrupt);
+    let refused = store.repair(&gapped).await.err();
+    assert_eq!(refused.map(|e| e.kind()), Some(StoreErrorKind::Corrupt));
+}
+
+macro_rules! conformance {
+    ($backend:ident $(, $ignore:meta)?) => {
+        mod $backend {
+            use super::*;
+
+            $(#[$ignore])?
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn append_and_read() {
-                let Some(store) = super::$backend().await else { return };
+                let (store, _db) = super::$backend().await;
                 super::append_and_read(store).await;
             }
 
+            $(#[$ignore])?
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn users_are_isolated() {
-                let Some(store) = super::$backend().await else { return };
-                super::users_are_isolated(store).await;
+            async fn users_are_isolated() -> Result<(), StoreError> {
+                let (store, _db) = super::$backend().await;
+                super::users_are_isolated(store).await
             }
 
+            $(#[$ignore])?
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn resume_after_a_crash_at_every_step() {
-                let Some(store) = super::$backend().await else { return };
+                let (store, _db) = super::$backend().await;
                 super::resume_after_a_crash_at_every_step(store).await;
             }
 
+            $(#[$ignore])?
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn exactly_one_of_two_resumers_wins() {
-                let Some(store) = super::$backend().await else { return };
+                let (store, _db) = super::$backend().await;
                 super::exactly_one_of_two_resumers_wins(store).await;
             }
 
+            $(#[$ignore])?
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn fork_from_a_checkpoint() {
-                let Some(store) = super::$backend().await else { return };
+                let (store, _db) = super::$backend().await;
                 super::fork_from_a_checkpoint(store).await;
             }
 
+            $(#[$ignore])?
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_corrupt_record_is_reported_with_its_position() {
-                let Some(store) = super::$backend().await else { return };
+                let (store, _db) = super::$backend().await;
                 super::a_corrupt_record_is_reported_with_its_position(store).await;
             }
 
+            $(#[$ignore])?
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_thousand_sessions_write_at_once() {
-                let Some(store) = super::$backend().await else { return };
+                let (store, _db) = super::$backend().await;
                 super::a_thousand_sessions_write_at_once(store).await;
+            }
+
+            $(#[$ignore])?
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_live_run_keeps_its_lease_and_a_dead_one_loses_it() {
+                let (store, _db) = super::$backend().await;
+                super::a_live_run_keeps_its_lease_and_a_dead_one_loses_it(store).await;
+            }
+
+            $(#[$ignore])?
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_dropped_run_gives_its_lease_back() {
+                let (store, _db) = super::$backend().await;
+                super::a_dropped_run_gives_its_lease_back(store).await;
+            }
+
+            $(#[$ignore])?
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn resume_and_branch_see_the_same_history_window() {
+                let (store, _db) = super::$backend().await;
+                super::resume_and_branch_see_the_same_history_window(store).await;
+            }
+
+            $(#[$ignore])?
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn clearing_a_session_erases_it_everywhere() {
+                let (store, _db) = super::$backend().await;
+                super::clearing_a_session_erases_it_everywhere(store).await;
+            }
+
+            $(#[$ignore])?
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_torn_last_record_is_repaired_and_a_gap_is_reported() {
+                let (store, _db) = super::$backend().await;
+                super::a_torn_last_record_is_repaired_and_a_gap_is_reported(store).await;
             }
         }
     };
@@ -400,4 +737,4 @@ macro_rules! conformance {
 
 conformance!(memory);
 conformance!(sqlite);
-conformance!(postgres);
+conformance!(postgres, ignore = "needs PostgreSQL: LOOM_TEST_POSTGRES_URL (.ci/run starts one)");

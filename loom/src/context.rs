@@ -4,6 +4,7 @@ use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::event::{Emitter, EventKind, EventListener};
 use crate::id::{RunId, SessionId, UserId};
@@ -23,7 +24,45 @@ pub struct RunContext {
     metadata: Metadata,
     extensions: Extensions,
     pub(crate) emitter: Emitter,
+    /// Where the runs nested in this one come from (a workflow node), when that decides their
+    /// sessions or their ids.
+    scope: Option<Arc<NodeScope>>,
     pub(crate) streaming: bool,
+    /// The run id was derived from the parent's (see [`RunContext::child`]): the same on every
+    /// resume of the parent, so a journaled run with it may already exist.
+    pub(crate) derived: bool,
+}
+
+/// Which sessions the runs nested in a workflow's nodes continue.
+///
+/// An agent (or a workflow) that is a node of a workflow runs as a child run of the
+/// workflow's run. With [`PerNode`](ChildSessions::PerNode), the default, it continues the
+/// sub-session `{session}/{node}` of the workflow's session: each node keeps a conversation of
+/// its own across runs of the workflow, and a node's agent never sees what another node's
+/// agent said. With [`Shared`](ChildSessions::Shared) every node's runs continue the
+/// workflow's own session; with [`None`](ChildSessions::None) they have no session (no
+/// history, no journal). A workflow run without a session gives its nodes none either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ChildSessions {
+    /// `{session}/{node}`: one conversation per node.
+    #[default]
+    PerNode,
+    /// The workflow's session: one conversation for every node.
+    Shared,
+    /// No session for nested runs.
+    None,
+}
+
+/// The workflow node a context belongs to.
+#[derive(Debug)]
+pub(crate) struct NodeScope {
+    node: Arc<str>,
+    visit: u32,
+    sessions: ChildSessions,
+    /// Counts the runs nested in this visit of the node, when their ids must be the same on
+    /// every resume (the workflow is journaled).
+    children: Option<AtomicU32>,
 }
 
 impl fmt::Debug for RunContext {
@@ -49,7 +88,9 @@ impl RunContext {
             metadata: Metadata::default(),
             extensions: Extensions::default(),
             emitter: Emitter::default(),
+            scope: None,
             streaming: false,
+            derived: false,
         }
     }
 
@@ -104,11 +145,37 @@ impl RunContext {
         self
     }
 
+    /// The context of visit `visit` of workflow node `node`: the runs nested in it take their
+    /// sessions by `sessions` and, when `deterministic`, ids that are the same on every resume.
+    pub(crate) fn in_node(&self, node: Arc<str>, visit: u32, sessions: ChildSessions, deterministic: bool) -> Self {
+        let children = deterministic.then(|| AtomicU32::new(0));
+        Self { scope: Some(Arc::new(NodeScope { node, visit, sessions, children })), ..self.clone() }
+    }
+
     /// A context for a run nested in this one (an agent inside a workflow, a workflow called
-    /// as a tool): same user, session, metadata, state and listeners; a new run id whose
-    /// parent is this run.
+    /// as a tool): same user, metadata, state and listeners; a new run id whose parent is
+    /// this run; the same session — except in a workflow's node, where the workflow's
+    /// [`ChildSessions`] rule decides (by default the node's sub-session `{session}/{node}`).
+    ///
+    /// In a journaled workflow, the nested runs of a node get ids derived from the workflow
+    /// run, the node, its visit and their order, so a resumed workflow finds — and replays —
+    /// the journals of its nested runs instead of running them again.
     pub fn child(&self) -> Self {
-        Self { run_id: RunId::generate(), parent: Some(self.run_id), ..self.clone() }
+        let mut child =
+            Self { run_id: RunId::generate(), parent: Some(self.run_id), scope: None, derived: false, ..self.clone() };
+        if let Some(scope) = &self.scope {
+            child.session = match (scope.sessions, &self.session) {
+                (ChildSessions::PerNode, Some(session)) => Some(session.sub(&scope.node)),
+                (ChildSessions::Shared, session) => session.clone(),
+                _ => None,
+            };
+            if let Some(children) = &scope.children {
+                let n = children.fetch_add(1, Ordering::Relaxed);
+                child.run_id = RunId::derived(self.run_id, &scope.node, scope.visit, n);
+                child.derived = true;
+            }
+        }
+        child
     }
 
     /// Who the run is for.

@@ -180,6 +180,19 @@ pub enum RunError {
         /// The tool.
         tool: String,
     },
+    /// A resumed workflow run would run a node again that had started before (it was
+    /// interrupted, or its output could not be restored) and is not idempotent: resume with a
+    /// decision for it (`WorkflowInput::decide`).
+    #[error(
+        "run {run_id} would run node `{node}` again, which had started before and is not idempotent; \
+         resume with a decision for it (rerun or fail), or mark the node idempotent"
+    )]
+    NodeNeedsDecision {
+        /// The run.
+        run_id: RunId,
+        /// The node.
+        node: String,
+    },
     /// The run's journal has damaged records.
     #[error("the journal of run {run_id} has damaged records: {}", records.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     JournalCorrupt {

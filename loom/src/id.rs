@@ -40,13 +40,28 @@ pub enum IdError {
     /// A run id did not have the `run_` + 26 Crockford base32 characters form.
     #[error("`{0}` is not a run id (expected `run_` followed by 26 base32 characters)")]
     MalformedRunId(String),
+    /// The id begins with `loom:`, which Loom keeps for its own partitions (the anonymous
+    /// user), so that no caller can name one of them.
+    #[error("{kind} `{id}` begins with `{RESERVED_PREFIX}`, which Loom reserves; choose another id")]
+    Reserved {
+        /// Which kind of id.
+        kind: &'static str,
+        /// The id given.
+        id: String,
+    },
 }
+
+/// The prefix of the ids Loom keeps for itself; [`UserId::new`] refuses ids that begin with it.
+pub const RESERVED_PREFIX: &str = "loom:";
 
 impl From<std::convert::Infallible> for IdError {
     fn from(never: std::convert::Infallible) -> Self {
         match never {}
     }
 }
+
+/// The id of the anonymous partition.
+const ANONYMOUS: &str = "loom:anonymous";
 
 /// The longest user or session id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 256;
@@ -60,6 +75,9 @@ fn validate(kind: &'static str, s: &str) -> Result<(), IdError> {
     }
     if s.chars().any(char::is_control) {
         return Err(IdError::ControlCharacter { kind });
+    }
+    if kind == "user id" && s.starts_with(RESERVED_PREFIX) {
+        return Err(IdError::Reserved { kind, id: s.to_owned() });
     }
     Ok(())
 }
@@ -152,13 +170,16 @@ string_id!(
     ///
     /// Every store API (sessions, journal, memory) takes a `&UserId`, so data of one user can
     /// never be read through another user's id. Runs that do not name a user run as
-    /// [`UserId::anonymous`], a partition of its own.
+    /// [`UserId::anonymous`], a partition of its own that no caller can name: ids beginning
+    /// with [`RESERVED_PREFIX`] are refused, so `UserId::new("anonymous")` is an ordinary user.
     ///
     /// ```
     /// use loomflow::UserId;
     /// let alice = UserId::new("alice")?;
     /// assert_eq!(alice.as_str(), "alice");
     /// assert!(UserId::new("").is_err());
+    /// assert_ne!(UserId::new("anonymous")?, UserId::anonymous());
+    /// assert!(UserId::new(UserId::anonymous().as_str()).is_err());
     /// # Ok::<(), loomflow::IdError>(())
     /// ```
     UserId,
@@ -175,15 +196,16 @@ string_id!(
 );
 
 impl UserId {
-    /// The partition used by runs that name no user.
+    /// The partition used by runs that name no user: `loom:anonymous`, an id
+    /// [`UserId::new`] refuses, so no caller can act as it.
     pub fn anonymous() -> Self {
         static ANON: OnceLock<Arc<str>> = OnceLock::new();
-        Self(Arc::clone(ANON.get_or_init(|| Arc::from("anonymous"))))
+        Self(Arc::clone(ANON.get_or_init(|| Arc::from(ANONYMOUS))))
     }
 
     /// Whether this is the [`UserId::anonymous`] partition.
     pub fn is_anonymous(&self) -> bool {
-        &*self.0 == "anonymous"
+        &*self.0 == ANONYMOUS
     }
 }
 
@@ -195,6 +217,32 @@ impl SessionId {
         push_ulid(&mut s, new_ulid());
         Self(Arc::from(s))
     }
+
+    /// The sub-session `{self}/{name}` (a workflow node's conversation within the workflow's
+    /// session). Too long an id is shortened by a hash of `name`, so it is always valid.
+    pub fn sub(&self, name: &str) -> Self {
+        let name: String = name.chars().map(|c| if c.is_control() { '_' } else { c }).collect();
+        let mut s = format!("{}/{name}", self.0);
+        if s.len() > MAX_ID_LEN {
+            let keep = MAX_ID_LEN.saturating_sub(self.0.len() + 18);
+            let cut = (0..=keep.min(name.len())).rev().find(|&i| name.is_char_boundary(i)).unwrap_or(0);
+            s = format!("{}/{}~{:016x}", self.0, &name[..cut], fnv1a(name.as_bytes()) as u64);
+            if s.len() > MAX_ID_LEN {
+                s = format!("{:016x}/{:016x}", fnv1a(self.0.as_bytes()) as u64, fnv1a(name.as_bytes()) as u64);
+            }
+        }
+        Self(Arc::from(s))
+    }
+}
+
+/// FNV-1a, 128 bits: stable across processes and platforms, which derived ids need.
+fn fnv1a(bytes: &[u8]) -> u128 {
+    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for &b in bytes {
+        h ^= u128::from(b);
+        h = h.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+    }
+    h
 }
 
 /// The identity of one run of an agent or workflow: a ULID, shown as `run_` plus 26
@@ -224,6 +272,20 @@ impl RunId {
     /// Milliseconds since the Unix epoch at which the id was generated.
     pub fn timestamp_ms(self) -> u64 {
         (self.0 >> 80) as u64
+    }
+
+    /// The id of the `n`-th run nested in visit `visit` of node `node` of run `parent`: the
+    /// same every time (so a resumed workflow finds its nested runs' journals), sorting with
+    /// the parent (it keeps the parent's time).
+    pub(crate) fn derived(parent: RunId, node: &str, visit: u32, n: u32) -> Self {
+        let mut bytes = Vec::with_capacity(16 + node.len() + 9);
+        bytes.extend_from_slice(&parent.0.to_be_bytes());
+        bytes.extend_from_slice(node.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(&visit.to_be_bytes());
+        bytes.extend_from_slice(&n.to_be_bytes());
+        let time = parent.0 & !((1u128 << 80) - 1);
+        Self(time | (fnv1a(&bytes) & ((1u128 << 80) - 1)))
     }
 }
 
@@ -363,6 +425,38 @@ mod tests {
         assert!(matches!(SessionId::new("a\nb"), Err(IdError::ControlCharacter { .. })));
         assert!(matches!(UserId::new("x".repeat(MAX_ID_LEN + 1)), Err(IdError::TooLong { .. })));
         assert!(UserId::anonymous().is_anonymous());
+        assert!(matches!(UserId::new("loom:anonymous"), Err(IdError::Reserved { .. })));
+        assert!(serde_json::from_str::<UserId>("\"loom:anonymous\"").is_err());
+        assert!(!UserId::new("anonymous").is_ok_and(|u| u.is_anonymous()));
+        // Only user ids are partitions: a session may be named anything.
+        assert!(SessionId::new("loom:x").is_ok());
+    }
+
+    #[test]
+    fn derived_run_ids_are_stable_distinct_and_sort_with_their_parent() {
+        let parent = RunId::generate();
+        let a = RunId::derived(parent, "review", 1, 0);
+        assert_eq!(a, RunId::derived(parent, "review", 1, 0));
+        assert_ne!(a, RunId::derived(parent, "review", 2, 0));
+        assert_ne!(a, RunId::derived(parent, "review", 1, 1));
+        assert_ne!(a, RunId::derived(parent, "draft", 1, 0));
+        assert_ne!(a, RunId::derived(RunId::generate(), "review", 1, 0));
+        assert_eq!(a.timestamp_ms(), parent.timestamp_ms());
+        assert_eq!(a.to_string().parse::<RunId>().ok(), Some(a));
+    }
+
+    #[test]
+    fn sub_sessions_are_always_valid_ids() -> Result<(), IdError> {
+        let s = SessionId::new("conv-1")?;
+        assert_eq!(s.sub("review").as_str(), "conv-1/review");
+        let long = SessionId::new("s".repeat(MAX_ID_LEN))?;
+        for name in ["n", &"é".repeat(300), "a\nb"] {
+            let sub = long.sub(name);
+            assert!(SessionId::new(sub.as_str()).is_ok(), "{sub:?}");
+            assert_ne!(sub, long.sub("other"));
+        }
+        assert_eq!(s.sub("a\nb").as_str(), "conv-1/a_b");
+        Ok(())
     }
 
     #[test]

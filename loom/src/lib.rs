@@ -53,10 +53,10 @@ pub mod workflow;
 
 pub use agent::{Agent, RunResult};
 pub use async_trait::async_trait;
-pub use context::{Extensions, FromRunContext, Metadata, RunContext, State};
+pub use context::{ChildSessions, Extensions, FromRunContext, Metadata, RunContext, State};
 pub use error::{ConfigError, Error, PartialRun, Result, RunError, StoreError, StoreErrorKind};
 pub use event::{EventKind, EventListener, RunEvent};
-pub use id::{IdError, MAX_ID_LEN, RunId, SessionId, UserId};
+pub use id::{IdError, MAX_ID_LEN, RESERVED_PREFIX, RunId, SessionId, UserId};
 pub use model::{EchoModel, Model, ModelError, ModelErrorKind, ScriptedModel, ScriptedTurn};
 pub use output::{OutputError, OutputMode, Validate};
 pub use runner::{RunBuilder, RunStream, Runnable};

@@ -55,3 +55,35 @@ pub fn kind_name(kind: &EventKind) -> &'static str {
         _ => "other",
     }
 }
+
+/// The PostgreSQL server the tests talk to (`.ci/run` starts one and sets the variable). Only
+/// `#[ignore]`d tests call it: without the variable they fail, they never pass by skipping.
+pub fn postgres_url() -> String {
+    match std::env::var("LOOM_TEST_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "LOOM_TEST_POSTGRES_URL is not set: start PostgreSQL and set it (`.ci/run` does both), \
+             or run without --include-ignored to leave the PostgreSQL tests out"
+        ),
+    }
+}
+
+/// Retries `attempt` while it fails with `AlreadyRunning` (a dead worker's lease has not run
+/// out yet), for at most five seconds.
+pub async fn when_free<T, F, Fut>(mut attempt: F) -> Result<T, loomflow::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, loomflow::Error>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        match attempt().await {
+            Err(loomflow::Error::Run(loomflow::RunError::AlreadyRunning { .. }))
+                if started.elapsed() < std::time::Duration::from_secs(5) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
+}

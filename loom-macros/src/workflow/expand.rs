@@ -28,7 +28,7 @@ impl Gen<'_> {
         let method = &node.ident;
         let mut args = Vec::new();
         if node.takes_ctx {
-            args.push(quote!(__loom_ctx));
+            args.push(quote!(__loom_started.ctx(__loom_run)));
         }
         if node.input.is_some() {
             args.push(quote!(__loom_input));
@@ -207,6 +207,11 @@ pub(super) fn graph_impl(model: &WorkflowModel, resolved: &Resolved) -> TokenStr
     let (impl_generics, _, where_clause) = model.generics.split_for_impl();
     let name = &model.name;
 
+    let option = |n: Option<u32>| match n {
+        Some(n) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    };
+    let (max_visits, max_steps) = (option(model.max_visits), option(model.max_steps));
     let start = resolved.start;
     let input_ty = model.nodes[start].input_ty();
     let Some(first_end) =
@@ -224,7 +229,11 @@ pub(super) fn graph_impl(model: &WorkflowModel, resolved: &Resolved) -> TokenStr
             Some(m) => quote!(::core::option::Option::Some(#m)),
             None => quote!(::core::option::Option::None),
         };
-        quote!(spec.add_node(#n, #rt::NodeKind::#kind, #max);)
+        let idempotent = node.idempotent.then(|| quote!(spec.set_idempotent(__loom_node);));
+        quote! {
+            let __loom_node = spec.add_node(#n, #rt::NodeKind::#kind, #max);
+            #idempotent
+        }
     });
     let mut add_edges = Vec::new();
     for (i, next) in resolved.next.iter().enumerate() {
@@ -318,7 +327,6 @@ pub(super) fn graph_impl(model: &WorkflowModel, resolved: &Resolved) -> TokenStr
                     DebugSummary as _, DisplayNodeError as _, IntoNodeError as _, JsonRecord as _, JsonRestore as _,
                     NoJsonRecord as _, NoJsonRestore as _, PlainSummary as _,
                 };
-                let __loom_ctx = __loom_run.ctx();
                 #(#slots)*
                 let mut __loom_at: usize;
                 match __loom_entry {
@@ -351,6 +359,7 @@ pub(super) fn graph_impl(model: &WorkflowModel, resolved: &Resolved) -> TokenStr
                     #(#add_nodes)*
                     #(#add_edges)*
                     spec.set_start(#start);
+                    spec.set_bounds(#max_visits, #max_steps);
                     spec
                 })
             }

@@ -9,11 +9,14 @@ use syn::spanned::Spanned as _;
 use crate::common::{ArgParser, Errors, erase_lifetimes, runtime_path};
 
 const WORKFLOW_KEYS: &[&str] = &["name", "max_steps", "max_visits", "crate"];
-const NODE_KEYS: &[&str] = &["start", "next", "route", "fan_out", "join", "max_visits"];
+const NODE_KEYS: &[&str] = &["start", "next", "route", "fan_out", "join", "max_visits", "idempotent"];
 
 pub(super) struct WorkflowModel {
     pub(super) krate: syn::Path,
     pub(super) name: String,
+    /// The run's step bound and the default visit bound, when the attribute sets them.
+    pub(super) max_steps: Option<u32>,
+    pub(super) max_visits: Option<u32>,
     pub(super) self_ty: syn::Type,
     pub(super) generics: syn::Generics,
     pub(super) nodes: Vec<NodeModel>,
@@ -54,6 +57,7 @@ pub(super) struct NodeModel {
     pub(super) start: Option<Span>,
     pub(super) join: Option<Span>,
     pub(super) max_visits: Option<u32>,
+    pub(super) idempotent: bool,
     pub(super) out: Out,
 }
 
@@ -123,9 +127,18 @@ pub(super) fn workflow_model(
 ) -> WorkflowModel {
     let mut attr = ArgParser::parse("workflow", WORKFLOW_KEYS, args, errors);
     let name = attr.string("name", errors).map(|s| s.value());
-    // Read (and checked) here; the bounds themselves are set on the `Workflow`.
-    let _ = attr.value::<syn::LitInt>("max_steps", "a number", errors);
-    let _ = attr.value::<syn::LitInt>("max_visits", "a number", errors);
+    let mut bound = |key: &str| {
+        let (_, lit) = attr.value::<syn::LitInt>(key, "a number, e.g. `100`", errors)?;
+        match lit.base10_parse::<u32>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                errors.push_spanned(&lit, format!("`{key}` must be a whole number of at least 1"));
+                None
+            }
+        }
+    };
+    let max_steps = bound("max_steps");
+    let max_visits = bound("max_visits");
     let krate = runtime_path(attr.path_string("crate", errors).as_ref());
 
     if let Some((trait_path, _)) = &item.trait_ {
@@ -162,6 +175,8 @@ pub(super) fn workflow_model(
     WorkflowModel {
         krate,
         name,
+        max_steps,
+        max_visits,
         self_ty: (*item.self_ty).clone(),
         generics: item.generics.clone(),
         nodes,
@@ -173,6 +188,7 @@ fn node_model(tokens: proc_macro2::TokenStream, f: &syn::ImplItemFn, errors: &mu
     let mut attr = ArgParser::parse("node", NODE_KEYS, tokens, errors);
     let start = attr.flag("start", errors).map(|f| f.0);
     let join = attr.flag("join", errors).map(|f| f.0);
+    let idempotent = attr.flag("idempotent", errors).is_some();
     let next = attr.value::<syn::Ident>("next", "the name of the next node, e.g. `next = review`", errors);
     let route = attr.value::<Arms>(
         "route",
@@ -266,6 +282,7 @@ fn node_model(tokens: proc_macro2::TokenStream, f: &syn::ImplItemFn, errors: &mu
         start,
         join,
         max_visits,
+        idempotent,
         out,
     })
 }

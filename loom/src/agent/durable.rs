@@ -1,7 +1,7 @@
 //! Journaled runs: every step written before the run moves on, and replayed on resume.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::context::RunContext;
@@ -70,8 +70,8 @@ impl AgentInput {
 }
 
 /// The journal side of one run: the writer (with its lease) and what is left to replay.
-pub(crate) struct Durable<'a> {
-    writer: Writer<'a>,
+pub(crate) struct Durable {
+    writer: Writer,
     replay: Mutex<Replay>,
 }
 
@@ -85,25 +85,34 @@ struct Replay {
     run_finished: bool,
 }
 
-/// The input a resumed run started with, and how much history preceded it.
+/// The input a resumed run started with, and the window of session history it saw.
 pub(crate) struct Resumed {
     pub(crate) input: Content,
+    /// How many messages of history.
     pub(crate) history: usize,
+    /// Where they start in the session.
+    pub(crate) window_start: usize,
 }
 
-impl<'a> Durable<'a> {
-    /// A new journaled run: takes the lease and records its start.
+impl Durable {
+    /// A new journaled run: takes the lease and records its start, after `history` messages of
+    /// the session from position `window_start`.
     pub(crate) async fn start(
-        journal: &'a dyn Journal,
+        journal: Arc<dyn Journal>,
         key: RunKey,
         ttl: Duration,
         input: &Content,
-        history: usize,
+        (history, window_start): (usize, usize),
         name: Option<&str>,
     ) -> Result<Self, Error> {
         let writer = Writer::acquire(journal, key, ttl, 0).await?;
         let durable = Self { writer, replay: Mutex::new(Replay::default()) };
-        let start = JournalEntry::RunStarted { input: input.clone(), history, name: name.map(str::to_owned) };
+        let start = JournalEntry::RunStarted {
+            input: input.clone(),
+            history,
+            window_start: Some(window_start),
+            name: name.map(str::to_owned),
+        };
         if let Err(e) = durable.append(start).await {
             durable.writer.give_back().await;
             return Err(e);
@@ -114,14 +123,14 @@ impl<'a> Durable<'a> {
     /// Resumes a journaled run: takes the lease, reads the journal (refusing a damaged one), and
     /// prepares the replay of every recorded step.
     pub(crate) async fn resume(
-        journal: &'a dyn Journal,
+        journal: Arc<dyn Journal>,
         key: RunKey,
         ttl: Duration,
         decisions: Vec<(String, ToolDecision)>,
     ) -> Result<(Self, Resumed), Error> {
         let (writer, entries) = Writer::resume(journal, key, ttl).await?;
         let mut entries = entries.into_iter();
-        let Some((_, JournalEntry::RunStarted { input, history, .. })) = entries.next() else {
+        let Some((_, JournalEntry::RunStarted { input, history, window_start, .. })) = entries.next() else {
             writer.give_back().await;
             return Err(RunError::NotResumable {
                 run_id: writer.key().run,
@@ -149,7 +158,12 @@ impl<'a> Durable<'a> {
             }
         }
         let durable = Self { writer, replay: Mutex::new(replay) };
-        Ok((durable, Resumed { input, history }))
+        Ok((durable, Resumed { input, history, window_start: window_start.unwrap_or(0) }))
+    }
+
+    /// The writer of the run's journal.
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
     }
 
     async fn append(&self, entry: JournalEntry) -> Result<(), Error> {

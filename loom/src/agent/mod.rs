@@ -32,6 +32,17 @@ pub const DEFAULT_MAX_TURNS: u32 = 25;
 /// the run over.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
+/// Refuses a lease too short to mean anything (the stores count in milliseconds).
+pub(crate) fn check_lease(ttl: Duration) -> Result<(), ConfigError> {
+    if ttl < Duration::from_millis(1) {
+        return Err(ConfigError::InvalidSetting {
+            setting: "lease",
+            reason: format!("a lease of {ttl:?} would let two workers run one run at once; give at least 1 ms"),
+        });
+    }
+    Ok(())
+}
+
 /// An agent: instructions, a model, tools, and a loop in which the model decides what to do.
 ///
 /// Build it once, run it many times (concurrently, too: runs only borrow the agent). Each run
@@ -352,10 +363,15 @@ impl<O> Agent<O> {
         self
     }
 
-    /// How long a journaled run's lease lasts without a new step (default [`DEFAULT_LEASE`]):
-    /// after it, a crashed run can be resumed by another worker.
+    /// How long a journaled run's lease lasts (default [`DEFAULT_LEASE`]). A running run
+    /// renews it every third of that time, so a step may take as long as it needs; a worker
+    /// that dies stops renewing, and after the lease another worker may resume the run. At
+    /// least a millisecond: a zero lease would let two workers run one run at once.
     #[must_use]
     pub fn lease(mut self, ttl: Duration) -> Self {
+        if let Err(e) = check_lease(ttl) {
+            self.fail(e);
+        }
         self.lease_ttl = ttl;
         self
     }
@@ -509,8 +525,11 @@ impl<O> Agent<O> {
         let from = RunKey::new(user.clone(), session.clone(), checkpoint.run);
         let records: Vec<_> = journal.records(&from).await?.into_iter().filter(|r| r.seq <= checkpoint.seq).collect();
         let read = crate::session::decode_records(records.iter().cloned())?;
+        // The session up to where the run's window of history ended.
         let history = match read.entries.first() {
-            Some((_, JournalEntry::RunStarted { history, .. })) => *history,
+            Some((_, JournalEntry::RunStarted { history, window_start, .. })) => {
+                window_start.unwrap_or(0).saturating_add(*history)
+            }
             _ => {
                 return Err(crate::RunError::NotResumable {
                     run_id: checkpoint.run,

@@ -16,7 +16,7 @@ use crate::model::{
     StreamEvent, ToolCall, ToolResult, Usage, pricing,
 };
 use crate::output::{self, FINAL_ANSWER_TOOL, OutputAttempt, OutputError, OutputMode};
-use crate::session::{RunKey, run_to_resume};
+use crate::session::{RunKey, RunKind, run_to_resume};
 use crate::tool::{ToolSet, dispatch};
 
 /// Runs `agent` on `input` within `ctx`.
@@ -48,7 +48,7 @@ where
 }
 
 /// A run's input, its conversation so far, and its journal.
-type Beginning<'a> = (Content, Vec<Message>, Option<Box<Durable<'a>>>);
+type Beginning = (Content, Vec<Message>, Option<Box<Durable>>);
 
 /// How the run begins: its input, the conversation so far (the system prompt and the session's
 /// history), and its journal when the agent has one; a resumed run's id goes into `ctx`.
@@ -61,27 +61,36 @@ fn begin<'a, 'c, O>(
     agent: &'a Agent<O>,
     input: AgentInput,
     ctx: &'c mut RunContext,
-) -> impl Future<Output = Result<Beginning<'a>, Error>> + Send + 'c
+) -> impl Future<Output = Result<Beginning, Error>> + Send + 'c
 where
     'a: 'c,
     O: Send + Sync + 'static,
 {
     async move {
-        let journal = agent.journal.as_deref();
+        let journal = agent.journal.as_ref();
         match input {
             AgentInput::Message(content) => {
+                if ctx.derived && journal.is_some() && ctx.session().is_some() {
+                    // A run nested in a journaled workflow whose id is derived from the workflow
+                    // run's: when the workflow is resumed, this run may have a journal already.
+                    if let Some(resumed) = Box::pin(begin_nested(agent, ctx)).await? {
+                        return Ok(resumed);
+                    }
+                }
                 let system = agent.prepared().system.as_ref();
                 // Room for the input, the answer and a tool round without growing.
-                let messages =
+                let (messages, window_start) =
                     agent.sessions.conversation(ctx.user(), ctx.session(), agent.history_limit, system, 4).await?;
                 let history = messages.len() - usize::from(system.is_some());
                 let durable = match (journal, ctx.session()) {
                     (Some(journal), Some(session)) => {
                         let key = RunKey::new(ctx.user().clone(), session.clone(), ctx.run_id());
                         let name = agent.name.as_deref();
+                        let journal = Arc::clone(journal);
+                        let window = (history, window_start);
                         // Boxed, as every journal step: the future of a run without a journal stays small.
                         Some(Box::new(
-                            Box::pin(Durable::start(journal, key, agent.lease_ttl, &content, history, name)).await?,
+                            Box::pin(Durable::start(journal, key, agent.lease_ttl, &content, window, name)).await?,
                         ))
                     }
                     _ => None,
@@ -93,15 +102,27 @@ where
     }
 }
 
+/// A nested run whose (derived) id the journal already has: it is resumed — its finished
+/// model and tool calls replayed — instead of started again. `None` when it is new.
+async fn begin_nested<O>(agent: &Agent<O>, ctx: &mut RunContext) -> Result<Option<Beginning>, Error> {
+    let (Some(journal), Some(session)) = (agent.journal.as_deref(), ctx.session()) else { return Ok(None) };
+    let known = journal.runs(ctx.user(), session).await?.iter().any(|r| r.run == ctx.run_id());
+    if !known {
+        return Ok(None);
+    }
+    ctx.emit(|| EventKind::StepReplayed { step: format!("nested run {}", ctx.run_id()) });
+    let run = ctx.run_id();
+    Ok(Some(begin_resumed(agent, Some(run), Vec::new(), ctx).await?))
+}
+
 /// How a resumed run begins: the journal replays the finished steps.
-async fn begin_resumed<'a, O>(
-    agent: &'a Agent<O>,
+async fn begin_resumed<O>(
+    agent: &Agent<O>,
     run: Option<crate::id::RunId>,
     decisions: Vec<(String, super::durable::ToolDecision)>,
     ctx: &mut RunContext,
-) -> Result<Beginning<'a>, Error> {
-    let journal = agent.journal.as_deref();
-    let Some(journal) = journal else {
+) -> Result<Beginning, Error> {
+    let Some(journal) = agent.journal.as_ref() else {
         return Err(ConfigError::InvalidSetting {
             setting: "resume",
             reason: "the agent has no journal; give it one with `.store(..)`".to_owned(),
@@ -115,10 +136,10 @@ async fn begin_resumed<'a, O>(
         }
         .into());
     };
-    let run = run_to_resume(journal, ctx.user(), &session, run, ctx.run_id()).await?;
+    let run = run_to_resume(&**journal, ctx.user(), &session, run, RunKind::Agent, ctx.run_id()).await?;
     *ctx = ctx.clone().with_run_id(run);
     let key = RunKey::new(ctx.user().clone(), session.clone(), run);
-    let (durable, resumed) = Durable::resume(journal, key, agent.lease_ttl, decisions).await?;
+    let (durable, resumed) = Durable::resume(Arc::clone(journal), key, agent.lease_ttl, decisions).await?;
     let mut history = match agent.sessions.store().load(ctx.user(), &session, None).await {
         Ok(history) => history,
         Err(e) => {
@@ -126,23 +147,23 @@ async fn begin_resumed<'a, O>(
             return Err(e.into());
         }
     };
-    if history.len() < resumed.history {
+    // The same window of history the run saw when it started, wherever the session is now.
+    let end = resumed.window_start.saturating_add(resumed.history);
+    if history.len() < end {
         durable.give_back().await;
         return Err(RunError::JournalMismatch {
             run_id: run,
             detail: format!(
-                "the run started after {} messages of session history; the session now has {}",
-                resumed.history,
+                "the run started after {end} messages of session history; the session now has {}",
                 history.len()
             ),
         }
         .into());
     }
-    history.truncate(resumed.history);
-    let start = crate::session::window_start(&history, agent.history_limit);
-    let mut messages = Vec::with_capacity(history.len() - start + 5);
+    history.truncate(end);
+    let mut messages = Vec::with_capacity(resumed.history + 5);
     messages.extend(agent.prepared().system.iter().cloned());
-    messages.extend(history.drain(start..));
+    messages.extend(history.drain(resumed.window_start..));
     Ok((resumed.input, messages, Some(Box::new(durable))))
 }
 
@@ -162,7 +183,13 @@ where
             return Err(ConfigError::NoModel { agent: None }.into());
         };
         let (content, messages, durable) = begin(agent, input, &mut ctx).await?;
-        let outcome = turns(agent, model, content, messages, &ctx, durable.as_deref(), started).await;
+        let run = turns(agent, model, content, messages, &ctx, durable.as_deref(), started);
+        let outcome = match durable.as_deref() {
+            // A journaled run keeps its lease alive while it runs (boxed: a run without a
+            // journal pays nothing for it).
+            Some(d) => Box::pin(d.writer().keep_alive(run)).await,
+            None => run.await,
+        };
         match durable {
             // The outcome moves into the boxed future: the run's future does not keep a slot for it.
             Some(durable) => Box::pin(conclude(*durable, outcome)).await,
@@ -172,7 +199,7 @@ where
 }
 
 /// Records how a journaled run ended, and returns the outcome.
-async fn conclude<O>(durable: Durable<'_>, outcome: Result<RunResult<O>, Error>) -> Result<RunResult<O>, Error> {
+async fn conclude<O>(durable: Durable, outcome: Result<RunResult<O>, Error>) -> Result<RunResult<O>, Error> {
     match &outcome {
         Ok(_) => durable.finished().await?,
         Err(e) if !matches!(e, Error::Run(RunError::NeedsDecision { .. } | RunError::LeaseLost { .. })) => {
@@ -191,7 +218,7 @@ fn turns<'a, O>(
     input: Content,
     mut messages: Vec<Message>,
     ctx: &'a RunContext,
-    durable: Option<&'a Durable<'a>>,
+    durable: Option<&'a Durable>,
     started: Instant,
 ) -> impl Future<Output = Result<RunResult<O>, Error>> + Send + 'a
 where
@@ -238,7 +265,8 @@ where
                     .with_tool_choice(&prepared.tool_choice)
                     .with_response_format(prepared.format.as_ref().filter(|_| prepared.format_on_normal_turns))
             }
-            .with_settings(&agent.settings);
+            .with_settings(&agent.settings)
+            .with_user(ctx.user());
             let partial = match prepared.mode {
                 _ if !agent.output.is_typed() => Partial::None,
                 OutputMode::Tool => Partial::FinalAnswerTool,
@@ -552,16 +580,20 @@ async fn stream_model(
 }
 
 /// Runs the calls of one turn concurrently on this task; results come back in call order.
-/// With a journal, each call is recorded (or replayed) as it goes.
+/// With a journal, each call is recorded (or replayed) as it goes; when one fails to record,
+/// the others still run to their end and are recorded (a call cut off after it started would
+/// be left for a decision on resume), and the run fails with the first error.
 pub(crate) async fn run_tools(
     tools: &ToolSet,
     ctx: &RunContext,
     calls: &[ToolCall],
     turn: u32,
-    durable: Option<&Durable<'_>>,
+    durable: Option<&Durable>,
 ) -> Result<Vec<ToolResult>, Error> {
     if let Some(d) = durable {
-        return Box::pin(futures::future::try_join_all(calls.iter().map(|call| d.tool(tools, ctx, turn, call)))).await;
+        let outcomes =
+            Box::pin(futures::future::join_all(calls.iter().map(|call| d.tool(tools, ctx, turn, call)))).await;
+        return outcomes.into_iter().collect();
     }
     Ok(match calls {
         [] => Vec::new(),

@@ -35,6 +35,7 @@ pub use scripted::{RecordedRequest, ScriptedModel, ScriptedTurn};
 pub use stream::{MAX_STREAMED_TOOL_CALLS, ResponseAccumulator, StreamEvent};
 pub use text::Text;
 
+use crate::id::UserId;
 use crate::tool::ToolDefinition;
 
 /// A stream of model output events, as returned by [`Model::stream`].
@@ -209,6 +210,9 @@ pub struct ModelRequest<'a> {
     pub response_format: Option<&'a ResponseFormat>,
     /// Sampling and provider settings.
     pub settings: &'a ModelSettings,
+    /// Who the run is for, so that a provider's per-conversation state (Gemini's thought
+    /// signatures) is kept apart per user. `None` outside a run.
+    pub user: Option<&'a UserId>,
 }
 
 static DEFAULT_SETTINGS: ModelSettings = ModelSettings::new();
@@ -217,7 +221,21 @@ static AUTO: ToolChoice = ToolChoice::Auto;
 impl<'a> ModelRequest<'a> {
     /// A request with these messages, no tools and default settings.
     pub fn new(messages: &'a [Message]) -> Self {
-        Self { messages, tools: &[], tool_choice: &AUTO, response_format: None, settings: &DEFAULT_SETTINGS }
+        Self {
+            messages,
+            tools: &[],
+            tool_choice: &AUTO,
+            response_format: None,
+            settings: &DEFAULT_SETTINGS,
+            user: None,
+        }
+    }
+
+    /// Sets the user the request is for.
+    #[must_use]
+    pub fn with_user(mut self, user: &'a UserId) -> Self {
+        self.user = Some(user);
+        self
     }
 
     /// Sets the tools.

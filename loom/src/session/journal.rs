@@ -40,8 +40,14 @@ pub enum JournalEntry {
     RunStarted {
         /// The input.
         input: Content,
-        /// How many session messages preceded the input.
+        /// How many session messages the run saw before its input.
         history: usize,
+        /// Where in the session's history those messages start (with a history limit, the run
+        /// sees a window of the latest ones), so a resumed or branched run sees the same
+        /// window. Absent in journals written before it was recorded: the window started at
+        /// the beginning.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window_start: Option<usize>,
         /// The agent's or workflow's name.
         #[serde(default)]
         name: Option<String>,
@@ -178,6 +184,9 @@ pub struct RunInfo {
     pub started_ms: u64,
     /// When its journal last changed.
     pub updated_ms: u64,
+    /// Until when a worker holds it (milliseconds since the Unix epoch, by the store's clock);
+    /// `None` when no worker does. A lease that has passed can be taken over.
+    pub lease_until_ms: Option<u64>,
 }
 
 /// A point a run can be resumed or forked from: the end of a turn of an agent, the end of a
@@ -271,16 +280,37 @@ impl RawRecord {
     }
 }
 
-/// Decodes records into a [`JournalRead`].
+/// Decodes records (in position order) into a [`JournalRead`]. A position with no record —
+/// a gap in the sequence — is reported as a [`CorruptRecord`] too: records are never written
+/// out of order, so a gap means one was lost.
 pub fn decode_records(records: impl IntoIterator<Item = RawRecord>) -> Result<JournalRead, StoreError> {
     let mut read = JournalRead::default();
+    let mut expected = 0u64;
     for record in records {
+        if record.seq > expected {
+            let error = match expected {
+                0 => format!("missing: the journal starts at record {}", record.seq),
+                _ => format!("missing: the journal jumps from record {} to record {}", expected - 1, record.seq),
+            };
+            read.corrupt.push(CorruptRecord { seq: expected, error });
+        }
+        expected = record.seq.saturating_add(1);
         match record.decode()? {
             Ok(entry) => read.entries.push((record.seq, entry)),
             Err(corrupt) => read.corrupt.push(corrupt),
         }
     }
     Ok(read)
+}
+
+/// What [`Journal::repair`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Repair {
+    /// How many records were kept.
+    pub kept: usize,
+    /// The damaged or missing records at the end of the journal that were dropped.
+    pub dropped: Vec<CorruptRecord>,
 }
 
 /// The current time in milliseconds since the Unix epoch.
@@ -305,6 +335,10 @@ pub trait Journal: Send + Sync + 'static {
     /// position is taken.
     async fn append(&self, key: &RunKey, owner: &str, ttl: Duration, record: RawRecord) -> Result<(), StoreError>;
 
+    /// Extends `owner`'s lease of `key` to `ttl` from now (a running step's heartbeat). Fails
+    /// with [`StoreErrorKind::Conflict`] if `owner` does not hold it any more.
+    async fn renew(&self, key: &RunKey, owner: &str, ttl: Duration) -> Result<(), StoreError>;
+
     /// Sets the run's status and releases `owner`'s lease.
     async fn finish(&self, key: &RunKey, owner: &str, status: RunStatus) -> Result<(), StoreError>;
 
@@ -321,6 +355,35 @@ pub trait Journal: Send + Sync + 'static {
     /// The readable entries of the run and every unreadable record.
     async fn read(&self, key: &RunKey) -> Result<JournalRead, StoreError> {
         decode_records(self.records(key).await?)
+    }
+
+    /// Repairs a journal whose end is damaged — the last record torn by a crash or a power
+    /// loss, or missing — by dropping the damaged tail, so the run can be resumed from the
+    /// last good step (which it then runs again). A journal damaged before its end is refused
+    /// with [`StoreErrorKind::Corrupt`]: dropping good records after the damage would lose
+    /// finished steps. A run a worker holds is refused with [`StoreErrorKind::Conflict`].
+    async fn repair(&self, key: &RunKey) -> Result<Repair, StoreError> {
+        let records = self.records(key).await?;
+        let read = decode_records(records.iter().cloned())?;
+        let Some(first) = read.corrupt.first().map(|c| c.seq) else {
+            return Ok(Repair { kept: records.len(), dropped: Vec::new() });
+        };
+        if let Some((seq, _)) = read.entries.iter().find(|(seq, _)| *seq > first) {
+            return Err(StoreError::new(
+                StoreErrorKind::Corrupt,
+                "journal",
+                format!(
+                    "record {first} of run {} is damaged and record {seq} after it is readable: only a damaged \
+                     end can be repaired",
+                    key.run
+                ),
+            ));
+        }
+        let status = self.runs(&key.user, &key.session).await?.into_iter().find(|r| r.run == key.run).map(|r| r.status);
+        let kept: Vec<RawRecord> = records.into_iter().filter(|r| r.seq < first).collect();
+        let repair = Repair { kept: kept.len(), dropped: read.corrupt };
+        self.import(key, status.unwrap_or(RunStatus::Running), kept).await?;
+        Ok(repair)
     }
 
     /// Every checkpoint of the session's runs, oldest first.
@@ -341,130 +404,14 @@ pub trait Journal: Send + Sync + 'static {
     }
 }
 
-/// Writes one run's journal: holds its lease, numbers its records.
-pub(crate) struct Writer<'a> {
-    journal: &'a dyn Journal,
-    key: RunKey,
-    owner: String,
-    ttl: Duration,
-    next_seq: std::sync::Mutex<u64>,
-    /// The run's status before this writer took it: what [`give_back`](Self::give_back) restores.
-    before: RunStatus,
-}
-
-impl<'a> Writer<'a> {
-    /// Takes the lease of a new run; records will be written from position `next_seq`.
-    pub(crate) async fn acquire(
-        journal: &'a dyn Journal,
-        key: RunKey,
-        ttl: Duration,
-        next_seq: u64,
-    ) -> Result<Self, crate::Error> {
-        let owner = format!("{}-{}", std::process::id(), RunId::generate());
-        journal.acquire(&key, &owner, ttl).await.map_err(|e| {
-            if e.kind() == StoreErrorKind::Conflict {
-                crate::RunError::AlreadyRunning { run_id: key.run }.into()
-            } else {
-                crate::Error::from(e)
-            }
-        })?;
-        // A new run that goes no further than this has failed.
-        Ok(Self { journal, key, owner, ttl, next_seq: std::sync::Mutex::new(next_seq), before: RunStatus::Failed })
-    }
-
-    /// Takes the lease of a run to resume, then reads its journal (in that order: a worker
-    /// that read first could miss records another worker wrote before releasing the run).
-    /// A run the session does not have is refused before anything is written; a damaged
-    /// journal is refused and the run given back as it was. Records will be written after the
-    /// last one read.
-    pub(crate) async fn resume(
-        journal: &'a dyn Journal,
-        key: RunKey,
-        ttl: Duration,
-    ) -> Result<(Self, Vec<(u64, JournalEntry)>), crate::Error> {
-        let runs = journal.runs(&key.user, &key.session).await?;
-        let Some(before) = runs.iter().find(|r| r.run == key.run).map(|r| r.status) else {
-            return Err(crate::RunError::NotResumable {
-                run_id: key.run,
-                reason: format!("session `{}` has no run with this id", key.session),
-            }
-            .into());
-        };
-        let mut writer = Self::acquire(journal, key, ttl, 0).await?;
-        writer.before = before;
-        let read = match journal.read(&writer.key).await {
-            Ok(read) if read.corrupt.is_empty() => read,
-            Ok(read) => {
-                writer.give_back().await;
-                return Err(crate::RunError::JournalCorrupt { run_id: writer.key.run, records: read.corrupt }.into());
-            }
-            Err(e) => {
-                writer.give_back().await;
-                return Err(e.into());
-            }
-        };
-        let next = read.entries.last().map_or(0, |(seq, _)| seq + 1);
-        *writer.next_seq.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
-        Ok((writer, read.entries))
-    }
-
-    pub(crate) fn key(&self) -> &RunKey {
-        &self.key
-    }
-
-    /// Appends an entry; a lost lease is [`RunError::LeaseLost`](crate::RunError::LeaseLost).
-    pub(crate) async fn append(&self, entry: JournalEntry) -> Result<(), crate::Error> {
-        let seq = {
-            let mut next = self.next_seq.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let seq = *next;
-            *next += 1;
-            seq
-        };
-        let record = RawRecord::encode(seq, &entry)?;
-        self.journal.append(&self.key, &self.owner, self.ttl, record).await.map_err(|e| {
-            if e.kind() == StoreErrorKind::Conflict {
-                crate::RunError::LeaseLost { run_id: self.key.run }.into()
-            } else {
-                e.into()
-            }
-        })
-    }
-
-    /// Releases the lease of a run that could not go on, with the status it had before (best
-    /// effort: the caller reports why it could not go on).
-    pub(crate) async fn give_back(&self) {
-        let _ = self.journal.finish(&self.key, &self.owner, self.before).await;
-    }
-
-    /// Sets the run's status and releases the lease.
-    pub(crate) async fn finish(&self, status: RunStatus) -> Result<(), StoreError> {
-        self.journal.finish(&self.key, &self.owner, status).await
-    }
-}
-
 /// A lease is live while its end is in the future.
 pub(crate) fn lease_live(lease_until_ms: Option<u64>, now: u64) -> bool {
     lease_until_ms.is_some_and(|until| until > now)
 }
 
-/// The run a resume goes on with: `run` when given, else the session's latest unfinished run.
-/// `resuming` is the id of the run asking (for the error).
-pub(crate) async fn run_to_resume(
-    journal: &dyn Journal,
-    user: &UserId,
-    session: &SessionId,
-    run: Option<RunId>,
-    resuming: RunId,
-) -> Result<RunId, crate::Error> {
-    if let Some(run) = run {
-        return Ok(run);
-    }
-    let runs = journal.runs(user, session).await?;
-    let latest = runs.into_iter().rev().find(|r| r.status == RunStatus::Running).map(|r| r.run);
-    latest.ok_or_else(|| {
-        crate::RunError::NotResumable { run_id: resuming, reason: format!("session `{session}` has no unfinished run") }
-            .into()
-    })
+/// `now + ttl` in milliseconds, saturating.
+pub(crate) fn lease_end(now: u64, ttl: Duration) -> u64 {
+    now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use foldhash::fast::RandomState;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::journal::{Journal, RawRecord, RunInfo, RunKey, RunStatus, lease_live, now_ms};
-use super::{SessionStore, window_start};
+use super::journal::{Journal, RawRecord, RunInfo, RunKey, RunStatus, lease_end, lease_live, now_ms};
+use super::{SessionStore, Window, in_session, window_start};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::id::{RunId, SessionId, UserId};
 use crate::model::Message;
@@ -85,18 +85,22 @@ impl InMemoryStore {
 }
 
 impl InMemoryStore {
-    /// Calls `f` with the session's history (its last `limit` messages).
+    /// Calls `f` with the session's history (its last `limit` messages) and where they start
+    /// in it.
     pub(crate) fn with_history<T>(
         &self,
         user: &UserId,
         session: &SessionId,
         limit: Option<usize>,
-        f: impl FnOnce(&[Message]) -> T,
+        f: impl FnOnce(&[Message], usize) -> T,
     ) -> T {
         let shard = self.shard(user, session);
         match shard.get(user).and_then(|s| s.get(session)) {
-            Some(h) => f(&h.messages[window_start(&h.messages, limit)..]),
-            None => f(&[]),
+            Some(h) => {
+                let start = window_start(&h.messages, limit);
+                f(&h.messages[start..], start)
+            }
+            None => f(&[], 0),
         }
     }
 
@@ -120,7 +124,16 @@ impl InMemoryStore {
 #[async_trait::async_trait]
 impl SessionStore for InMemoryStore {
     async fn load(&self, user: &UserId, session: &SessionId, limit: Option<usize>) -> Result<Vec<Message>, StoreError> {
-        Ok(self.with_history(user, session, limit, <[Message]>::to_vec))
+        Ok(self.with_history(user, session, limit, |history, _| history.to_vec()))
+    }
+
+    async fn load_window(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        limit: Option<usize>,
+    ) -> Result<Window, StoreError> {
+        Ok(self.with_history(user, session, limit, |history, start| Window { messages: history.to_vec(), start }))
     }
 
     async fn append(
@@ -135,11 +148,30 @@ impl SessionStore for InMemoryStore {
     }
 
     async fn clear(&self, user: &UserId, session: &SessionId) -> Result<bool, StoreError> {
-        let mut shard = self.shard(user, session);
-        let Some(sessions) = shard.get_mut(user) else { return Ok(false) };
-        let removed = sessions.remove(session).is_some();
-        if sessions.is_empty() {
-            shard.remove(user);
+        // The session and its sub-sessions sit in any shard; every shard is locked (in order,
+        // one lock of each map at a time) only for the time of the removal.
+        let mut removed = false;
+        for shard in &*self.shards {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(sessions) = shard.get_mut(user) {
+                let before = sessions.len();
+                sessions.retain(|s, _| !in_session(session, s));
+                removed |= sessions.len() < before;
+                if sessions.is_empty() {
+                    shard.remove(user);
+                }
+            }
+        }
+        for shard in &*self.journals {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(sessions) = shard.get_mut(user) {
+                let before = sessions.len();
+                sessions.retain(|s, _| !in_session(session, s));
+                removed |= sessions.len() < before;
+                if sessions.is_empty() {
+                    shard.remove(user);
+                }
+            }
         }
         Ok(removed)
     }
@@ -205,7 +237,7 @@ impl Journal for InMemoryStore {
         }
         run.status = Some(RunStatus::Running);
         run.owner = Some(owner.to_owned());
-        run.lease_until = Some(now + ttl.as_millis() as u64);
+        run.lease_until = Some(lease_end(now, ttl));
         run.updated_ms = now;
         Ok(())
     }
@@ -219,13 +251,26 @@ impl Journal for InMemoryStore {
         if run.owner.as_deref() != Some(owner) {
             return Err(conflict(format!("run {} is held by another worker", key.run)));
         }
-        if run.records.iter().any(|r| r.seq == record.seq) {
+        // Records go forward only (imports are kept sorted): the last one is the furthest.
+        if run.records.last().is_some_and(|last| last.seq >= record.seq) {
             return Err(conflict(format!("record {} of run {} is already written", record.seq, key.run)));
         }
         run.records.push(record);
-        run.lease_until = Some(now + ttl.as_millis() as u64);
+        run.lease_until = Some(lease_end(now, ttl));
         run.updated_ms = now;
         Ok(())
+    }
+
+    async fn renew(&self, key: &RunKey, owner: &str, ttl: Duration) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut shard = self.journal(&key.user, &key.session);
+        match Self::run_mut(&mut shard, key) {
+            Some(run) if run.owner.as_deref() == Some(owner) => {
+                run.lease_until = Some(lease_end(now, ttl));
+                Ok(())
+            }
+            _ => Err(conflict(format!("run {} is not held by this worker", key.run))),
+        }
     }
 
     async fn finish(&self, key: &RunKey, owner: &str, status: RunStatus) -> Result<(), StoreError> {
@@ -260,6 +305,7 @@ impl Journal for InMemoryStore {
                         status: st.status.unwrap_or(RunStatus::Running),
                         started_ms: st.started_ms,
                         updated_ms: st.updated_ms,
+                        lease_until_ms: st.owner.as_ref().and(st.lease_until),
                     })
                     .collect()
             })
@@ -276,6 +322,7 @@ impl Journal for InMemoryStore {
             return Err(conflict(format!("run {} is held by a worker", key.run)));
         }
         run.records = records;
+        run.records.sort_by_key(|r| r.seq);
         run.status = Some(status);
         run.owner = None;
         run.lease_until = None;

@@ -4,6 +4,11 @@
 //! session's history before its first model call and appends its own messages when it
 //! finishes. Every [`SessionStore`] method takes the user, so one user can never read or
 //! change another user's history, even with the same session id.
+//!
+//! A session may have sub-sessions, named `{session}/{name}`: the runs nested in a workflow
+//! run keep their conversations there (see
+//! [`ChildSessions`](crate::workflow::ChildSessions)). Clearing a session clears its
+//! sub-sessions too.
 
 mod journal;
 mod memory;
@@ -11,17 +16,18 @@ mod memory;
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod writer;
 
 pub use journal::{
-    Checkpoint, CorruptRecord, JOURNAL_VERSION, Journal, JournalEntry, JournalRead, RawRecord, RunInfo, RunKey,
+    Checkpoint, CorruptRecord, JOURNAL_VERSION, Journal, JournalEntry, JournalRead, RawRecord, Repair, RunInfo, RunKey,
     RunStatus, decode_records,
 };
-pub(crate) use journal::{Writer, run_to_resume};
 pub use memory::InMemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{POSTGRES_SCHEMA_VERSION, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SQLITE_SCHEMA_VERSION, SqliteStore};
+pub(crate) use writer::{RunKind, Writer, run_to_resume};
 
 use std::any::Any;
 use std::sync::Arc;
@@ -53,7 +59,25 @@ pub trait SessionStore: Send + Sync + 'static {
         messages: &[Message],
     ) -> Result<(), StoreError>;
 
-    /// Deletes the session's history; returns whether there was one.
+    /// The session's history like [`load`](SessionStore::load), with where it starts in the
+    /// session (`0` without a limit): a run records the position so that, resumed, it sees
+    /// the same window. The default loads the whole history; stores override it to load only
+    /// the window.
+    async fn load_window(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        limit: Option<usize>,
+    ) -> Result<Window, StoreError> {
+        let mut messages = self.load(user, session, None).await?;
+        let start = window_start(&messages, limit);
+        messages.drain(..start);
+        Ok(Window { messages, start })
+    }
+
+    /// Erases the session and its sub-sessions (`{session}/...`) everywhere the store keeps
+    /// them — history, runs, journal records and so checkpoints — at once (one transaction in
+    /// the databases); returns whether there was anything.
     async fn clear(&self, user: &UserId, session: &SessionId) -> Result<bool, StoreError>;
 
     /// The user's sessions, in no particular order.
@@ -92,7 +116,8 @@ impl Sessions {
     }
 
     /// The conversation a run starts from: `system`, then the session's history (at most
-    /// `limit` messages of it), with room for `extra` more messages.
+    /// `limit` messages of it), with room for `extra` more messages; and where in the session
+    /// that history starts.
     pub(crate) async fn conversation(
         &self,
         user: &UserId,
@@ -100,7 +125,7 @@ impl Sessions {
         limit: Option<usize>,
         system: Option<&Message>,
         extra: usize,
-    ) -> Result<Vec<Message>, StoreError> {
+    ) -> Result<(Vec<Message>, usize), StoreError> {
         // The system prompt, with room for `history` messages and the `extra` ones.
         let start = |history: usize| {
             let mut messages = Vec::with_capacity(usize::from(system.is_some()) + history + extra);
@@ -108,17 +133,17 @@ impl Sessions {
             messages
         };
         Ok(match (session, &self.memory) {
-            (None, _) => start(0),
-            (Some(session), Some(memory)) => memory.with_history(user, session, limit, |history| {
+            (None, _) => (start(0), 0),
+            (Some(session), Some(memory)) => memory.with_history(user, session, limit, |history, from| {
                 let mut messages = start(history.len());
                 messages.extend_from_slice(history);
-                messages
+                (messages, from)
             }),
             (Some(session), None) => {
-                let history = self.store.load(user, session, limit).await?;
-                let mut messages = start(history.len());
-                messages.extend(history);
-                messages
+                let window = self.store.load_window(user, session, limit).await?;
+                let mut messages = start(window.messages.len());
+                messages.extend(window.messages);
+                (messages, window.start)
             }
         })
     }
@@ -139,6 +164,22 @@ impl Sessions {
             None => self.store.append(user, session, run, messages).await,
         }
     }
+}
+
+/// A window of a session's history: its messages and the position of the first one.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Window {
+    /// The messages, oldest first.
+    pub messages: Vec<Message>,
+    /// The position of the first message in the session's history.
+    pub start: usize,
+}
+
+/// Whether `candidate` is `session` or one of its sub-sessions (`{session}/...`).
+pub(crate) fn in_session(session: &SessionId, candidate: &SessionId) -> bool {
+    let (s, c) = (session.as_str(), candidate.as_str());
+    c.strip_prefix(s).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The start index of the last `limit` messages of `history`, moved forward to the first user

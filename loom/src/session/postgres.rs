@@ -5,8 +5,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row as _, Transaction};
 
-use super::journal::{Journal, RawRecord, RunInfo, RunKey, RunStatus, now_ms};
-use super::{SessionStore, window_start};
+use super::journal::{Journal, RawRecord, RunInfo, RunKey, RunStatus};
+use super::{SessionStore, Window, window_start};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::id::{RunId, SessionId, UserId};
 use crate::model::Message;
@@ -49,6 +49,20 @@ fn db(e: sqlx::Error) -> StoreError {
     error(kind, e.to_string()).with_source(e)
 }
 
+/// The database's clock in milliseconds since the Unix epoch. Leases are compared with it,
+/// never with a worker's own clock: workers whose clocks disagree still agree on who holds a
+/// run.
+macro_rules! db_now_ms {
+    () => {
+        "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+    };
+}
+
+/// A lease's time to live in milliseconds, as bound to a query.
+fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
 /// `sql` with the run's key bound to `$1`, `$2` and `$3`.
 fn keyed<'q>(sql: &'static str, key: &'q RunKey) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
     sqlx::query(sql).bind(key.user.as_str()).bind(key.session.as_str()).bind(key.run.to_string())
@@ -62,7 +76,8 @@ fn conflict(message: String) -> StoreError {
 ///
 /// A conversation started on one worker continues on another, and a run that crashed is
 /// resumed elsewhere: the lease on a run is taken with one atomic statement, so of two workers
-/// resuming the same run, exactly one executes it. The schema is versioned and migrated under
+/// resuming the same run, exactly one executes it; leases are timed by the database's clock.
+/// The schema is versioned and migrated under
 /// an advisory lock, so workers starting together migrate once; a database migrated by a
 /// newer Loom is refused.
 #[derive(Debug, Clone)]
@@ -148,6 +163,15 @@ async fn lock_session(tx: &mut Transaction<'_, Postgres>, user: &str, session: &
 #[async_trait::async_trait]
 impl SessionStore for PostgresStore {
     async fn load(&self, user: &UserId, session: &SessionId, limit: Option<usize>) -> Result<Vec<Message>, StoreError> {
+        Ok(self.load_window(user, session, limit).await?.messages)
+    }
+
+    async fn load_window(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        limit: Option<usize>,
+    ) -> Result<Window, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, message FROM loom_messages WHERE user_id = $1 AND session = $2 ORDER BY seq DESC LIMIT $3",
         )
@@ -158,16 +182,20 @@ impl SessionStore for PostgresStore {
         .await
         .map_err(db)?;
         let mut history = Vec::with_capacity(rows.len());
+        let mut first = None;
         for row in rows.iter().rev() {
             let seq: i64 = row.try_get(0).map_err(db)?;
             let json: String = row.try_get(1).map_err(db)?;
             let message = serde_json::from_str::<Message>(&json).map_err(|e| {
                 error(StoreErrorKind::Corrupt, format!("message {seq} of session `{session}` is unreadable: {e}"))
             })?;
+            first.get_or_insert(seq);
             history.push(message);
         }
         let start = window_start(&history, limit);
-        Ok(history.split_off(start))
+        // Positions are the messages' sequence numbers, which count from 0 without gaps.
+        let first = first.map_or(0, |f| usize::try_from(f).unwrap_or(0));
+        Ok(Window { messages: history.split_off(start), start: first + start })
     }
 
     async fn append(
@@ -222,19 +250,21 @@ impl SessionStore for PostgresStore {
     async fn clear(&self, user: &UserId, session: &SessionId) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         lock_session(&mut tx, user.as_str(), session.as_str()).await?;
-        let n = sqlx::query("DELETE FROM loom_messages WHERE user_id = $1 AND session = $2")
-            .bind(user.as_str())
-            .bind(session.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        sqlx::query("DELETE FROM loom_session_runs WHERE user_id = $1 AND session = $2")
-            .bind(user.as_str())
-            .bind(session.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM loom_messages WHERE user_id = $1 AND (session = $2 OR starts_with(session, $2 || '/'))",
+            "DELETE FROM loom_session_runs WHERE user_id = $1 AND (session = $2 OR starts_with(session, $2 || '/'))",
+            "DELETE FROM loom_journal WHERE user_id = $1 AND (session = $2 OR starts_with(session, $2 || '/'))",
+            "DELETE FROM loom_runs WHERE user_id = $1 AND (session = $2 OR starts_with(session, $2 || '/'))",
+        ] {
+            n += sqlx::query(sql)
+                .bind(user.as_str())
+                .bind(session.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+        }
         tx.commit().await.map_err(db)?;
         Ok(n > 0)
     }
@@ -257,22 +287,24 @@ impl SessionStore for PostgresStore {
 #[async_trait::async_trait]
 impl Journal for PostgresStore {
     async fn acquire(&self, key: &RunKey, owner: &str, ttl: Duration) -> Result<(), StoreError> {
-        let now = now_ms() as i64;
         // One statement: a run nobody holds, whose lease ran out, or that this owner holds
         // is taken; any other is left alone (0 rows).
         let taken = keyed(
-            "INSERT INTO loom_runs (user_id, session, run, status, owner, lease_until, started_ms, updated_ms)
-             VALUES ($1, $2, $3, 'running', $4, $5, $6, $6)
-             ON CONFLICT (user_id, session, run) DO UPDATE
-                 SET status = 'running', owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until,
-                     updated_ms = EXCLUDED.updated_ms
-                 WHERE loom_runs.owner IS NULL OR loom_runs.owner = EXCLUDED.owner
-                    OR loom_runs.lease_until IS NULL OR loom_runs.lease_until <= EXCLUDED.updated_ms",
+            concat!(
+                "INSERT INTO loom_runs (user_id, session, run, status, owner, lease_until, started_ms, updated_ms)
+                 SELECT $1, $2, $3, 'running', $4, clock.ms + $5, clock.ms, clock.ms FROM (SELECT ",
+                db_now_ms!(),
+                " AS ms) clock
+                 ON CONFLICT (user_id, session, run) DO UPDATE
+                     SET status = 'running', owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until,
+                         updated_ms = EXCLUDED.updated_ms
+                     WHERE loom_runs.owner IS NULL OR loom_runs.owner = EXCLUDED.owner
+                        OR loom_runs.lease_until IS NULL OR loom_runs.lease_until <= EXCLUDED.updated_ms"
+            ),
             key,
         )
         .bind(owner)
-        .bind(now + ttl.as_millis() as i64)
-        .bind(now)
+        .bind(ttl_ms(ttl))
         .execute(&self.pool)
         .await
         .map_err(db)?
@@ -284,16 +316,17 @@ impl Journal for PostgresStore {
     }
 
     async fn append(&self, key: &RunKey, owner: &str, ttl: Duration, record: RawRecord) -> Result<(), StoreError> {
-        let now = now_ms() as i64;
         let mut tx = self.pool.begin().await.map_err(db)?;
         let renewed = keyed(
-            "UPDATE loom_runs SET lease_until = $5, updated_ms = $6
-             WHERE user_id = $1 AND session = $2 AND run = $3 AND owner = $4",
+            concat!(
+                "UPDATE loom_runs SET lease_until = clock.ms + $5, updated_ms = clock.ms FROM (SELECT ",
+                db_now_ms!(),
+                " AS ms) clock WHERE user_id = $1 AND session = $2 AND run = $3 AND owner = $4"
+            ),
             key,
         )
         .bind(owner)
-        .bind(now + ttl.as_millis() as i64)
-        .bind(now)
+        .bind(ttl_ms(ttl))
         .execute(&mut *tx)
         .await
         .map_err(db)?
@@ -315,15 +348,38 @@ impl Journal for PostgresStore {
         tx.commit().await.map_err(db)
     }
 
+    async fn renew(&self, key: &RunKey, owner: &str, ttl: Duration) -> Result<(), StoreError> {
+        let renewed = keyed(
+            concat!(
+                "UPDATE loom_runs SET lease_until = ",
+                db_now_ms!(),
+                " + $5 WHERE user_id = $1 AND session = $2 AND run = $3 AND owner = $4"
+            ),
+            key,
+        )
+        .bind(owner)
+        .bind(ttl_ms(ttl))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if renewed == 0 {
+            return Err(conflict(format!("run {} is not held by this worker", key.run)));
+        }
+        Ok(())
+    }
+
     async fn finish(&self, key: &RunKey, owner: &str, status: RunStatus) -> Result<(), StoreError> {
         keyed(
-            "UPDATE loom_runs SET status = $5, owner = NULL, lease_until = NULL, updated_ms = $6
-             WHERE user_id = $1 AND session = $2 AND run = $3 AND owner = $4",
+            concat!(
+                "UPDATE loom_runs SET status = $5, owner = NULL, lease_until = NULL, updated_ms = ",
+                db_now_ms!(),
+                " WHERE user_id = $1 AND session = $2 AND run = $3 AND owner = $4"
+            ),
             key,
         )
         .bind(owner)
         .bind(status.as_str())
-        .bind(now_ms() as i64)
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -348,8 +404,8 @@ impl Journal for PostgresStore {
 
     async fn runs(&self, user: &UserId, session: &SessionId) -> Result<Vec<RunInfo>, StoreError> {
         let rows = sqlx::query(
-            "SELECT run, status, started_ms, updated_ms FROM loom_runs
-             WHERE user_id = $1 AND session = $2 ORDER BY started_ms, run",
+            "SELECT run, status, started_ms, updated_ms, CASE WHEN owner IS NULL THEN NULL ELSE lease_until END
+             FROM loom_runs WHERE user_id = $1 AND session = $2 ORDER BY started_ms, run",
         )
         .bind(user.as_str())
         .bind(session.as_str())
@@ -362,27 +418,39 @@ impl Journal for PostgresStore {
                 let status: String = row.try_get(1).map_err(db)?;
                 let started: i64 = row.try_get(2).map_err(db)?;
                 let updated: i64 = row.try_get(3).map_err(db)?;
+                let lease: Option<i64> = row.try_get(4).map_err(db)?;
                 let run: RunId =
                     run.parse().map_err(|e| error(StoreErrorKind::Corrupt, format!("run id `{run}`: {e}")))?;
                 let status = RunStatus::parse(&status).ok_or_else(|| {
                     error(StoreErrorKind::Corrupt, format!("run {run} has the unknown status `{status}`"))
                 })?;
-                Ok(RunInfo { run, status, started_ms: started as u64, updated_ms: updated as u64 })
+                Ok(RunInfo {
+                    run,
+                    status,
+                    started_ms: started as u64,
+                    updated_ms: updated as u64,
+                    lease_until_ms: lease.map(|l| l as u64),
+                })
             })
             .collect()
     }
 
     async fn import(&self, key: &RunKey, status: RunStatus, records: Vec<RawRecord>) -> Result<(), StoreError> {
-        let now = now_ms() as i64;
         let mut tx = self.pool.begin().await.map_err(db)?;
         let taken = keyed(
-            "INSERT INTO loom_runs (user_id, session, run, status, owner, lease_until, started_ms, updated_ms)
-             VALUES ($1, $2, $3, $4, NULL, NULL, $5, $5)
-             ON CONFLICT (user_id, session, run) DO UPDATE
-                 SET status = EXCLUDED.status, owner = NULL, lease_until = NULL, updated_ms = EXCLUDED.updated_ms
-                 WHERE loom_runs.owner IS NULL OR loom_runs.lease_until IS NULL OR loom_runs.lease_until <= EXCLUDED.updated_ms", key)
+            concat!(
+                "INSERT INTO loom_runs (user_id, session, run, status, owner, lease_until, started_ms, updated_ms)
+                 SELECT $1, $2, $3, $4, NULL, NULL, clock.ms, clock.ms FROM (SELECT ",
+                db_now_ms!(),
+                " AS ms) clock
+                 ON CONFLICT (user_id, session, run) DO UPDATE
+                     SET status = EXCLUDED.status, owner = NULL, lease_until = NULL, updated_ms = EXCLUDED.updated_ms
+                     WHERE loom_runs.owner IS NULL OR loom_runs.lease_until IS NULL
+                        OR loom_runs.lease_until <= EXCLUDED.updated_ms"
+            ),
+            key,
+        )
         .bind(status.as_str())
-        .bind(now)
         .execute(&mut *tx)
         .await
         .map_err(db)?

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::journal::{Journal, RawRecord, RunInfo, RunKey, RunStatus, lease_live, now_ms};
-use super::{SessionStore, window_start};
+use super::journal::{Journal, RawRecord, RunInfo, RunKey, RunStatus, lease_end, lease_live, now_ms};
+use super::{SessionStore, Window, window_start};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::id::{RunId, SessionId, UserId};
 use crate::model::Message;
@@ -56,6 +56,8 @@ fn db(e: rusqlite::Error) -> StoreError {
 ///
 /// SQLite is bundled (no server); the database runs in WAL mode so readers never wait for
 /// the writer, and each call runs on tokio's blocking pool, never on the async threads.
+/// Writes are durable: `synchronous = FULL` syncs the write-ahead log at every commit, so a
+/// journaled step that was acknowledged survives a power loss, not only a crash.
 /// Several processes may open the same file: a run started by one can be resumed by another.
 /// The schema is versioned (`user_version`); a database written by a newer Loom is refused.
 ///
@@ -96,7 +98,8 @@ impl SqliteStore {
     fn setup(mut conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(Duration::from_secs(5)).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db)?;
+        // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
         migrate(&mut conn)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
@@ -142,6 +145,15 @@ fn conflict(message: String) -> StoreError {
 #[async_trait::async_trait]
 impl SessionStore for SqliteStore {
     async fn load(&self, user: &UserId, session: &SessionId, limit: Option<usize>) -> Result<Vec<Message>, StoreError> {
+        Ok(self.load_window(user, session, limit).await?.messages)
+    }
+
+    async fn load_window(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        limit: Option<usize>,
+    ) -> Result<Window, StoreError> {
         let (user, session) = (user.to_string(), session.to_string());
         self.with(move |conn| {
             let mut stmt = conn
@@ -154,16 +166,19 @@ impl SessionStore for SqliteStore {
                 .query_map(params![user, session, sql_limit], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
                 .map_err(db)?;
             let mut history = Vec::new();
+            let mut first = 0;
             for row in rows {
                 let (seq, json) = row.map_err(db)?;
                 let message = serde_json::from_str::<Message>(&json).map_err(|e| {
                     error(StoreErrorKind::Corrupt, format!("message {seq} of session `{session}` is unreadable: {e}"))
                 })?;
                 history.push(message);
+                first = seq;
             }
             history.reverse();
             let start = window_start(&history, limit);
-            Ok(history.split_off(start))
+            // Positions are the messages' sequence numbers, which count from 0 without gaps.
+            Ok(Window { messages: history.split_off(start), start: first as usize + start })
         })
         .await
     }
@@ -215,12 +230,16 @@ impl SessionStore for SqliteStore {
     async fn clear(&self, user: &UserId, session: &SessionId) -> Result<bool, StoreError> {
         let (user, session) = (user.to_string(), session.to_string());
         self.with(move |conn| {
-            let tx = conn.transaction().map_err(db)?;
-            let n = tx
-                .execute("DELETE FROM loom_messages WHERE user = ?1 AND session = ?2", params![user, session])
-                .map_err(db)?;
-            tx.execute("DELETE FROM loom_session_runs WHERE user = ?1 AND session = ?2", params![user, session])
-                .map_err(db)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+            let mut n = 0;
+            for table in ["loom_messages", "loom_session_runs", "loom_journal", "loom_runs"] {
+                // The session, and its sub-sessions: ids from `{session}/` up to `{session}0`
+                // (`0` follows `/`), in SQLite's byte order.
+                let sql = format!(
+                    "DELETE FROM {table} WHERE user = ?1 AND (session = ?2 OR (session >= ?2 || '/' AND session < ?2 || '0'))"
+                );
+                n += tx.execute(&sql, params![user, session]).map_err(db)?;
+            }
             tx.commit().map_err(db)?;
             Ok(n > 0)
         })
@@ -257,7 +276,7 @@ impl Journal for SqliteStore {
         let owner = owner.to_owned();
         self.with(move |conn| {
             let now = now_ms() as i64;
-            let until = now + ttl.as_millis() as i64;
+            let until = lease_end(now as u64, ttl).min(i64::MAX as u64) as i64;
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
             let current: Option<(Option<String>, Option<i64>)> = tx
                 .query_row(
@@ -305,7 +324,7 @@ impl Journal for SqliteStore {
                 .execute(
                     "UPDATE loom_runs SET lease_until = ?5, updated_ms = ?6
                      WHERE user = ?1 AND session = ?2 AND run = ?3 AND owner = ?4",
-                    params![user, session, run, owner, now + ttl.as_millis() as i64, now],
+                    params![user, session, run, owner, lease_end(now as u64, ttl).min(i64::MAX as u64) as i64, now],
                 )
                 .map_err(db)?;
             if renewed == 0 {
@@ -322,6 +341,25 @@ impl Journal for SqliteStore {
                 err => err,
             })?;
             tx.commit().map_err(db)
+        })
+        .await
+    }
+
+    async fn renew(&self, key: &RunKey, owner: &str, ttl: Duration) -> Result<(), StoreError> {
+        let (user, session, run) = key_strings(key);
+        let owner = owner.to_owned();
+        self.with(move |conn| {
+            let until = lease_end(now_ms(), ttl).min(i64::MAX as u64) as i64;
+            let renewed = conn
+                .execute(
+                    "UPDATE loom_runs SET lease_until = ?5 WHERE user = ?1 AND session = ?2 AND run = ?3 AND owner = ?4",
+                    params![user, session, run, owner, until],
+                )
+                .map_err(db)?;
+            if renewed == 0 {
+                return Err(conflict(format!("run {run} is not held by this worker")));
+            }
+            Ok(())
         })
         .await
     }
@@ -364,24 +402,36 @@ impl Journal for SqliteStore {
         self.with(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT run, status, started_ms, updated_ms FROM loom_runs
-                     WHERE user = ?1 AND session = ?2 ORDER BY started_ms, run",
+                    "SELECT run, status, started_ms, updated_ms, CASE WHEN owner IS NULL THEN NULL ELSE lease_until END
+                     FROM loom_runs WHERE user = ?1 AND session = ?2 ORDER BY started_ms, run",
                 )
                 .map_err(db)?;
             let rows = stmt
                 .query_map(params![user, session], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                    ))
                 })
                 .map_err(db)?;
             let mut out = Vec::new();
             for row in rows {
-                let (run, status, started, updated) = row.map_err(db)?;
+                let (run, status, started, updated, lease) = row.map_err(db)?;
                 let run: RunId =
                     run.parse().map_err(|e| error(StoreErrorKind::Corrupt, format!("run id `{run}`: {e}")))?;
                 let status = RunStatus::parse(&status).ok_or_else(|| {
                     error(StoreErrorKind::Corrupt, format!("run {run} has the unknown status `{status}`"))
                 })?;
-                out.push(RunInfo { run, status, started_ms: started as u64, updated_ms: updated as u64 });
+                out.push(RunInfo {
+                    run,
+                    status,
+                    started_ms: started as u64,
+                    updated_ms: updated as u64,
+                    lease_until_ms: lease.map(|l| l as u64),
+                });
             }
             Ok(out)
         })
@@ -426,5 +476,30 @@ impl Journal for SqliteStore {
             tx.commit().map_err(db)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn commits_are_synced_to_disk() -> Result<(), StoreError> {
+        let path = std::env::temp_dir().join(format!("loom-sync-{}.db", RunId::generate()));
+        let store = SqliteStore::open(&path)?;
+        let (mode, sync) = store
+            .with(|conn| {
+                let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).map_err(db)?;
+                let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).map_err(db)?;
+                Ok((mode, sync))
+            })
+            .await?;
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        // WAL with synchronous = FULL (2): every commit is on disk before it returns.
+        assert_eq!((mode.as_str(), sync), ("wal", 2));
+        Ok(())
     }
 }

@@ -171,6 +171,7 @@ impl GraphBuilder {
             self.problems.push(format!("two nodes are named `{name}`"));
         }
         let index = self.spec.add_node(name, NodeKind::Step, None);
+        self.spec.set_replays(index, node.replays());
         self.nodes.push(Box::new(Typed { node, _types: PhantomData }));
         self.next.push(Next::End);
         NodeId { index, _types: PhantomData }
@@ -185,6 +186,12 @@ impl GraphBuilder {
                 self.spec.nodes()[node.index].name
             ));
         }
+    }
+
+    /// Marks `node` as safe to run again: a resumed run that finds it started but not
+    /// finished runs it again without asking for a [`NodeDecision`](super::NodeDecision).
+    pub fn idempotent<I, O>(&mut self, node: NodeId<I, O>) {
+        self.spec.set_idempotent(node.index);
     }
 
     /// Gives `node` a visit bound of its own (the workflow's default is 25).
@@ -313,7 +320,7 @@ struct Erased<I, O> {
 impl<I: Send + 'static, O: Send + 'static> Erased<I, O> {
     async fn step(&self, run: &GraphRun<'_>, index: usize, input: Value) -> Result<Value, WorkflowError> {
         let started = run.enter(index).await?;
-        let output = self.nodes[index].call(run.ctx(), input).await.map_err(|e| run.fail(index, e))?;
+        let output = self.nodes[index].call(started.ctx(run), input).await.map_err(|e| run.fail(index, e))?;
         run.exit(index, started, || self.nodes[index].summarize(&output), || None).await?;
         Ok(output)
     }

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use tracing::Instrument as _;
 
+pub use crate::context::ChildSessions;
 pub use builder::{GraphBuilder, NodeId, RouteBuilder};
 pub use error::{GraphError, NodeError, WorkflowError};
 pub use node::{
@@ -48,7 +49,7 @@ use crate::error::{ConfigError, Error, RunError};
 use crate::event::{Emitter, EventKind, EventListener};
 use crate::id::{RunId, SessionId, UserId};
 use crate::runner::{RunBuilder, Runnable, Sealed};
-use crate::session::{Journal, JournalEntry, RunKey, RunStatus, Writer, run_to_resume};
+use crate::session::{Journal, JournalEntry, RunKey, RunKind, RunStatus, Writer, run_to_resume};
 
 /// The default visit bound of a node.
 pub const DEFAULT_MAX_VISITS: u32 = 25;
@@ -139,6 +140,9 @@ pub struct Workflow<I, O> {
     emitter: Emitter,
     journal: Option<(Arc<dyn Journal>, InputCodec<I>)>,
     lease_ttl: Duration,
+    child_sessions: ChildSessions,
+    /// The first misconfiguration, reported by every run before it starts.
+    config_error: Option<ConfigError>,
 }
 
 /// How a durable workflow writes its input to the journal and reads it back.
@@ -159,8 +163,52 @@ impl<I> Clone for InputCodec<I> {
 pub enum WorkflowInput<I> {
     /// A new run on this input.
     Run(I),
-    /// Resume a run; `None` for the session's latest unfinished run.
-    Resume(Option<RunId>),
+    /// Resume a run.
+    Resume {
+        /// The run; `None` for the session's latest unfinished workflow run.
+        run: Option<RunId>,
+        /// Decisions for nodes that would run again, by node name.
+        decisions: Vec<(String, NodeDecision)>,
+    },
+}
+
+impl<I> WorkflowInput<I> {
+    /// Resume `run`.
+    pub fn resume(run: RunId) -> Self {
+        Self::Resume { run: Some(run), decisions: Vec::new() }
+    }
+
+    /// Resume the session's latest unfinished workflow run.
+    pub fn resume_latest() -> Self {
+        Self::Resume { run: None, decisions: Vec::new() }
+    }
+
+    /// Decides what to do with node `node`, which the resumed run would run again.
+    #[must_use]
+    pub fn decide(mut self, node: impl Into<String>, decision: NodeDecision) -> Self {
+        if let Self::Resume { decisions, .. } = &mut self {
+            decisions.push((node.into(), decision));
+        }
+        self
+    }
+}
+
+/// What to do with a node that a resumed run would run again although it had started before
+/// the crash (it was interrupted, or its output could not be restored), when the node is not
+/// marked idempotent.
+///
+/// A workflow run resumes right after the last node whose output it can restore; the nodes
+/// that had started after that point run again. An idempotent node (`#[node(idempotent)]`,
+/// [`GraphBuilder::idempotent`], or an agent or workflow with a journal, whose own journal
+/// replays what it finished) simply does; any other stops the resume with
+/// [`RunError::NodeNeedsDecision`] until the caller decides, as for an interrupted tool call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeDecision {
+    /// Run the node again (it is safe to repeat).
+    Rerun,
+    /// Do not run it: the run fails with this message.
+    Fail(String),
 }
 
 impl<I, O> Clone for Workflow<I, O> {
@@ -173,6 +221,8 @@ impl<I, O> Clone for Workflow<I, O> {
             emitter: self.emitter.clone(),
             journal: self.journal.clone(),
             lease_ttl: self.lease_ttl,
+            child_sessions: self.child_sessions,
+            config_error: self.config_error.clone(),
         }
     }
 }
@@ -187,16 +237,20 @@ impl<I: Send + 'static, O: Send + 'static> fmt::Debug for Workflow<I, O> {
 }
 
 impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
-    /// A workflow running `graph`.
+    /// A workflow running `graph`, with the bounds the graph declares (`#[workflow(max_steps
+    /// = .., max_visits = ..)]`) or the defaults.
     pub fn new(graph: impl Graph<Input = I, Output = O>) -> Self {
+        let (max_visits, max_steps) = graph.spec().bounds();
         Self {
             graph: Arc::new(graph),
-            max_visits: DEFAULT_MAX_VISITS,
-            max_steps: DEFAULT_MAX_STEPS,
+            max_visits: max_visits.unwrap_or(DEFAULT_MAX_VISITS),
+            max_steps: max_steps.unwrap_or(DEFAULT_MAX_STEPS),
             extensions: Extensions::new(),
             emitter: Emitter::default(),
             journal: None,
             lease_ttl: crate::agent::DEFAULT_LEASE,
+            child_sessions: ChildSessions::default(),
+            config_error: None,
         }
     }
 
@@ -208,20 +262,38 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
 
     /// Resumes the journaled run `run` (set its user and session on the builder): it goes on
     /// right after the last node that finished — with that node's output restored as its Rust
-    /// type — or from the start for graphs whose outputs do not deserialise.
+    /// type — or from the start for graphs whose outputs do not deserialise. Nodes that had
+    /// started after that point run again if they are idempotent; see [`NodeDecision`].
     pub fn resume(&self, run: RunId) -> RunBuilder<'_, Self> {
-        RunBuilder::new(self, WorkflowInput::Resume(Some(run)))
+        RunBuilder::new(self, WorkflowInput::resume(run))
     }
 
-    /// Resumes the session's latest unfinished run.
+    /// Resumes the session's latest unfinished workflow run.
     pub fn resume_latest(&self) -> RunBuilder<'_, Self> {
-        RunBuilder::new(self, WorkflowInput::Resume(None))
+        RunBuilder::new(self, WorkflowInput::resume_latest())
     }
 
-    /// How long a journaled run's lease lasts without a new step.
+    /// Resumes as `input` says (which run, decisions for nodes that would run again).
+    pub fn resume_with(&self, input: WorkflowInput<I>) -> RunBuilder<'_, Self> {
+        RunBuilder::new(self, input)
+    }
+
+    /// How long a journaled run's lease lasts (default [`DEFAULT_LEASE`](crate::agent::DEFAULT_LEASE));
+    /// a running run renews it every third of that time. At least a millisecond.
     #[must_use]
     pub fn lease(mut self, ttl: Duration) -> Self {
+        if let Err(e) = crate::agent::check_lease(ttl) {
+            self.config_error.get_or_insert(e);
+        }
         self.lease_ttl = ttl;
+        self
+    }
+
+    /// Which sessions the agents and workflows in the nodes continue (default
+    /// [`ChildSessions::PerNode`]: each node its own, `{session}/{node}`).
+    #[must_use]
+    pub fn child_sessions(mut self, rule: ChildSessions) -> Self {
+        self.child_sessions = rule;
         self
     }
 
@@ -284,6 +356,9 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
         mut ctx: RunContext,
     ) -> impl Future<Output = Result<WorkflowResult<O>, Error>> + Send + '_ {
         async move {
+            if let Some(e) = &self.config_error {
+                return Err(e.clone().into());
+            }
             let spec = self.graph.spec();
             let started = Instant::now();
             let journaled = self.journal.is_some() && ctx.session().is_some();
@@ -299,33 +374,33 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                 session: ctx.session().cloned(),
                 parent: ctx.parent(),
             });
-            let run =
-                GraphRun::new(&ctx, spec, self.max_visits, self.max_steps, started).with_writer(writer.as_deref());
-            let outcome = match start {
-                Start::Input(input) => self.graph.execute(&run, input).instrument(span).await,
-                Start::After { node, output, visited } => {
-                    run.restore(&visited);
-                    for &n in &visited {
-                        ctx.emit(|| EventKind::StepReplayed {
-                            step: format!("node {}", spec.node(n).map_or("?", |s| &*s.name)),
-                        });
-                    }
-                    self.graph.resume_after(&run, node, output).instrument(span).await
-                }
-            };
-            if let Some(writer) = &writer {
-                let failure = outcome.as_ref().err().map(ToString::to_string);
-                Box::pin(async {
-                    let status = match failure {
-                        None => writer.append(JournalEntry::RunFinished).await.map(|()| RunStatus::Finished),
-                        Some(error) => {
-                            writer.append(JournalEntry::RunFailed { error }).await.map(|()| RunStatus::Failed)
+            let run = GraphRun::new(&ctx, spec, self.max_visits, self.max_steps, started)
+                .with_writer(writer.as_deref())
+                .with_child_sessions(self.child_sessions);
+            let graph = async {
+                match start {
+                    Start::Input(input) => self.graph.execute(&run, input).instrument(span).await,
+                    Start::After { node, output, visited } => {
+                        run.restore(&visited);
+                        for &n in &visited {
+                            ctx.emit(|| EventKind::StepReplayed {
+                                step: format!("node {}", spec.node(n).map_or("?", |s| &*s.name)),
+                            });
                         }
-                    };
-                    writer.finish(status.unwrap_or(RunStatus::Failed)).await
-                })
-                .await?;
-            }
+                        self.graph.resume_after(&run, node, output).instrument(span).await
+                    }
+                }
+                .map_err(Error::Workflow)
+            };
+            let outcome = match &writer {
+                // A journaled run keeps its lease alive while it runs, and records how it ended:
+                // a run whose end could not be recorded has not finished.
+                Some(writer) => {
+                    let outcome = Box::pin(writer.keep_alive(graph)).await;
+                    Box::pin(conclude(writer, outcome)).await
+                }
+                None => graph.await,
+            };
             let (visited, steps) = run.finish();
             match outcome {
                 Ok(output) => {
@@ -346,7 +421,6 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                     })
                 }
                 Err(e) => {
-                    let e = Error::Workflow(e);
                     ctx.emit(|| EventKind::Error { message: e.to_string(), transient: e.is_transient() });
                     Err(e)
                 }
@@ -355,8 +429,35 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
     }
 }
 
+/// Records how a journaled workflow run ended and releases its lease. A run that lost its
+/// lease writes nothing more; a run whose last record cannot be written fails with that error
+/// (it stays resumable).
+async fn conclude<O>(writer: &Writer, outcome: Result<O, Error>) -> Result<O, Error> {
+    let lost = |e: &Error| {
+        matches!(e, Error::Run(RunError::LeaseLost { .. }))
+            || matches!(e, Error::Workflow(WorkflowError::Journal(inner)) if matches!(**inner, Error::Run(RunError::LeaseLost { .. })))
+    };
+    match &outcome {
+        Err(e) if lost(e) => return outcome,
+        Ok(_) => {
+            if let Err(e) = writer.append(JournalEntry::RunFinished).await {
+                writer.finish(RunStatus::Running).await.ok();
+                return Err(e);
+            }
+            writer.finish(RunStatus::Finished).await?;
+        }
+        Err(e) => {
+            let recorded = writer.append(JournalEntry::RunFailed { error: e.to_string() }).await;
+            let status = if recorded.is_ok() { RunStatus::Failed } else { RunStatus::Running };
+            // The run's own error is what the caller needs.
+            writer.finish(status).await.ok();
+        }
+    }
+    outcome
+}
+
 /// Where a run starts, and the writer of its journal.
-type Beginning<'a, I> = (Start<I>, Option<Box<Writer<'a>>>);
+type Beginning<I> = (Start<I>, Option<Box<Writer>>);
 
 enum Start<I> {
     Input(I),
@@ -366,16 +467,16 @@ enum Start<I> {
 impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
     /// How the run begins: fresh (journaled when the workflow has a store and the run a
     /// session), or resumed from its journal.
-    async fn begin(&self, input: WorkflowInput<I>, ctx: &mut RunContext) -> Result<Beginning<'_, I>, Error> {
+    async fn begin(&self, input: WorkflowInput<I>, ctx: &mut RunContext) -> Result<Beginning<I>, Error> {
         let durable = match (&self.journal, ctx.session()) {
-            (Some((journal, codec)), Some(session)) => Some((&**journal, codec, session.clone())),
+            (Some((journal, codec)), Some(session)) => Some((journal, codec, session.clone())),
             _ => None,
         };
         match (input, durable) {
             (WorkflowInput::Run(input), None) => Ok((Start::Input(input), None)),
             (WorkflowInput::Run(input), Some((journal, codec, session))) => {
                 let key = RunKey::new(ctx.user().clone(), session, ctx.run_id());
-                let writer = Writer::acquire(journal, key, self.lease_ttl, 0).await?;
+                let writer = Writer::acquire(Arc::clone(journal), key, self.lease_ttl, 0).await?;
                 let started = match (codec.encode)(&input) {
                     Ok(json) => {
                         writer.append(JournalEntry::WorkflowStarted { input: json, name: self.name().to_owned() }).await
@@ -388,56 +489,81 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                 }
                 Ok((Start::Input(input), Some(Box::new(writer))))
             }
-            (WorkflowInput::Resume(_), None) => Err(ConfigError::InvalidSetting {
+            (WorkflowInput::Resume { .. }, None) => Err(ConfigError::InvalidSetting {
                 setting: "resume",
                 reason: "resuming needs a journal (`Workflow::store`) and the run's session (`.session(..)`)"
                     .to_owned(),
             }
             .into()),
-            (WorkflowInput::Resume(run), Some((journal, codec, session))) => {
-                let run = run_to_resume(journal, ctx.user(), &session, run, ctx.run_id()).await?;
+            (WorkflowInput::Resume { run, decisions }, Some((journal, codec, session))) => {
+                let run = run_to_resume(&**journal, ctx.user(), &session, run, RunKind::Workflow, ctx.run_id()).await?;
                 *ctx = ctx.clone().with_run_id(run);
                 let key = RunKey::new(ctx.user().clone(), session, run);
-                let (writer, entries) = Writer::resume(journal, key, self.lease_ttl).await?;
-                let mut input = None;
-                let mut visited = Vec::new();
-                let mut finished = Vec::new();
-                for (_, entry) in entries {
-                    match entry {
-                        JournalEntry::WorkflowStarted { input: json, .. } => input = Some(json),
-                        JournalEntry::NodeStarted { index, .. } => visited.push(index),
-                        JournalEntry::NodeFinished { index, output: Some(output), .. } => {
-                            finished.push((index, output))
-                        }
-                        _ => {}
+                let (writer, entries) = Writer::resume(Arc::clone(journal), key, self.lease_ttl).await?;
+                match self.resume_point(run, entries, &decisions, codec) {
+                    Ok(start) => Ok((start, Some(Box::new(writer)))),
+                    Err(e) => {
+                        writer.give_back().await;
+                        Err(e)
                     }
                 }
-                let Some(input) = input else {
-                    writer.give_back().await;
-                    return Err(
-                        RunError::NotResumable { run_id: run, reason: "its journal has no start".to_owned() }.into()
-                    );
-                };
-                // Right after the last node that finished and can be resumed after; nodes
-                // started later run again.
-                let after = finished.into_iter().rev().find(|(node, _)| self.graph.resumable_after(*node));
-                let start = match after {
-                    Some((node, output)) => {
-                        let last = visited.iter().rposition(|&n| n == node).map_or(visited.len(), |i| i + 1);
-                        visited.truncate(last);
-                        Start::After { node, output, visited }
-                    }
-                    None => match (codec.decode)(input) {
-                        Ok(input) => Start::Input(input),
-                        Err(e) => {
-                            writer.give_back().await;
-                            return Err(workflow_journal(e.to_string()));
-                        }
-                    },
-                };
-                Ok((start, Some(Box::new(writer))))
             }
         }
+    }
+
+    /// Where a resumed run goes on: right after the last node that finished and can be
+    /// resumed after, or from the start. Every node that had started after that point runs
+    /// again, which needs it to be idempotent or a decision.
+    fn resume_point(
+        &self,
+        run: RunId,
+        entries: Vec<(u64, JournalEntry)>,
+        decisions: &[(String, NodeDecision)],
+        codec: &InputCodec<I>,
+    ) -> Result<Start<I>, Error> {
+        let mut input = None;
+        // The journal's node records in order: (entry position, node, finished output).
+        let mut starts: Vec<(usize, usize)> = Vec::new();
+        let mut finished: Vec<(usize, usize, serde_json::Value)> = Vec::new();
+        for (at, (_, entry)) in entries.into_iter().enumerate() {
+            match entry {
+                JournalEntry::WorkflowStarted { input: json, .. } => input = Some(json),
+                JournalEntry::NodeStarted { index, .. } => starts.push((at, index)),
+                JournalEntry::NodeFinished { index, output: Some(output), .. } => finished.push((at, index, output)),
+                _ => {}
+            }
+        }
+        let Some(input) = input else {
+            return Err(RunError::NotResumable { run_id: run, reason: "its journal has no start".to_owned() }.into());
+        };
+        let after = finished.into_iter().rev().find(|(_, node, _)| self.graph.resumable_after(*node));
+        let resumed_from = after.as_ref().map_or(0, |(at, _, _)| *at);
+        // Nodes that started after the resume point run again.
+        let spec = self.graph.spec();
+        for &(_, node) in starts.iter().filter(|(at, _)| *at > resumed_from) {
+            let Some(n) = spec.node(node) else { continue };
+            let safe = n.idempotent || (n.replays && self.child_sessions != ChildSessions::None);
+            match decisions.iter().find(|(name, _)| **name == *n.name).map(|(_, d)| d) {
+                Some(NodeDecision::Rerun) => {}
+                Some(NodeDecision::Fail(message)) => {
+                    return Err(WorkflowError::Node {
+                        node: Arc::clone(&n.name),
+                        error: NodeError::new(message.clone()),
+                    }
+                    .into());
+                }
+                None if safe => {}
+                None => return Err(RunError::NodeNeedsDecision { run_id: run, node: n.name.to_string() }.into()),
+            }
+        }
+        Ok(match after {
+            Some((_, node, output)) => {
+                let visited =
+                    starts.iter().filter(|(at, _)| *at < resumed_from).map(|(_, n)| *n).collect::<Vec<usize>>();
+                Start::After { node, output, visited }
+            }
+            None => Start::Input((codec.decode)(input).map_err(|e| workflow_journal(e.to_string()))?),
+        })
     }
 }
 
@@ -491,6 +617,10 @@ impl<I: Send + 'static, O: Send + 'static> Node<I, O> for Workflow<I, O> {
 
     fn name(&self) -> Option<&str> {
         Some(self.graph.spec().name())
+    }
+
+    fn replays(&self) -> bool {
+        self.journal.is_some()
     }
 }
 

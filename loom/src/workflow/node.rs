@@ -32,6 +32,12 @@ pub trait Node<I: Send + 'static, O>: Send + Sync + 'static {
     fn name(&self) -> Option<&str> {
         None
     }
+
+    /// Whether running the node again replays what it finished from a journal of its own (an
+    /// agent or a workflow with a store), so a resumed workflow may run it again safely.
+    fn replays(&self) -> bool {
+        false
+    }
 }
 
 /// A node of any type, shared.
@@ -52,6 +58,9 @@ impl<I: Send + 'static, O: 'static> Node<I, O> for Box<dyn Node<I, O>> {
     }
     fn name(&self) -> Option<&str> {
         (**self).name()
+    }
+    fn replays(&self) -> bool {
+        (**self).replays()
     }
 }
 
@@ -95,6 +104,10 @@ where
     fn name(&self) -> Option<&str> {
         self.agent_name()
     }
+
+    fn replays(&self) -> bool {
+        self.journal.is_some()
+    }
 }
 
 /// A node with a name (for `visited`, events and graphs).
@@ -119,6 +132,9 @@ impl<I: Send + 'static, O, N: Node<I, O>> Node<I, O> for Named<N> {
     }
     fn name(&self) -> Option<&str> {
         Some(&self.name)
+    }
+    fn replays(&self) -> bool {
+        self.node.replays()
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::error::{NodeError, WorkflowError};
 use super::spec::{GraphSpec, NodeName};
 use super::summary::Summary;
-use crate::context::RunContext;
+use crate::context::{ChildSessions, RunContext};
 use crate::event::EventKind;
 use crate::session::{JournalEntry, Writer};
 
@@ -22,14 +22,28 @@ pub struct StepRecord {
     pub summary: Summary,
 }
 
-/// When a node started, as [`GraphRun::enter`] saw it.
+/// A node that [`GraphRun::enter`] let in: when it started, and the context it runs with.
 ///
 /// A node starts when the step before it ended (or the run began), so what happens between two
 /// nodes (routing on a key, cloning a fan-out's input) counts toward the next one, and the clock
 /// is read once per node, when it finishes (and after the journal write, in a journaled run).
 /// Branches of a fan-out all start at the fan-out.
-#[derive(Debug, Clone, Copy)]
-pub struct NodeStart(Instant);
+#[derive(Debug)]
+pub struct NodeStart {
+    at: Instant,
+    /// The node's own context, when the runs nested in it need one (their sessions follow the
+    /// workflow's [`ChildSessions`], their ids are derived in a journaled run); otherwise the
+    /// run's context serves.
+    ctx: Option<RunContext>,
+}
+
+impl NodeStart {
+    /// The context the node runs with (and the agents and workflows in it): pass it to the
+    /// node.
+    pub fn ctx<'r>(&'r self, run: &'r GraphRun<'_>) -> &'r RunContext {
+        self.ctx.as_ref().unwrap_or(run.ctx)
+    }
+}
 
 struct State {
     visits: Visits,
@@ -51,8 +65,9 @@ pub struct GraphRun<'a> {
     spec: &'a GraphSpec,
     max_visits: u32,
     max_steps: u32,
+    child_sessions: ChildSessions,
     state: Mutex<State>,
-    writer: Option<&'a Writer<'a>>,
+    writer: Option<&'a Writer>,
 }
 
 impl<'a> GraphRun<'a> {
@@ -70,12 +85,26 @@ impl<'a> GraphRun<'a> {
             steps: 0,
             last: started,
         };
-        Self { ctx, spec, max_visits, max_steps, state: Mutex::new(state), writer: None }
+        Self {
+            ctx,
+            spec,
+            max_visits,
+            max_steps,
+            child_sessions: ChildSessions::default(),
+            state: Mutex::new(state),
+            writer: None,
+        }
     }
 
     /// Writes the run's node steps to a journal.
-    pub(crate) fn with_writer(mut self, writer: Option<&'a Writer<'a>>) -> Self {
+    pub(crate) fn with_writer(mut self, writer: Option<&'a Writer>) -> Self {
         self.writer = writer;
+        self
+    }
+
+    /// The sessions of the runs nested in the nodes.
+    pub(crate) fn with_child_sessions(mut self, rule: ChildSessions) -> Self {
+        self.child_sessions = rule;
         self
     }
 
@@ -115,7 +144,8 @@ impl<'a> GraphRun<'a> {
         self.spec.node(node).map_or_else(|| Arc::from("?"), |n| Arc::clone(&n.name))
     }
 
-    /// Enters `node`: fails when its visit bound or the run's step bound is reached.
+    /// Enters `node`: fails when its visit bound or the run's step bound is reached. Run the
+    /// node with the context of the [`NodeStart`] it returns.
     pub async fn enter(&self, node: usize) -> Result<NodeStart, WorkflowError> {
         let spec = self.spec.node(node);
         let limit = spec.and_then(|n| n.max_visits).unwrap_or(self.max_visits);
@@ -135,16 +165,23 @@ impl<'a> GraphRun<'a> {
                 return Err(WorkflowError::VisitLimit { node: self.name(node), limit });
             }
             *visits += 1;
+            let visit = *visits;
             state.visited.push(NodeName(self.name(node)));
-            state.last
+            (state.last, visit)
         };
+        let (start, visit) = start;
         self.ctx.emit(|| EventKind::NodeStarted { workflow: Arc::clone(self.spec.name_arc()), node: self.name(node) });
-        if self.writer.is_some() {
+        // A context of the node's own only when nested runs need it: a run without a session
+        // or a journal hands its nodes its own.
+        let journaled = self.writer.is_some();
+        let scoped = journaled || (self.ctx.session().is_some() && self.child_sessions != ChildSessions::Shared);
+        let ctx = scoped.then(|| self.ctx.in_node(self.name(node), visit, self.child_sessions, journaled));
+        if journaled {
             Box::pin(self.record(JournalEntry::NodeStarted { node: self.name(node).to_string(), index: node })).await?;
             // The journal write is not the node's time.
-            return Ok(NodeStart(Instant::now()));
+            return Ok(NodeStart { at: Instant::now(), ctx });
         }
-        Ok(NodeStart(start))
+        Ok(NodeStart { at: start, ctx })
     }
 
     /// Leaves `node`, which started at `started`: records its step, with `summary` describing
@@ -159,7 +196,8 @@ impl<'a> GraphRun<'a> {
         output: impl FnOnce() -> Option<serde_json::Value>,
     ) -> impl Future<Output = Result<(), WorkflowError>> + Send + '_ {
         let now = Instant::now();
-        let duration = now.saturating_duration_since(started.0);
+        let duration = now.saturating_duration_since(started.at);
+        drop(started);
         let record = StepRecord { node: NodeName(self.name(node)), duration, summary: summary() };
         self.ctx.emit(|| EventKind::NodeFinished {
             workflow: Arc::clone(self.spec.name_arc()),

@@ -41,6 +41,11 @@ pub struct NodeSpec {
     pub kind: NodeKind,
     /// Its own visit bound, if it declares one.
     pub max_visits: Option<u32>,
+    /// Whether it is safe to run again (a resumed run runs it again without asking).
+    pub idempotent: bool,
+    /// Whether running it again replays what it finished from its own journal (a journaled
+    /// agent or workflow, in a journaled workflow): also safe to run again.
+    pub replays: bool,
     /// Whether a fan-out starts it: the branches of a fan-out share the fan-out's step.
     pub(crate) branch: bool,
 }
@@ -64,18 +69,52 @@ pub struct GraphSpec {
     nodes: Vec<NodeSpec>,
     edges: Vec<EdgeSpec>,
     start: usize,
+    max_visits: Option<u32>,
+    max_steps: Option<u32>,
 }
 
 impl GraphSpec {
     /// An empty graph named `name`.
     pub fn new(name: impl Into<Arc<str>>) -> Self {
-        Self { name: name.into(), nodes: Vec::new(), edges: Vec::new(), start: 0 }
+        Self { name: name.into(), nodes: Vec::new(), edges: Vec::new(), start: 0, max_visits: None, max_steps: None }
     }
 
     /// Adds a node; returns its index.
     pub fn add_node(&mut self, name: impl Into<Arc<str>>, kind: NodeKind, max_visits: Option<u32>) -> usize {
-        self.nodes.push(NodeSpec { name: name.into(), kind, max_visits, branch: false });
+        self.nodes.push(NodeSpec {
+            name: name.into(),
+            kind,
+            max_visits,
+            idempotent: false,
+            replays: false,
+            branch: false,
+        });
         self.nodes.len() - 1
+    }
+
+    /// Marks `node` as safe to run again.
+    pub fn set_idempotent(&mut self, node: usize) {
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.idempotent = true;
+        }
+    }
+
+    pub(crate) fn set_replays(&mut self, node: usize, replays: bool) {
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.replays = replays;
+        }
+    }
+
+    /// The bounds the graph declares for its runs: the visit bound of a node without its own,
+    /// and the step bound of a run ([`Workflow::new`](super::Workflow::new) takes them).
+    pub fn set_bounds(&mut self, max_visits: Option<u32>, max_steps: Option<u32>) {
+        self.max_visits = max_visits.map(|n| n.max(1));
+        self.max_steps = max_steps.map(|n| n.max(1));
+    }
+
+    /// The bounds the graph declares: `(max_visits, max_steps)`.
+    pub fn bounds(&self) -> (Option<u32>, Option<u32>) {
+        (self.max_visits, self.max_steps)
     }
 
     /// Adds an edge (between nodes already added).

@@ -41,7 +41,8 @@ pub struct Cons<A, R>(A, R);
 /// The steps of a chain, typed from end to end.
 #[doc(hidden)]
 pub trait Steps<I, O, M>: Send + Sync + 'static {
-    fn names(&self, out: &mut Vec<Option<String>>);
+    /// Each step's own name, if it has one, and whether it replays (see [`Node::replays`]).
+    fn names(&self, out: &mut Vec<(Option<String>, bool)>);
     fn run<'a>(
         &'a self,
         run: &'a GraphRun<'_>,
@@ -57,7 +58,7 @@ async fn step<I: Send + 'static, O: 'static>(
     input: I,
 ) -> Result<O, WorkflowError> {
     let started = run.enter(index).await?;
-    let out = node.call(run.ctx(), input).await.map_err(|e| run.fail(index, e))?;
+    let out = node.call(started.ctx(run), input).await.map_err(|e| run.fail(index, e))?;
     run.exit(index, started, || summarize_any(&out), || None).await?;
     Ok(out)
 }
@@ -68,8 +69,8 @@ where
     O: Send + 'static,
     A: Node<I, O>,
 {
-    fn names(&self, out: &mut Vec<Option<String>>) {
-        out.push(self.0.name().map(str::to_owned));
+    fn names(&self, out: &mut Vec<(Option<String>, bool)>) {
+        out.push((self.0.name().map(str::to_owned), self.0.replays()));
     }
     fn run<'a>(
         &'a self,
@@ -89,8 +90,8 @@ where
     A: Node<I, X>,
     R: Steps<X, O, RM>,
 {
-    fn names(&self, out: &mut Vec<Option<String>>) {
-        out.push(self.0.name().map(str::to_owned));
+    fn names(&self, out: &mut Vec<(Option<String>, bool)>) {
+        out.push((self.0.name().map(str::to_owned), self.0.replays()));
         self.1.names(out);
     }
     // Written out (not `async fn`) to match the trait's `Send + 'a` future exactly.
@@ -167,8 +168,8 @@ into_chain_tuples!(A, B, C, D, E, F, G, H, J, K, L, N);
 pub struct Homogeneous<T>(Vec<Box<dyn Node<T, T>>>);
 
 impl<T: Send + 'static> Steps<T, T, Vec<()>> for Homogeneous<T> {
-    fn names(&self, out: &mut Vec<Option<String>>) {
-        out.extend(self.0.iter().map(|n| n.name().map(str::to_owned)));
+    fn names(&self, out: &mut Vec<(Option<String>, bool)>) {
+        out.extend(self.0.iter().map(|n| (n.name().map(str::to_owned), n.replays())));
     }
     #[allow(clippy::manual_async_fn)]
     fn run<'a>(
@@ -244,7 +245,7 @@ where
     fn execute<'a>(&'a self, run: &'a GraphRun<'_>, input: I) -> BoxFuture<'a, Result<O, WorkflowError>> {
         Box::pin(async move {
             let started = run.enter(0).await?;
-            let key = self.classifier.call(run.ctx(), input.clone()).await.map_err(|e| run.fail(0, e))?;
+            let key = self.classifier.call(started.ctx(run), input.clone()).await.map_err(|e| run.fail(0, e))?;
             let key = key.to_string();
             let key = key.trim();
             run.exit(0, started, || Summary::of(key), || None).await?;
@@ -307,12 +308,14 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
     /// or `step_<i>`.
     pub fn chain<M: 'static>(nodes: impl IntoChain<I, O, M>) -> Self {
         let steps = nodes.into_steps();
-        let mut names = Vec::new();
-        steps.names(&mut names);
+        let mut named = Vec::new();
+        steps.names(&mut named);
         let mut spec = GraphSpec::new("chain");
-        let names = unique_names(names, "step");
+        let replays: Vec<bool> = named.iter().map(|(_, r)| *r).collect();
+        let names = unique_names(named.into_iter().map(|(n, _)| n).collect(), "step");
         for (i, name) in names.into_iter().enumerate() {
             spec.add_node(name, NodeKind::Step, None);
+            spec.set_replays(i, replays[i]);
             if i > 0 {
                 spec.add_edge(i - 1, i, EdgeKind::Next);
             }
@@ -386,12 +389,15 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
             .collect();
         let mut spec = GraphSpec::new("route");
         let classify = spec.add_node("classify", NodeKind::Router, None);
-        for (key, _) in &routes {
+        spec.set_replays(classify, classifier.replays());
+        for (key, node) in &routes {
             let n = spec.add_node(format!("route_{key}"), NodeKind::Step, None);
+            spec.set_replays(n, node.replays());
             spec.add_edge(classify, n, EdgeKind::Route(Arc::from(key.as_str())));
         }
-        if default.is_some() {
+        if let Some(d) = &default {
             let n = spec.add_node("route_default", NodeKind::Step, None);
+            spec.set_replays(n, d.replays());
             spec.add_edge(classify, n, EdgeKind::Default);
         }
         Workflow::new(Route { classifier, routes, default, spec })
@@ -412,11 +418,13 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
         let fan_out = spec.add_node("fan_out", NodeKind::FanOut, None);
         let names = unique_names(branches.iter().map(|b| b.name().map(str::to_owned)).collect(), "branch");
         let first = fan_out + 1;
-        for name in names {
+        for (name, branch) in names.into_iter().zip(&branches) {
             let b = spec.add_node(name, NodeKind::Step, None);
+            spec.set_replays(b, branch.replays());
             spec.add_edge(fan_out, b, EdgeKind::Branch);
         }
         let join_index = spec.add_node("join", NodeKind::Join, None);
+        spec.set_replays(join_index, join.replays());
         for b in first..join_index {
             spec.add_edge(b, join_index, EdgeKind::Next);
         }

@@ -17,6 +17,7 @@ use super::sse::{SseEvent, StreamParser};
 use super::status::{self, invalid_body, malformed};
 use super::wire::nullable;
 use crate::error::ConfigError;
+use crate::id::UserId;
 use crate::model::{
     Capabilities, Content, Effort, FinishReason, MediaSource, Message, Model, ModelError, ModelErrorKind, ModelRequest,
     ModelResponse, ModelStream, Part, StreamEvent, ToolCall, ToolChoice, Usage,
@@ -131,7 +132,7 @@ impl GeminiModel {
     /// (streaming is chosen by the endpoint).
     pub fn request_body(&self, request: &ModelRequest<'_>, _stream: bool) -> Value {
         let mut body = Map::new();
-        let (system, contents) = self.contents(request.messages);
+        let (system, contents) = self.contents(request.messages, request.user);
         body.insert("contents".into(), Value::Array(contents));
         if !system.is_empty() {
             body.insert("systemInstruction".into(), json!({"parts": system}));
@@ -197,7 +198,7 @@ impl GeminiModel {
 
     /// The system instruction's parts and the conversation's contents, consecutive turns of
     /// one role merged into one content.
-    fn contents(&self, messages: &[Message]) -> (Vec<Value>, Vec<Value>) {
+    fn contents(&self, messages: &[Message], user: Option<&UserId>) -> (Vec<Value>, Vec<Value>) {
         let mut system = Vec::new();
         let mut contents = Contents::default();
         // A tool result names its tool; when one does not, the call it answers does.
@@ -222,7 +223,7 @@ impl GeminiModel {
                         call_names.insert(&call.id, &call.name);
                         let mut part = Map::new();
                         part.insert("functionCall".into(), function_call(call));
-                        if let Some(signature) = self.signatures.get(call) {
+                        if let Some(signature) = self.signatures.get(user, call) {
                             part.insert("thoughtSignature".into(), signature.into());
                             signed = true;
                         }
@@ -274,7 +275,7 @@ impl Model for GeminiModel {
     async fn complete(&self, request: &ModelRequest<'_>) -> Result<ModelResponse, ModelError> {
         let body = self.request_body(request, false);
         let (bytes, request_id) = self.http.post(&self.generate_url, &body, classify).await?;
-        let mut response = parse_response(&bytes, &self.signatures)?;
+        let mut response = parse_response(&bytes, &self.signatures, request.user)?;
         if response.request_id.is_none() {
             response.request_id = request_id;
         }
@@ -282,7 +283,7 @@ impl Model for GeminiModel {
     }
 
     fn stream<'a>(&'a self, request: &'a ModelRequest<'a>) -> ModelStream<'a> {
-        let parser = ChunkParser::new(Arc::clone(&self.signatures));
+        let parser = ChunkParser::new(Arc::clone(&self.signatures), request.user.cloned());
         self.http.stream(&self.stream_url, self.request_body(request, true), classify, parser)
     }
 }

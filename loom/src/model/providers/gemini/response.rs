@@ -4,7 +4,8 @@ use super::*;
 
 /// The thought signatures of the function calls a model returned, so that the next request
 /// hands each back with its call (Gemini 3 refuses a function-call history without them).
-/// Bounded: the oldest are dropped first.
+/// Kept per user (a signature carries the model's reasoning: one user's never goes out in
+/// another user's request) and bounded: the oldest are dropped first.
 #[derive(Default)]
 pub(super) struct Signatures(Mutex<SignatureMap>);
 
@@ -15,9 +16,11 @@ pub(super) struct SignatureMap {
 }
 
 impl Signatures {
-    /// A call is known by its id, name and arguments: ids Loom made up repeat across replies.
-    pub(super) fn key(id: &str, name: &str, arguments: &str) -> String {
-        format!("{id}\u{0}{name}\u{0}{arguments}")
+    /// A call is known by its user, id, name and arguments: ids Loom made up repeat across
+    /// replies and users.
+    pub(super) fn key(user: Option<&UserId>, id: &str, name: &str, arguments: &str) -> String {
+        let user = user.map_or("", UserId::as_str);
+        format!("{user}\u{0}{id}\u{0}{name}\u{0}{arguments}")
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, SignatureMap> {
@@ -25,8 +28,8 @@ impl Signatures {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(super) fn record(&self, call: &ToolCall, signature: String) {
-        let key = Self::key(&call.id, &call.name, &call.arguments);
+    pub(super) fn record(&self, user: Option<&UserId>, call: &ToolCall, signature: String) {
+        let key = Self::key(user, &call.id, &call.name, &call.arguments);
         let mut map = self.lock();
         if map.by_call.insert(key.clone(), signature).is_none() {
             map.order.push_back(key);
@@ -38,8 +41,8 @@ impl Signatures {
         }
     }
 
-    pub(super) fn get(&self, call: &ToolCall) -> Option<String> {
-        self.lock().by_call.get(&Self::key(&call.id, &call.name, &call.arguments)).cloned()
+    pub(super) fn get(&self, user: Option<&UserId>, call: &ToolCall) -> Option<String> {
+        self.lock().by_call.get(&Self::key(user, &call.id, &call.name, &call.arguments)).cloned()
     }
 }
 
@@ -262,7 +265,11 @@ impl WireResponse {
 }
 
 /// Parses a non-streamed reply, remembering the thought signatures of its function calls.
-pub(super) fn parse_response(body: &[u8], signatures: &Signatures) -> Result<ModelResponse, ModelError> {
+pub(super) fn parse_response(
+    body: &[u8],
+    signatures: &Signatures,
+    user: Option<&UserId>,
+) -> Result<ModelResponse, ModelError> {
     let mut r: WireResponse = serde_json::from_slice(body).map_err(|e| invalid_body(PROVIDER, e))?;
     if let Some(blocked) = r.blocked() {
         return Err(blocked);
@@ -278,7 +285,7 @@ pub(super) fn parse_response(body: &[u8], signatures: &Signatures) -> Result<Mod
         if let Some(call) = part.function_call {
             let call = call.into_call(response.tool_calls.len() + 1);
             if let Some(signature) = part.thought_signature.filter(|s| !s.is_empty()) {
-                signatures.record(&call, signature);
+                signatures.record(user, &call, signature);
             }
             response.tool_calls.push(call);
         } else if let Some(text) = part.text {
@@ -302,6 +309,7 @@ pub(super) fn parse_response(body: &[u8], signatures: &Signatures) -> Result<Mod
 /// Gemini sends no end marker: the stream is complete when it ends after a finish reason.
 pub(super) struct ChunkParser {
     signatures: Arc<Signatures>,
+    user: Option<UserId>,
     calls: usize,
     finish: Option<String>,
     usage: Usage,
@@ -310,8 +318,8 @@ pub(super) struct ChunkParser {
 }
 
 impl ChunkParser {
-    pub(super) fn new(signatures: Arc<Signatures>) -> Self {
-        Self { signatures, calls: 0, finish: None, usage: Usage::default(), response_id: false, finished: false }
+    pub(super) fn new(signatures: Arc<Signatures>, user: Option<UserId>) -> Self {
+        Self { signatures, user, calls: 0, finish: None, usage: Usage::default(), response_id: false, finished: false }
     }
 
     pub(super) fn complete(&mut self, out: &mut Vec<StreamEvent>) {
@@ -357,7 +365,7 @@ impl StreamParser for ChunkParser {
                 self.calls += 1;
                 let call = call.into_call(self.calls);
                 if let Some(signature) = part.thought_signature.filter(|s| !s.is_empty()) {
-                    self.signatures.record(&call, signature);
+                    self.signatures.record(self.user.as_ref(), &call, signature);
                 }
                 out.push(StreamEvent::ToolCallStart { index, id: call.id, name: call.name });
                 out.push(StreamEvent::ToolCallDelta { index, arguments: call.arguments });

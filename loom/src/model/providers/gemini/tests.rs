@@ -1,6 +1,7 @@
 //! Unit tests of the adapter: request bodies, replies, streams and errors.
 
 use super::*;
+use crate::id::UserId;
 use crate::model::{ModelSettings, ToolResult};
 use crate::tool::ToolDefinition;
 
@@ -124,7 +125,7 @@ fn thought_signatures_go_back_with_their_calls() -> TestResult {
     ]}, "finishReason": "STOP"}]});
     for name in ["gemini-2.5-flash", "gemini-3-pro-preview"] {
         let m = model(name)?;
-        let response = parse_response(reply.to_string().as_bytes(), &m.signatures)?;
+        let response = parse_response(reply.to_string().as_bytes(), &m.signatures, None)?;
         assert_eq!(response.finish_reason, FinishReason::ToolCalls);
         let messages = [Message::user("q"), response.into_message()];
         assert_eq!(
@@ -154,14 +155,31 @@ fn thought_signatures_go_back_with_their_calls() -> TestResult {
 }
 
 #[test]
+fn signatures_are_kept_per_user() -> TestResult {
+    let m = model("gemini-3-flash-preview")?;
+    let (alice, bob) = (UserId::new("alice")?, UserId::new("bob")?);
+    let call = ToolCall::new("call_1", "f", "{}");
+    m.signatures.record(Some(&alice), &call, "alice-reasoning".into());
+    let history = [Message::user("q"), Message::assistant_with_tools("", vec![call])];
+    let signed = |user: &UserId| {
+        let request = ModelRequest::new(&history).with_user(user);
+        m.request_body(&request, false)["contents"][1]["parts"][0]["thoughtSignature"].clone()
+    };
+    assert_eq!(signed(&alice), "alice-reasoning");
+    // Bob's identical call does not get alice's signature: it goes out unsigned.
+    assert_eq!(signed(&bob), UNSIGNED_CALL);
+    Ok(())
+}
+
+#[test]
 fn signatures_are_bounded() {
     let signatures = Signatures::default();
     for i in 0..MAX_SIGNATURES + 10 {
-        signatures.record(&ToolCall::new(format!("c{i}"), "f", "{}"), format!("s{i}"));
+        signatures.record(None, &ToolCall::new(format!("c{i}"), "f", "{}"), format!("s{i}"));
     }
-    assert_eq!(signatures.get(&ToolCall::new("c0", "f", "{}")), None);
+    assert_eq!(signatures.get(None, &ToolCall::new("c0", "f", "{}")), None);
     let last = MAX_SIGNATURES + 9;
-    assert_eq!(signatures.get(&ToolCall::new(format!("c{last}"), "f", "{}")), Some(format!("s{last}")));
+    assert_eq!(signatures.get(None, &ToolCall::new(format!("c{last}"), "f", "{}")), Some(format!("s{last}")));
     assert_eq!(signatures.lock().order.len(), MAX_SIGNATURES);
     assert_eq!(format!("{signatures:?}"), format!("Signatures({MAX_SIGNATURES} calls)"));
 }
@@ -235,17 +253,17 @@ fn finish_reasons_map() {
 #[test]
 fn replies_without_candidates_or_json_are_typed_errors() {
     let signatures = Signatures::default();
-    let empty = parse_response(br#"{"modelVersion": "gemini-2.5-flash"}"#, &signatures).err();
+    let empty = parse_response(br#"{"modelVersion": "gemini-2.5-flash"}"#, &signatures, None).err();
     assert!(empty.is_some_and(|e| e.kind() == ModelErrorKind::InvalidResponse));
-    let html = parse_response(b"<html>", &signatures).err();
+    let html = parse_response(b"<html>", &signatures, None).err();
     assert!(html.is_some_and(|e| e.kind() == ModelErrorKind::InvalidResponse));
     let blocked = json!({"promptFeedback": {"blockReason": "OTHER", "blockReasonMessage": "Not allowed."}});
-    let blocked = parse_response(blocked.to_string().as_bytes(), &signatures).err();
+    let blocked = parse_response(blocked.to_string().as_bytes(), &signatures, None).err();
     assert!(blocked.is_some_and(|e| e.kind() == ModelErrorKind::ContentFiltered
         && e.message() == "the prompt was blocked (OTHER): Not allowed."));
     // A safety stop with no content is an empty, filtered reply.
     let stopped = json!({"candidates": [{"finishReason": "SAFETY"}], "usageMetadata": {"promptTokenCount": 3}});
-    let stopped = parse_response(stopped.to_string().as_bytes(), &signatures);
+    let stopped = parse_response(stopped.to_string().as_bytes(), &signatures, None);
     assert!(stopped.is_ok_and(|r| r.text.is_empty()
         && r.finish_reason == FinishReason::ContentFilter
         && r.usage == Usage::new(3, 0)));
@@ -253,7 +271,7 @@ fn replies_without_candidates_or_json_are_typed_errors() {
 
 #[test]
 fn stream_errors_are_typed_by_code_or_status() {
-    let mut parser = ChunkParser::new(Arc::default());
+    let mut parser = ChunkParser::new(Arc::default(), None);
     let mut out = Vec::new();
     let event = |data: &str| SseEvent { event: None, data: data.to_owned() };
     let e = parser.event(event(r#"{"error": {"message": "slow down", "status": "RESOURCE_EXHAUSTED"}}"#), &mut out);
