@@ -31,6 +31,31 @@ pub use serde_json::Value as JsonValue;
 use crate::model::Content;
 use crate::tool::ToolErrorKind;
 
+/// What `#[agent(tools = [..])]` accepts: a tool type it can make a value of. A `#[tool]`
+/// function's name is also the name of its tool type, so `tools = [lookup]` lists
+/// `LookupTool`; a hand-written tool type is listed by its own name.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a tool an `#[agent]` can list",
+    label = "not a tool",
+    note = "list functions marked `#[tool]`, or types that implement `loomflow::Tool` and `Default`"
+)]
+pub trait ListedTool: Tool + Sized {
+    fn instance() -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Tool + Default> ListedTool for T {
+    fn instance() -> Self {
+        T::default()
+    }
+}
+
+/// The tool of type `T`, for `#[agent(tools = [..])]` (shared: a type that is not a tool is
+/// reported once, here, not again where the agent takes it).
+pub fn listed_tool<T: ListedTool>() -> std::sync::Arc<dyn Tool> {
+    std::sync::Arc::new(T::instance())
+}
+
 /// What the `#[tool]` macro computes once per tool: the definition and the argument names.
 #[derive(Debug)]
 pub struct ToolMeta {
@@ -453,7 +478,7 @@ pub trait IntoNodeError {
     fn __loom_node_error(&self) -> NodeError;
 }
 
-impl<E: Into<NodeError>> IntoNodeError for &ErrWrap<E> {
+impl<E: Into<NodeError>> IntoNodeError for &&ErrWrap<E> {
     fn __loom_node_error(&self) -> NodeError {
         match self.0.take() {
             Some(e) => e.into(),
@@ -467,12 +492,103 @@ pub trait DisplayNodeError {
     fn __loom_node_error(&self) -> NodeError;
 }
 
-impl<E: Display> DisplayNodeError for ErrWrap<E> {
+impl<E: Display> DisplayNodeError for &ErrWrap<E> {
     fn __loom_node_error(&self) -> NodeError {
         match self.0.take() {
             Some(e) => NodeError::from_display(e),
             None => NodeError::new("the node failed"),
         }
+    }
+}
+
+/// Why a node's error type cannot be a node's error; implemented by no type, so that using
+/// one reports this message.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the error of a `#[node]`",
+    label = "the node returns `Result<_, {Self}>`",
+    note = "the error of a node must implement `Display` (or `std::error::Error`), or convert into `loomflow::workflow::NodeError`"
+)]
+pub trait NodeErrorType {}
+
+/// Last choice: neither; reports [`NodeErrorType`]'s message.
+pub trait UnsupportedNodeError<E> {
+    fn __loom_node_error(&self) -> NodeError
+    where
+        E: NodeErrorType,
+    {
+        NodeError::new("the node failed")
+    }
+}
+
+impl<E> UnsupportedNodeError<E> for ErrWrap<E> {}
+
+/// An edge of a `#[workflow]` graph: a node's output becomes the next node's input. Only a
+/// value of the very type fits, and a mismatch reads as Loom's message on the edge.
+#[diagnostic::on_unimplemented(
+    message = "this edge hands `{Self}` to a node that takes `{Input}`",
+    label = "the node before gives `{Self}`; the node here takes `{Input}`",
+    note = "a node's output is the next node's input: change one of the two types, or put a node between them that converts"
+)]
+pub trait Feeds<Input> {
+    fn feed(self) -> Input;
+}
+
+impl<T> Feeds<T> for T {
+    #[inline(always)]
+    fn feed(self) -> T {
+        self
+    }
+}
+
+/// The branches of a fan-out hand their outputs, as a tuple in branch order, to the join.
+#[diagnostic::on_unimplemented(
+    message = "the branches of this fan-out give `{Self}`, but the join takes `{Input}`",
+    label = "the branches give `{Self}`",
+    note = "a join takes the outputs of the branches as a tuple, in the order of `fan_out = [..]`"
+)]
+pub trait JoinsInto<Input> {
+    fn join(self) -> Input;
+}
+
+impl<T> JoinsInto<T> for T {
+    #[inline(always)]
+    fn join(self) -> T {
+        self
+    }
+}
+
+/// The output of a `#[workflow]` graph's end node is the workflow's output.
+#[diagnostic::on_unimplemented(
+    message = "this end node gives `{Self}`, but the workflow's output is `{Output}`",
+    label = "gives `{Self}`",
+    note = "every node that ends the run gives the workflow's output: the end nodes must give the same type"
+)]
+pub trait Ends<Output> {
+    fn end(self) -> Output;
+}
+
+impl<T> Ends<T> for T {
+    #[inline(always)]
+    fn end(self) -> T {
+        self
+    }
+}
+
+/// A fan-out hands a copy of its output to each branch.
+#[diagnostic::on_unimplemented(
+    message = "a fan-out hands a copy of its output to each branch: `{Self}` must implement `Clone`",
+    label = "the output of this fan-out is `{Self}`",
+    note = "derive `Clone` for it, or hand the branches something that can be copied (an `Arc<{Self}>`)"
+)]
+pub trait FansOut: Sized {
+    fn copy(&self) -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Clone> FansOut for T {
+    #[inline(always)]
+    fn copy(&self) -> T {
+        self.clone()
     }
 }
 

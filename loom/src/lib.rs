@@ -128,7 +128,7 @@ pub struct ReadmeDoctests;
 /// | key | value | default |
 /// |---|---|---|
 /// | `model` | a model string (`"echo"`, `"gpt-4.1-mini"`) or any expression giving a model | none: set it with `configure` |
-/// | `tools` | `[f, path::g]`: functions marked `#[tool]` | none |
+/// | `tools` | `[f, path::g, MyTool]`: functions marked `#[tool]`, or tool types (`Tool + Default`) | none |
 /// | `architecture` | the loop style, checked at compile time: `react` | `react` |
 /// | `output` | the output type (`Deserialize + JsonSchema`) | `String` |
 /// | `output_mode` | `auto`, `native`, `tool` or `prompted` | `auto` |
@@ -139,8 +139,14 @@ pub struct ReadmeDoctests;
 /// | `crate` | the path of `loomflow`, if renamed | `::loomflow` |
 ///
 /// Every misuse is a compile error on the offending token: an unknown key (with a
-/// suggestion), a key given twice, a tool that is not a `#[tool]`, an output type without
-/// `JsonSchema`, an unknown architecture, missing instructions.
+/// suggestion), a key given twice, a tool that is not a tool (or is listed twice), an output
+/// type without `JsonSchema`, `output_mode`, `output_retries` or `validate` without `output`,
+/// an unknown architecture, missing or empty instructions, a `derive` (the type has the
+/// traits `#[agent]` implements: `Clone`, `Debug`, `Default`).
+///
+/// A `#[tool]` function's name is also a (hidden) name of its tool type, so
+/// `tools = [lookup]` lists `LookupTool`; any type that implements [`Tool`] and `Default` can
+/// be listed by its own name.
 ///
 /// ```
 /// use loomflow::prelude::*;
@@ -181,7 +187,7 @@ pub struct ReadmeDoctests;
 ///             Agent::new("You triage support tickets: decide the team and whether it is urgent.")
 ///                 .name("Triage")
 ///                 .model("echo")
-///                 .tool(LookupTool)
+///                 .tool(LookupTool) // `tools = [lookup]`
 ///                 .output::<Ticket>()
 ///                 .output_retries(2),
 ///         )
@@ -210,17 +216,25 @@ pub use loomflow_macros::agent;
 /// | `fan_out = [a, b]` | branches `a` and `b` run at once on clones of the output; each leads by `next` edges to a `join` node |
 /// | `join` | receives the branches' outputs as a tuple, in branch order |
 /// | `max_visits = n` | the node may run at most `n` times in one run (every cycle needs one) |
+/// | `idempotent` | the node is safe to run again: a resumed run that finds it interrupted runs it again without asking for a [`NodeDecision`](workflow::NodeDecision) |
 /// | (nothing) | the run ends here; the node's output is the workflow's output |
+///
+/// On the block, `#[workflow(name = "...", max_steps = n, max_visits = n, crate = "...")]`
+/// names the workflow (default: the type's name), bounds its runs' steps and the visits of
+/// nodes without a bound of their own, and points the generated code at a renamed `loomflow`.
 ///
 /// A node takes `&self`, then optionally `ctx: &RunContext`, then at most one input (the
 /// previous node's output), and returns its output or a `Result` of it. Values pass between
 /// nodes as their Rust types, in a state machine the macro generates: no boxing, no JSON.
 ///
 /// These are compile errors, each on the token at fault: an edge to a node that does not
-/// exist (with a suggestion), an output type that does not match the next node's input, a
-/// route that does not handle every variant, no start or two starts, a node unreachable from
-/// the start or with no path to an end, a fan-out without a join, a join whose input is not
-/// the branches' outputs, and a cycle without a visit bound.
+/// exist (with a suggestion), an output type that does not fit the next node's input (on the
+/// edge, naming both types), a route that does not handle every variant (naming the missing
+/// ones), no start or two starts, a node unreachable from the start or with no path to an
+/// end, a fan-out without a join or whose output cannot be cloned, a join whose input is not
+/// the branches' outputs, end nodes that give different types, a node error type that cannot
+/// be a node's error, and a cycle without a visit bound. With any of them, the type still gets
+/// a stand-in `Graph` implementation, so its uses add no errors of their own.
 ///
 /// ```
 /// use loomflow::prelude::*;

@@ -1,23 +1,10 @@
 //! Generates the agent type from a checked [`AgentModel`].
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned as _;
 
 use super::parse::AgentModel;
-use crate::common::pascal_case;
-
-/// The path of the type `#[tool]` generated for the function at `path`:
-/// `tools::refund` → `tools::RefundTool`.
-fn tool_type(path: &syn::Path) -> syn::Path {
-    let mut path = path.clone();
-    if let Some(last) = path.segments.last_mut() {
-        let name = last.ident.to_string();
-        let name = name.strip_prefix("r#").unwrap_or(&name);
-        last.ident = format_ident!("{}Tool", pascal_case(name), span = last.ident.span());
-    }
-    path
-}
 
 pub(super) fn agent_impl(model: &AgentModel) -> TokenStream {
     let AgentModel { krate, item, instructions, name, .. } = model;
@@ -31,10 +18,14 @@ pub(super) fn agent_impl(model: &AgentModel) -> TokenStream {
         build = quote!(#build.model(#m));
     }
     for path in &model.tools {
-        let tool = tool_type(path);
-        // Spanned on the user's path: a function without #[tool] is reported there.
-        build = quote_spanned!(path.span()=> #build.tool(#tool));
+        // A `#[tool]` function names its tool type too; any other type that implements `Tool`
+        // and `Default` can be listed. Spanned on the user's path: whatever is not a tool is
+        // reported there, by the name written.
+        build =
+            quote_spanned!(path.span()=> #build.tools(::core::iter::once(#krate::__private::listed_tool::<#path>())));
     }
+    // `react`, the only loop for now, is the default: nothing to set.
+    let _ = &model.architecture;
     if let Some(n) = &model.max_turns {
         build = quote!(#build.max_turns(#n));
     }

@@ -1,24 +1,29 @@
 //! Reads `#[agent(...)]` and its struct into a checked model.
 
-use proc_macro2::Span;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 
-use crate::common::{ArgParser, Errors, did_you_mean, doc_string, runtime_path};
+use crate::common::{Errors, attribute_args, did_you_mean, doc_string, runtime_path};
 
-const KEYS: &[&str] = &[
-    "instructions",
-    "model",
-    "tools",
-    "architecture",
-    "output",
-    "output_mode",
-    "output_retries",
-    "max_turns",
-    "name",
-    "validate",
-    "crate",
-];
+attribute_args! {
+    /// The arguments of `#[agent(...)]`.
+    pub(super) struct AgentArgs for "agent" {
+        instructions: string,
+        model: value<syn::Expr> = "a model string or a model value, e.g. \"echo\"",
+        tools: value<PathList> = "a list of tools: #[tool] functions or tool types, e.g. `[refund, lookup]`",
+        architecture: value<syn::Ident> = "an architecture name, e.g. `react`",
+        output: value<syn::Type> = "a type, e.g. `Weather`",
+        output_mode: value<syn::Ident> = "`auto`, `native`, `tool` or `prompted`",
+        output_retries: value<syn::LitInt> = "a number, e.g. `2`",
+        max_turns: value<syn::LitInt> = "a number, e.g. `10`",
+        name: string,
+        validate: flag,
+        krate as "crate": path,
+    }
+}
+
+/// What `#[agent]` implements itself; a `derive` of one of them would clash.
+const GENERATED_TRAITS: &[&str] = &["Clone", "Debug", "Default"];
 
 /// The loop styles an agent can use; `react` is the one that exists today.
 pub(crate) const ARCHITECTURES: &[&str] = &["react"];
@@ -38,9 +43,11 @@ pub(super) struct AgentModel {
     pub(super) output_retries: Option<syn::LitInt>,
     pub(super) max_turns: Option<syn::LitInt>,
     pub(super) validate: bool,
+    /// The loop style, checked against [`ARCHITECTURES`].
+    pub(super) architecture: Option<syn::Ident>,
 }
 
-struct PathList(Punctuated<syn::Path, syn::Token![,]>);
+pub(super) struct PathList(Punctuated<syn::Path, syn::Token![,]>);
 
 impl Parse for PathList {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
@@ -63,22 +70,25 @@ fn check_choice(ident: &syn::Ident, what: &str, choices: &[&str], errors: &mut E
 }
 
 pub(super) fn agent_model(args: proc_macro2::TokenStream, item: &syn::ItemStruct, errors: &mut Errors) -> AgentModel {
-    let mut attr = ArgParser::parse("agent", KEYS, args, errors);
-    let instructions = attr.string("instructions", errors);
-    let model = attr.value::<syn::Expr>("model", "a model string or a model value, e.g. \"echo\"", errors);
-    let tools = attr.value::<PathList>("tools", "a list of #[tool] functions, e.g. `[refund, lookup]`", errors);
-    let architecture = attr.value::<syn::Ident>("architecture", "an architecture name, e.g. `react`", errors);
-    let output = attr.value::<syn::Type>("output", "a type, e.g. `Weather`", errors);
-    let output_mode = attr.value::<syn::Ident>("output_mode", "`auto`, `native`, `tool` or `prompted`", errors);
-    let output_retries = attr.value::<syn::LitInt>("output_retries", "a number, e.g. `2`", errors);
-    let max_turns = attr.value::<syn::LitInt>("max_turns", "a number, e.g. `10`", errors);
-    let name = attr.string("name", errors);
-    let validate = attr.flag("validate", errors).is_some();
-    let krate = runtime_path(attr.path_string("crate", errors).as_ref());
+    let AgentArgs {
+        instructions,
+        model,
+        tools,
+        architecture,
+        output,
+        output_mode,
+        output_retries,
+        max_turns,
+        name,
+        validate,
+        krate,
+    } = AgentArgs::parse(args, errors);
+    let validate_flag = validate;
+    let validate = validate.is_some();
+    let krate = runtime_path(krate.as_ref());
 
-    if let Some((_, arch)) = &architecture {
-        check_choice(arch, "architecture", ARCHITECTURES, errors);
-    }
+    let architecture =
+        architecture.and_then(|(_, arch)| check_choice(&arch, "architecture", ARCHITECTURES, errors).then_some(arch));
     let output_mode = output_mode.and_then(|(_, mode)| {
         let choices: Vec<&str> = OUTPUT_MODES.iter().map(|(k, _)| *k).collect();
         check_choice(&mode, "output mode", &choices, errors).then(|| {
@@ -95,17 +105,52 @@ pub(super) fn agent_model(args: proc_macro2::TokenStream, item: &syn::ItemStruct
             None
         }
     };
+    let retries_key = output_retries.as_ref().map(|(key, _)| key.clone());
     let output_retries = whole_number("output_retries", output_retries);
     let max_turns = whole_number("max_turns", max_turns);
-    if key_given(&output_mode, &output) {
-        // `output_mode` without `output` has nothing to apply to.
+    // The keys of a typed output have nothing to apply to without `output`.
+    if output.is_none() {
         if let Some(mode) = &output_mode {
             errors.push_spanned(mode, "`output_mode` applies to a typed output; add `output = YourType`");
         }
+        if let Some(key) = &retries_key {
+            errors.push_spanned(key, "`output_retries` applies to a typed output; add `output = YourType`");
+        }
+        if let Some(flag) = validate_flag {
+            errors.push_at(flag.0, "`validate` checks a typed output; add `output = YourType`");
+        }
     }
-    if validate && output.is_none() {
-        errors.push_at(Span::call_site(), "`validate` checks a typed output; add `output = YourType`");
+    let tools: Vec<syn::Path> = tools.map(|(_, t)| t.0.into_iter().collect()).unwrap_or_default();
+    for (i, tool) in tools.iter().enumerate() {
+        let written = quote::ToTokens::to_token_stream(tool).to_string();
+        if tools[..i].iter().any(|t| quote::ToTokens::to_token_stream(t).to_string() == written) {
+            errors.push_spanned(tool, format!("`{}` is listed twice in `tools`", written.replace(' ', "")));
+        }
     }
+    // The type wraps an `Agent`: the traits it has are the ones `#[agent]` implements.
+    let mut item = item.clone();
+    item.attrs.retain(|attr| {
+        if !attr.path().is_ident("derive") {
+            return true;
+        }
+        let derived = attr.parse_args_with(Punctuated::<syn::Path, syn::Token![,]>::parse_terminated);
+        for path in derived.into_iter().flatten() {
+            let Some(last) = path.segments.last() else { continue };
+            let message = if GENERATED_TRAITS.iter().any(|t| last.ident == t) {
+                format!("#[agent] implements `{}` itself; remove it from the `derive`", last.ident)
+            } else {
+                format!(
+                    "`{}` cannot be derived for an #[agent] type: it wraps an `Agent`, and has the traits #[agent] \
+                     implements (`Clone`, `Debug`, `Default`)",
+                    last.ident
+                )
+            };
+            errors.push_spanned(&path, message);
+        }
+        // Left out of the struct, so the error is not repeated by the derive itself.
+        false
+    });
+    let item = &item;
 
     match &item.fields {
         syn::Fields::Unit => {}
@@ -119,7 +164,16 @@ pub(super) fn agent_model(args: proc_macro2::TokenStream, item: &syn::ItemStruct
         errors.push_spanned(param, "an #[agent] struct cannot be generic");
     }
 
+    if let Some(lit) = &name
+        && lit.value().trim().is_empty()
+    {
+        errors.push_spanned(lit, "the agent's name must not be empty; leave `name` out to use the struct's name");
+    }
     let instructions = match instructions {
+        Some(lit) if lit.value().trim().is_empty() => {
+            errors.push_spanned(&lit, "the instructions must not be empty: they are the agent's system prompt");
+            String::new()
+        }
         Some(lit) => lit.value(),
         None => doc_string(&item.attrs).unwrap_or_else(|| {
             errors.push_spanned(
@@ -136,15 +190,12 @@ pub(super) fn agent_model(args: proc_macro2::TokenStream, item: &syn::ItemStruct
         instructions,
         name: name.map_or_else(|| item.ident.to_string(), |n| n.value()),
         model: model.map(|(_, m)| m),
-        tools: tools.map(|(_, t)| t.0.into_iter().collect()).unwrap_or_default(),
+        tools,
         output: output.map(|(_, t)| t),
         output_mode,
         output_retries,
         max_turns,
         validate,
+        architecture,
     }
-}
-
-fn key_given(mode: &Option<syn::Ident>, output: &Option<(syn::Ident, syn::Type)>) -> bool {
-    mode.is_some() && output.is_none()
 }

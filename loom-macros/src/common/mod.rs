@@ -1,10 +1,11 @@
 //! Helpers shared by the macros: error accumulation, attribute parsing, suggestions, docs.
 
+#[macro_use]
 mod args;
 mod docs;
 mod errors;
 
-pub(crate) use args::{ArgParser, Flag};
+pub(crate) use args::{Flag, attribute_args, known_args, read};
 pub(crate) use docs::{doc_string, strip_doc_attrs};
 pub(crate) use errors::Errors;
 pub(crate) use loomflow_graph::suggest::did_you_mean;

@@ -93,10 +93,13 @@ pub(super) fn tool_impl(model: &ToolModel) -> TokenStream {
         }
     };
 
+    let alias = type_alias(model);
     quote! {
         #[doc = #doc]
         #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug, ::core::default::Default)]
         #vis struct #struct_ident;
+
+        #alias
 
         impl #struct_ident {
             #[doc(hidden)]
@@ -129,13 +132,27 @@ pub(super) fn tool_impl(model: &ToolModel) -> TokenStream {
     }
 }
 
+/// The function's name as a type too (types and functions have separate namespaces), naming
+/// the tool type: `#[agent(tools = [lookup])]` lists `lookup`'s tool through it.
+fn type_alias(model: &ToolModel) -> TokenStream {
+    let ToolModel { vis, fn_ident, struct_ident, .. } = model;
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis type #fn_ident = #struct_ident;
+    }
+}
+
 /// A stand-in tool type for a `#[tool]` with errors; never run, since the build fails.
 pub(super) fn stub(model: &ToolModel) -> TokenStream {
     let ToolModel { krate, vis, struct_ident, .. } = model;
     let rt = quote!(#krate::__private);
+    let alias = type_alias(model);
     quote! {
         #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug, ::core::default::Default)]
         #vis struct #struct_ident;
+
+        #alias
 
         #[#rt::async_trait]
         impl #rt::Tool for #struct_ident {

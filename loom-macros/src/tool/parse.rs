@@ -3,10 +3,21 @@
 use syn::ext::IdentExt as _;
 
 use crate::common::{
-    ArgParser, Errors, Flag, doc_string, erase_lifetimes, ident, pascal_case, runtime_path, strip_doc_attrs,
+    Errors, Flag, attribute_args, doc_string, erase_lifetimes, ident, pascal_case, runtime_path, strip_doc_attrs,
 };
 
-const KEYS: &[&str] = &["name", "description", "read_only", "destructive", "idempotent", "blocking", "crate"];
+attribute_args! {
+    /// The arguments of `#[tool(...)]`.
+    pub(super) struct ToolArgs for "tool" {
+        name: string,
+        description: string,
+        read_only: flag,
+        destructive: flag,
+        idempotent: flag,
+        blocking: flag,
+        krate as "crate": path,
+    }
+}
 
 /// Everything the expansion needs, already validated.
 pub(super) struct ToolModel {
@@ -41,9 +52,11 @@ fn tool_name(custom: Option<syn::LitStr>, func: &syn::ItemFn, errors: &mut Error
         Some(lit) => (lit.value(), lit.span()),
         None => (func.sig.ident.unraw().to_string(), func.sig.ident.span()),
     };
-    let problem = if name.is_empty() {
-        Some("must not be empty".to_owned())
-    } else if name.len() > 64 {
+    if name.is_empty() {
+        errors.push_at(span, "the tool name must not be empty; leave `name` out to use the function's name");
+        return name;
+    }
+    let problem = if name.len() > 64 {
         Some(format!("is {} characters long; providers allow at most 64", name.len()))
     } else {
         name.chars()
@@ -57,14 +70,16 @@ fn tool_name(custom: Option<syn::LitStr>, func: &syn::ItemFn, errors: &mut Error
 }
 
 pub(super) fn tool_model(args: proc_macro2::TokenStream, func: &mut syn::ItemFn, errors: &mut Errors) -> ToolModel {
-    let mut attr = ArgParser::parse("tool", KEYS, args, errors);
-    let custom_name = attr.string("name", errors);
-    let custom_description = attr.string("description", errors);
-    let read_only = attr.flag("read_only", errors);
-    let destructive = attr.flag("destructive", errors);
-    let idempotent = attr.flag("idempotent", errors);
-    let blocking = attr.flag("blocking", errors);
-    let krate = runtime_path(attr.path_string("crate", errors).as_ref());
+    let ToolArgs {
+        name: custom_name,
+        description: custom_description,
+        read_only,
+        destructive,
+        idempotent,
+        blocking,
+        krate,
+    } = ToolArgs::parse(args, errors);
+    let krate = runtime_path(krate.as_ref());
 
     if let (Some(_), Some(Flag(span))) = (read_only, destructive) {
         errors.push_at(span, "a tool cannot be both `read_only` and `destructive`");

@@ -9,8 +9,10 @@ use crate::common::{Errors, did_you_mean};
 /// Where a node goes next, with edge targets resolved to node indices.
 pub(super) enum Next {
     End,
-    One(usize),
-    Route(Vec<(syn::Path, usize)>),
+    /// To one node; the span of the edge's target, as written.
+    One(usize, Span),
+    /// By the variant of the output; each arm with the span of its target.
+    Route(Vec<(syn::Path, usize, Span)>),
     /// Each branch is the chain of nodes from the fan-out to the join (join excluded).
     FanOut {
         branches: Vec<Vec<usize>>,
@@ -62,7 +64,7 @@ pub(super) fn check(model: &WorkflowModel, errors: &mut Errors) -> Option<Resolv
             Out::Next(target) => match resolve(target, errors) {
                 Some(to) => {
                     edges.push(EdgeRef { from: i, to, span: target.span() });
-                    Next::One(to)
+                    Next::One(to, target.span())
                 }
                 None => {
                     ok = false;
@@ -75,7 +77,7 @@ pub(super) fn check(model: &WorkflowModel, errors: &mut Errors) -> Option<Resolv
                     match resolve(&arm.target, errors) {
                         Some(to) => {
                             edges.push(EdgeRef { from: i, to, span: arm.target.span() });
-                            resolved.push((arm.variant.clone(), to));
+                            resolved.push((arm.variant.clone(), to, arm.target.span()));
                         }
                         None => ok = false,
                     }
@@ -136,7 +138,7 @@ pub(super) fn check(model: &WorkflowModel, errors: &mut Errors) -> Option<Resolv
                 in_branch[at] = true;
                 chain.push(at);
                 match &next[at] {
-                    Next::One(to) => at = *to,
+                    Next::One(to, _) => at = *to,
                     _ => {
                         errors.push_at(
                             span,

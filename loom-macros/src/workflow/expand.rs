@@ -39,11 +39,13 @@ impl Gen<'_> {
         let call = quote!(self.#method(#(#args),*));
         let call = if node.is_async { quote!(#call.await) } else { call };
         let unwrap = if node.returns_result {
+            // Spanned on the return type: an error type that cannot be a node's is reported there.
+            let error = quote_spanned!(node.ret_span=> (&&&#rt::ErrWrap::new(e)).__loom_node_error());
             quote! {
                 let __loom_out = match __loom_out {
                     ::core::result::Result::Ok(v) => v,
                     ::core::result::Result::Err(e) => {
-                        return ::core::result::Result::Err(__loom_run.fail(#i, (&&#rt::ErrWrap::new(e)).__loom_node_error()));
+                        return ::core::result::Result::Err(__loom_run.fail(#i, #error));
                     }
                 };
             }
@@ -65,15 +67,19 @@ impl Gen<'_> {
         }}
     }
 
-    /// Hands `value` (the output of node `from`) to node `to` and moves there.
-    fn feed(&self, from: usize, to: usize, value: &str) -> TokenStream {
-        let target = self.node(to);
-        let ty = target.input_ty();
+    /// Hands `value` (a node's output, or the value of a route's variant) to node `to`, by the
+    /// edge written at `edge`, and moves there. The value goes through `Feeds`, located at the
+    /// edge: a type that does not fit is Loom's error there, naming both types.
+    fn feed(&self, to: usize, value: &str, edge: Span) -> TokenStream {
+        let rt = &self.rt;
+        let ty = self.node(to).input_ty();
         let slot = slot(to);
-        // Located at the output type: a mismatch is reported there, and at the input type.
-        let value = syn::Ident::new(value, Span::call_site().located_at(self.node(from).output.span()));
+        // The value resolves as the macro's own variable, and is located at the edge: rustc
+        // reports an unmet bound on the argument, so there.
+        let value = syn::Ident::new(value, Span::call_site().located_at(edge));
+        let fed = quote_spanned!(edge=> #rt::Feeds::<#ty>::feed(#value));
         quote! {
-            let __loom_next: #ty = #value;
+            let __loom_next: #ty = #fed;
             #slot = ::core::option::Option::Some(__loom_next);
             __loom_at = #to;
         }
@@ -83,18 +89,22 @@ impl Gen<'_> {
         let rt = &self.rt;
         match next {
             Next::End => {
-                let value = syn::Ident::new("__loom_out", Span::call_site().located_at(self.node(i).output.span()));
+                // Spanned on the node's output type: an end node that gives another type than
+                // the workflow's output is reported there.
+                let out = &self.node(i).output;
+                let ended =
+                    quote_spanned!(out.span()=> <#out as #rt::Ends<<Self as #rt::Graph>::Output>>::end(__loom_out));
                 quote! {
-                    let __loom_result: <Self as #rt::Graph>::Output = #value;
+                    let __loom_result: <Self as #rt::Graph>::Output = #ended;
                     return ::core::result::Result::Ok(__loom_result);
                 }
             }
-            Next::One(to) => self.feed(i, *to, "__loom_out"),
+            Next::One(to, edge) => self.feed(*to, "__loom_out", *edge),
             Next::Route(arms) => {
-                let arms = arms.iter().map(|(variant, to)| {
+                let arms = arms.iter().map(|(variant, to, edge)| {
                     let target = self.node(*to);
                     if target.input.is_some() {
-                        let feed = self.feed(i, *to, "__loom_value");
+                        let feed = self.feed(*to, "__loom_value", *edge);
                         quote!(#variant(__loom_value) => { #feed })
                     } else {
                         let slot = slot(*to);
@@ -105,8 +115,12 @@ impl Gen<'_> {
                     super::parse::Out::Route { keyword, .. } => *keyword,
                     _ => self.node(i).ident.span(),
                 };
-                // Spanned on `route`: a variant without an arm is reported there, by name.
-                quote_spanned! {keyword=> match __loom_out { #(#arms)* } }
+                // Spanned on `route`: a variant without an arm is reported there, by name. The
+                // last arm never matches (a guard that is false) and has a span of another
+                // context than the arms before it, so rustc names the missing variants without
+                // suggesting to paste a `todo!()` arm into the attribute.
+                let never = quote_spanned!(Span::mixed_site()=> __loom_never if false => ::core::unreachable!());
+                quote_spanned! {keyword=> match __loom_out { #(#arms)* #never } }
             }
             Next::FanOut { branches, join } => {
                 let keyword = match &self.node(i).out {
@@ -118,7 +132,7 @@ impl Gen<'_> {
                 let mut stmts = Vec::new();
                 for (k, copy) in copies.iter().enumerate() {
                     if k + 1 < n {
-                        stmts.push(quote_spanned!(keyword=> let #copy = ::core::clone::Clone::clone(&__loom_out);));
+                        stmts.push(quote_spanned!(keyword=> let #copy = #rt::FansOut::copy(&__loom_out);));
                     } else {
                         stmts.push(quote!(let #copy = __loom_out;));
                     }
@@ -152,13 +166,7 @@ impl Gen<'_> {
                         pattern = quote!((#res, #pattern));
                     }
                 }
-                // Each branch's value is located at the output type of the branch's last node, so
-                // a join that expects something else is reported there.
-                let ends: Vec<Span> = branches
-                    .iter()
-                    .map(|chain| chain.last().map_or(self.node(i).output.span(), |&n| self.node(n).output.span()))
-                    .collect();
-                let feed = self.feed_join(i, *join, &results, &ends);
+                let feed = self.feed_join(i, *join, &results);
                 quote! {
                     #(#stmts)*
                     let #pattern = #joined.await?;
@@ -169,7 +177,7 @@ impl Gen<'_> {
     }
 
     /// Hands the branch outputs, as a tuple in branch order, to the join.
-    fn feed_join(&self, fan_out: usize, join: usize, results: &[syn::Ident], ends: &[Span]) -> TokenStream {
+    fn feed_join(&self, fan_out: usize, join: usize, results: &[syn::Ident]) -> TokenStream {
         let target = self.node(join);
         let ty = target.input_ty();
         let slot = slot(join);
@@ -177,13 +185,12 @@ impl Gen<'_> {
             super::parse::Out::FanOut { keyword, .. } => *keyword,
             _ => self.node(fan_out).ident.span(),
         };
-        let results = results
-            .iter()
-            .zip(ends)
-            .map(|(r, end)| syn::Ident::new(&r.to_string(), Span::call_site().located_at(*end)));
+        let rt = &self.rt;
+        // The tuple is located at `fan_out`: rustc reports the unmet bound on it.
         let tuple = quote_spanned!(keyword=> (#(#results,)*));
+        let joined = quote_spanned!(keyword=> #rt::JoinsInto::<#ty>::join(#tuple));
         quote! {
-            let __loom_next: #ty = #tuple;
+            let __loom_next: #ty = #joined;
             #slot = ::core::option::Option::Some(__loom_next);
             __loom_at = #join;
         }
@@ -239,9 +246,9 @@ pub(super) fn graph_impl(model: &WorkflowModel, resolved: &Resolved) -> TokenStr
     for (i, next) in resolved.next.iter().enumerate() {
         match next {
             Next::End => {}
-            Next::One(to) => add_edges.push(quote!(spec.add_edge(#i, #to, #rt::EdgeKind::Next);)),
+            Next::One(to, _) => add_edges.push(quote!(spec.add_edge(#i, #to, #rt::EdgeKind::Next);)),
             Next::Route(arms) => {
-                for (variant, to) in arms {
+                for (variant, to, _) in arms {
                     let label = variant.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
                     add_edges
                         .push(quote!(spec.add_edge(#i, #to, #rt::EdgeKind::Route(::std::sync::Arc::from(#label)));));
@@ -325,7 +332,7 @@ pub(super) fn graph_impl(model: &WorkflowModel, resolved: &Resolved) -> TokenStr
                 #[allow(unused_imports)]
                 use #rt::{
                     DebugSummary as _, DisplayNodeError as _, IntoNodeError as _, JsonRecord as _, JsonRestore as _,
-                    NoJsonRecord as _, NoJsonRestore as _, PlainSummary as _,
+                    NoJsonRecord as _, NoJsonRestore as _, PlainSummary as _, UnsupportedNodeError as _,
                 };
                 #(#slots)*
                 let mut __loom_at: usize;
@@ -388,6 +395,46 @@ pub(super) fn graph_impl(model: &WorkflowModel, resolved: &Resolved) -> TokenStr
                 output: #rt::JsonValue,
             ) -> #rt::BoxFuture<'__loom_a, ::core::result::Result<Self::Output, #rt::WorkflowError>> {
                 ::std::boxed::Box::pin(self.__loom_drive(__loom_run, #rt::Entry::After(node, output)))
+            }
+        }
+    }
+}
+
+/// A stand-in `Graph` for a `#[workflow]` with errors, so that one mistake in the graph does
+/// not add an error at every use of the type: its input is the start node's, its output the
+/// first end node's (as far as the attributes could be read). Never run: the build fails.
+pub(super) fn stub_graph(model: &WorkflowModel) -> TokenStream {
+    let krate = &model.krate;
+    let rt = quote!(#krate::__private);
+    let self_ty = &model.self_ty;
+    let (impl_generics, _, where_clause) = model.generics.split_for_impl();
+    let name = &model.name;
+    let unit: syn::Type = syn::parse_quote!(());
+    let input = match model.nodes.iter().filter(|n| n.start.is_some()).collect::<Vec<_>>().as_slice() {
+        [start] => start.input_ty(),
+        _ => unit.clone(),
+    };
+    let output = model
+        .nodes
+        .iter()
+        .find(|n| matches!(n.out, super::parse::Out::End))
+        .map_or_else(|| unit.clone(), |n| n.output.clone());
+    quote! {
+        impl #impl_generics #rt::Graph for #self_ty #where_clause {
+            type Input = #input;
+            type Output = #output;
+
+            fn spec(&self) -> &#rt::GraphSpec {
+                static SPEC: ::std::sync::OnceLock<#rt::GraphSpec> = ::std::sync::OnceLock::new();
+                SPEC.get_or_init(|| #rt::GraphSpec::new(#name))
+            }
+
+            fn execute<'__loom_a>(
+                &'__loom_a self,
+                __loom_run: &'__loom_a #rt::GraphRun<'_>,
+                _input: Self::Input,
+            ) -> #rt::BoxFuture<'__loom_a, ::core::result::Result<Self::Output, #rt::WorkflowError>> {
+                ::std::boxed::Box::pin(async move { ::core::result::Result::Err(#rt::missing_input(__loom_run, 0)) })
             }
         }
     }

@@ -23,8 +23,9 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let graph = if errors.is_empty() { check::check(&model, &mut errors) } else { None };
     let generated = match graph {
         Some(graph) if errors.is_empty() => expand::graph_impl(&model, &graph),
-        // The methods stay; the graph is left out so one mistake does not cascade.
-        _ => TokenStream::new(),
+        // The methods stay, with a stand-in graph: one mistake does not cascade into every
+        // use of the type.
+        _ => expand::stub_graph(&model),
     };
     let compile_errors = errors.into_compile_errors();
     quote! { #item #generated #compile_errors }

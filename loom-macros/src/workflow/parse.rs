@@ -6,10 +6,42 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned as _;
 
-use crate::common::{ArgParser, Errors, erase_lifetimes, runtime_path};
+use crate::common::{Errors, attribute_args, erase_lifetimes, runtime_path};
 
-const WORKFLOW_KEYS: &[&str] = &["name", "max_steps", "max_visits", "crate"];
-const NODE_KEYS: &[&str] = &["start", "next", "route", "fan_out", "join", "max_visits", "idempotent"];
+attribute_args! {
+    /// The arguments of `#[workflow(...)]`.
+    pub(super) struct WorkflowArgs for "workflow" {
+        name: string,
+        max_steps: value<syn::LitInt> = "a number, e.g. `100`",
+        max_visits: value<syn::LitInt> = "a number, e.g. `25`",
+        krate as "crate": path,
+    }
+}
+
+attribute_args! {
+    /// The arguments of `#[node(...)]`.
+    pub(super) struct NodeArgs for "node" {
+        start: flag,
+        next: value<syn::Ident> = "the name of the next node, e.g. `next = review`",
+        route: value<Arms> = "arms from the variants of the node's output enum to nodes, e.g. `route = { Review::Approve => publish, Review::Revise => revise }`",
+        fan_out: value<IdentList> = "a list of branch nodes, e.g. `fan_out = [left, right]`",
+        join: flag,
+        max_visits: value<syn::LitInt> = "a number, e.g. `max_visits = 3`",
+        idempotent: flag,
+    }
+}
+
+/// A bound given to an attribute: a whole number of at least 1.
+fn bound(key: &str, given: Option<(syn::Ident, syn::LitInt)>, errors: &mut Errors) -> Option<u32> {
+    let (_, lit) = given?;
+    match lit.base10_parse::<u32>() {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            errors.push_spanned(&lit, format!("`{key}` must be a whole number of at least 1"));
+            None
+        }
+    }
+}
 
 pub(super) struct WorkflowModel {
     pub(super) krate: syn::Path,
@@ -54,6 +86,8 @@ pub(super) struct NodeModel {
     /// The value the node gives (the `T` of a `Result<T, E>`).
     pub(super) output: syn::Type,
     pub(super) returns_result: bool,
+    /// Where the return type is written (an unsupported error type is reported there).
+    pub(super) ret_span: Span,
     pub(super) start: Option<Span>,
     pub(super) join: Option<Span>,
     pub(super) max_visits: Option<u32>,
@@ -72,9 +106,9 @@ impl NodeModel {
     }
 }
 
-struct Arms(Punctuated<RouteArmSyntax, syn::Token![,]>);
+pub(super) struct Arms(Punctuated<RouteArmSyntax, syn::Token![,]>);
 
-struct RouteArmSyntax {
+pub(super) struct RouteArmSyntax {
     variant: syn::Path,
     target: syn::Ident,
 }
@@ -96,7 +130,7 @@ impl Parse for Arms {
     }
 }
 
-struct IdentList(Punctuated<syn::Ident, syn::Token![,]>);
+pub(super) struct IdentList(Punctuated<syn::Ident, syn::Token![,]>);
 
 impl Parse for IdentList {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
@@ -125,21 +159,16 @@ pub(super) fn workflow_model(
     item: &mut syn::ItemImpl,
     errors: &mut Errors,
 ) -> WorkflowModel {
-    let mut attr = ArgParser::parse("workflow", WORKFLOW_KEYS, args, errors);
-    let name = attr.string("name", errors).map(|s| s.value());
-    let mut bound = |key: &str| {
-        let (_, lit) = attr.value::<syn::LitInt>(key, "a number, e.g. `100`", errors)?;
-        match lit.base10_parse::<u32>() {
-            Ok(n) if n > 0 => Some(n),
-            _ => {
-                errors.push_spanned(&lit, format!("`{key}` must be a whole number of at least 1"));
-                None
-            }
+    let args = WorkflowArgs::parse(args, errors);
+    let name = args.name.map(|s| {
+        if s.value().trim().is_empty() {
+            errors.push_spanned(&s, "the workflow's name must not be empty; leave `name` out to use the type's name");
         }
-    };
-    let max_steps = bound("max_steps");
-    let max_visits = bound("max_visits");
-    let krate = runtime_path(attr.path_string("crate", errors).as_ref());
+        s.value()
+    });
+    let max_steps = bound("max_steps", args.max_steps, errors);
+    let max_visits = bound("max_visits", args.max_visits, errors);
+    let krate = runtime_path(args.krate.as_ref());
 
     if let Some((trait_path, _)) = &item.trait_ {
         errors.push_spanned(trait_path, "#[workflow] goes on an inherent `impl` block, not a trait impl");
@@ -185,26 +214,11 @@ pub(super) fn workflow_model(
 }
 
 fn node_model(tokens: proc_macro2::TokenStream, f: &syn::ImplItemFn, errors: &mut Errors) -> Option<NodeModel> {
-    let mut attr = ArgParser::parse("node", NODE_KEYS, tokens, errors);
-    let start = attr.flag("start", errors).map(|f| f.0);
-    let join = attr.flag("join", errors).map(|f| f.0);
-    let idempotent = attr.flag("idempotent", errors).is_some();
-    let next = attr.value::<syn::Ident>("next", "the name of the next node, e.g. `next = review`", errors);
-    let route = attr.value::<Arms>(
-        "route",
-        "arms from the variants of the node's output enum to nodes, e.g. `route = { Review::Approve => publish, Review::Revise => revise }`",
-        errors,
-    );
-    let fan_out = attr.value::<IdentList>("fan_out", "a list of branch nodes, e.g. `fan_out = [left, right]`", errors);
-    let max_visits = attr.value::<syn::LitInt>("max_visits", "a number, e.g. `max_visits = 3`", errors).and_then(
-        |(_, lit)| match lit.base10_parse::<u32>() {
-            Ok(n) if n > 0 => Some(n),
-            _ => {
-                errors.push_spanned(&lit, "`max_visits` must be a whole number of at least 1");
-                None
-            }
-        },
-    );
+    let NodeArgs { start, next, route, fan_out, join, max_visits, idempotent } = NodeArgs::parse(tokens, errors);
+    let start = start.map(|f| f.0);
+    let join = join.map(|f| f.0);
+    let idempotent = idempotent.is_some();
+    let max_visits = bound("max_visits", max_visits, errors);
 
     let mut outs = Vec::new();
     if let Some((_, target)) = next {
@@ -264,6 +278,10 @@ fn node_model(tokens: proc_macro2::TokenStream, f: &syn::ImplItemFn, errors: &mu
         }
     };
 
+    let ret_span = match &sig.output {
+        syn::ReturnType::Default => sig.ident.span(),
+        syn::ReturnType::Type(_, ty) => ty.span(),
+    };
     let (output, returns_result) = match &sig.output {
         syn::ReturnType::Default => (syn::parse_quote_spanned!(sig.ident.span()=> ()), false),
         syn::ReturnType::Type(_, ty) => match result_value(ty) {
@@ -279,6 +297,7 @@ fn node_model(tokens: proc_macro2::TokenStream, f: &syn::ImplItemFn, errors: &mu
         input,
         output,
         returns_result,
+        ret_span,
         start,
         join,
         max_visits,

@@ -1,0 +1,1 @@
+//! Loom's macros through a renamed dependency; the case is in `tests/renamed_crate.rs`.

@@ -1,0 +1,7 @@
+use loomflow::prelude::*;
+
+/// You help.
+#[agent(model = "echo")]
+struct Helper<T>;
+
+fn main() {}
