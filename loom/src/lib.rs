@@ -46,6 +46,8 @@ pub mod event;
 mod id;
 pub mod model;
 pub mod output;
+#[cfg(test)]
+mod proptests;
 mod runner;
 pub mod session;
 pub mod tool;

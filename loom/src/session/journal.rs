@@ -255,7 +255,10 @@ impl RawRecord {
             return corrupt("no checksum".to_owned());
         };
         let (sum, json) = (&self.bytes[..space], &self.bytes[space + 1..]);
-        let expected = std::str::from_utf8(sum).ok().and_then(|s| u64::from_str_radix(s, 16).ok());
+        // Exactly as written: 16 lowercase hex digits (a changed letter case is damage too).
+        let well_formed = sum.len() == 16 && sum.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let expected =
+            std::str::from_utf8(sum).ok().filter(|_| well_formed).and_then(|s| u64::from_str_radix(s, 16).ok());
         if expected != Some(fnv1a(json)) {
             return corrupt(format!("checksum mismatch ({} bytes; truncated or damaged)", self.bytes.len()));
         }

@@ -6,7 +6,7 @@
 //! loop for every model alike (see [`RetryPolicy`](crate::model::RetryPolicy)).
 
 mod http;
-mod sse;
+pub(crate) mod sse;
 mod status;
 mod wire;
 
