@@ -166,7 +166,7 @@ mod sse {
             cuts in prop::collection::vec(any::<usize>(), 0..8),
             limit in 1usize..1024,
         ) {
-            let whole = decode(&[bytes.clone()], limit);
+            let whole = decode(std::slice::from_ref(&bytes), limit);
             let pieces = decode(&chunked(bytes, &cuts), limit);
             // However the bytes arrive, the events (or the failure) are the same.
             prop_assert_eq!(whole.is_ok(), pieces.is_ok());
