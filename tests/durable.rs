@@ -523,21 +523,7 @@ impl Journal for RefuseAppend {
     }
 }
 
-#[async_trait]
-impl SessionStore for RefuseAppend {
-    async fn load(&self, u: &UserId, s: &SessionId, l: Option<usize>) -> Result<Vec<Message>, StoreError> {
-        self.inner.load(u, s, l).await
-    }
-    async fn append(&self, u: &UserId, s: &SessionId, r: RunId, m: &[Message]) -> Result<(), StoreError> {
-        SessionStore::append(&*self.inner, u, s, r, m).await
-    }
-    async fn clear(&self, u: &UserId, s: &SessionId) -> Result<bool, StoreError> {
-        self.inner.clear(u, s).await
-    }
-    async fn sessions(&self, u: &UserId) -> Result<Vec<SessionId>, StoreError> {
-        self.inner.sessions(u).await
-    }
-}
+crate::forward_sessions!(RefuseAppend);
 
 #[tokio::test]
 async fn a_run_whose_last_record_is_refused_has_not_finished() -> anyhow::Result<()> {

@@ -74,21 +74,7 @@ struct Stall<S> {
     stalled: Notify,
 }
 
-#[async_trait]
-impl<S: SessionStore + Journal> SessionStore for Stall<S> {
-    async fn load(&self, u: &UserId, s: &SessionId, l: Option<usize>) -> Result<Vec<Message>, StoreError> {
-        self.inner.load(u, s, l).await
-    }
-    async fn append(&self, u: &UserId, s: &SessionId, r: RunId, m: &[Message]) -> Result<(), StoreError> {
-        SessionStore::append(&*self.inner, u, s, r, m).await
-    }
-    async fn clear(&self, u: &UserId, s: &SessionId) -> Result<bool, StoreError> {
-        self.inner.clear(u, s).await
-    }
-    async fn sessions(&self, u: &UserId) -> Result<Vec<SessionId>, StoreError> {
-        self.inner.sessions(u).await
-    }
-}
+crate::forward_sessions!(generics [S: SessionStore + Journal] Stall<S>);
 
 impl<S> Stall<S> {
     fn dead(&self) -> bool {

@@ -87,3 +87,41 @@ where
         }
     }
 }
+
+/// `impl SessionStore for $wrapper` forwarding every call to `self.inner` (test wrappers
+/// change journal calls and leave the sessions alone). The impl's generics, with their
+/// bounds, go first: `forward_sessions!(generics [S: SessionStore + Journal] Stall<S>)`.
+#[macro_export]
+macro_rules! forward_sessions {
+    ($wrapper:ident) => {
+        $crate::forward_sessions!(generics [] $wrapper);
+    };
+    (generics [$($generics:tt)*] $wrapper:ty) => {
+        #[loomflow::async_trait]
+        impl<$($generics)*> loomflow::session::SessionStore for $wrapper {
+            async fn load(
+                &self,
+                u: &loomflow::UserId,
+                s: &loomflow::SessionId,
+                l: Option<usize>,
+            ) -> Result<Vec<loomflow::model::Message>, loomflow::StoreError> {
+                self.inner.load(u, s, l).await
+            }
+            async fn append(
+                &self,
+                u: &loomflow::UserId,
+                s: &loomflow::SessionId,
+                r: loomflow::RunId,
+                m: &[loomflow::model::Message],
+            ) -> Result<(), loomflow::StoreError> {
+                loomflow::session::SessionStore::append(&*self.inner, u, s, r, m).await
+            }
+            async fn clear(&self, u: &loomflow::UserId, s: &loomflow::SessionId) -> Result<bool, loomflow::StoreError> {
+                self.inner.clear(u, s).await
+            }
+            async fn sessions(&self, u: &loomflow::UserId) -> Result<Vec<loomflow::SessionId>, loomflow::StoreError> {
+                self.inner.sessions(u).await
+            }
+        }
+    };
+}

@@ -148,31 +148,11 @@ impl SessionStore for InMemoryStore {
     }
 
     async fn clear(&self, user: &UserId, session: &SessionId) -> Result<bool, StoreError> {
-        // The session and its sub-sessions sit in any shard; every shard is locked (in order,
-        // one lock of each map at a time) only for the time of the removal.
-        let mut removed = false;
-        for shard in &*self.shards {
-            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(sessions) = shard.get_mut(user) {
-                let before = sessions.len();
-                sessions.retain(|s, _| !in_session(session, s));
-                removed |= sessions.len() < before;
-                if sessions.is_empty() {
-                    shard.remove(user);
-                }
-            }
-        }
-        for shard in &*self.journals {
-            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(sessions) = shard.get_mut(user) {
-                let before = sessions.len();
-                sessions.retain(|s, _| !in_session(session, s));
-                removed |= sessions.len() < before;
-                if sessions.is_empty() {
-                    shard.remove(user);
-                }
-            }
-        }
+        // The session and its sub-sessions sit in any shard: each shard is locked in turn, for
+        // the time of the removal only.
+        let messages = remove_sessions(&self.shards, user, session);
+        let journals = remove_sessions(&self.journals, user, session);
+        let removed = messages || journals;
         Ok(removed)
     }
 
@@ -187,6 +167,26 @@ impl SessionStore for InMemoryStore {
         }
         Ok(out)
     }
+}
+
+/// A shard: users, then their sessions, then what a session holds.
+type Shard<V> = Mutex<HashMap<UserId, HashMap<SessionId, V, RandomState>, RandomState>>;
+
+/// Removes `session` and its sub-sessions of `user` from every shard; whether there were any.
+fn remove_sessions<V>(shards: &[Shard<V>], user: &UserId, session: &SessionId) -> bool {
+    let mut removed = false;
+    for shard in shards {
+        let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sessions) = shard.get_mut(user) {
+            let before = sessions.len();
+            sessions.retain(|s, _| !in_session(session, s));
+            removed |= sessions.len() < before;
+            if sessions.is_empty() {
+                shard.remove(user);
+            }
+        }
+    }
+    removed
 }
 
 #[derive(Debug, Default)]

@@ -284,6 +284,41 @@ impl SessionStore for PostgresStore {
     }
 }
 
+/// Why a lease is renewed: a record is written (the journal changed), or a heartbeat.
+#[derive(Clone, Copy)]
+enum Renewal {
+    WithRecord,
+    Heartbeat,
+}
+
+/// Extends `owner`'s lease of `key` to `ttl` from the database's now; a conflict if `owner`
+/// does not hold it.
+async fn renew_lease<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    key: &RunKey,
+    owner: &str,
+    ttl: Duration,
+    why: Renewal,
+) -> Result<(), StoreError> {
+    let sql = match why {
+        Renewal::WithRecord => concat!(
+            "UPDATE loom_runs SET lease_until = clock.ms + $5, updated_ms = clock.ms FROM (SELECT ",
+            db_now_ms!(),
+            " AS ms) clock WHERE user_id = $1 AND session = $2 AND run = $3 AND owner = $4"
+        ),
+        Renewal::Heartbeat => concat!(
+            "UPDATE loom_runs SET lease_until = ",
+            db_now_ms!(),
+            " + $5 WHERE user_id = $1 AND session = $2 AND run = $3 AND owner = $4"
+        ),
+    };
+    let renewed = keyed(sql, key).bind(owner).bind(ttl_ms(ttl)).execute(executor).await.map_err(db)?.rows_affected();
+    if renewed == 0 {
+        return Err(conflict(format!("run {} is not held by this worker", key.run)));
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl Journal for PostgresStore {
     async fn acquire(&self, key: &RunKey, owner: &str, ttl: Duration) -> Result<(), StoreError> {
@@ -317,23 +352,7 @@ impl Journal for PostgresStore {
 
     async fn append(&self, key: &RunKey, owner: &str, ttl: Duration, record: RawRecord) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let renewed = keyed(
-            concat!(
-                "UPDATE loom_runs SET lease_until = clock.ms + $5, updated_ms = clock.ms FROM (SELECT ",
-                db_now_ms!(),
-                " AS ms) clock WHERE user_id = $1 AND session = $2 AND run = $3 AND owner = $4"
-            ),
-            key,
-        )
-        .bind(owner)
-        .bind(ttl_ms(ttl))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        if renewed == 0 {
-            return Err(conflict(format!("run {} is not held by this worker", key.run)));
-        }
+        renew_lease(&mut *tx, key, owner, ttl, Renewal::WithRecord).await?;
         keyed("INSERT INTO loom_journal (user_id, session, run, seq, record) VALUES ($1, $2, $3, $4, $5)", key)
             .bind(record.seq as i64)
             .bind(&record.bytes)
@@ -349,24 +368,7 @@ impl Journal for PostgresStore {
     }
 
     async fn renew(&self, key: &RunKey, owner: &str, ttl: Duration) -> Result<(), StoreError> {
-        let renewed = keyed(
-            concat!(
-                "UPDATE loom_runs SET lease_until = ",
-                db_now_ms!(),
-                " + $5 WHERE user_id = $1 AND session = $2 AND run = $3 AND owner = $4"
-            ),
-            key,
-        )
-        .bind(owner)
-        .bind(ttl_ms(ttl))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        if renewed == 0 {
-            return Err(conflict(format!("run {} is not held by this worker", key.run)));
-        }
-        Ok(())
+        renew_lease(&self.pool, key, owner, ttl, Renewal::Heartbeat).await
     }
 
     async fn finish(&self, key: &RunKey, owner: &str, status: RunStatus) -> Result<(), StoreError> {
