@@ -217,7 +217,7 @@ impl RunContext {
     /// Emits an event; `kind` is only called when someone listens.
     #[inline]
     pub fn emit(&self, kind: impl FnOnce() -> EventKind) {
-        self.emitter.emit(self.run_id, kind);
+        self.emitter.emit(self.run_id, self.parent, kind);
     }
 
     /// Emits a [`EventKind::Custom`] event.

@@ -20,9 +20,11 @@ use crate::model::{FinishReason, Usage};
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct RunEvent {
-    /// The run that emitted it (a nested agent run has its own id; see
-    /// [`EventKind::RunStarted::parent`]).
+    /// The run that emitted it (a nested agent run has its own id).
     pub run_id: RunId,
+    /// The run that one is nested in, if any (a worker of a supervisor, an agent in a
+    /// workflow): the events of a whole tree of runs can be told apart and put together.
+    pub parent: Option<RunId>,
     /// When it happened.
     pub at: SystemTime,
     /// What happened.
@@ -55,6 +57,9 @@ pub enum EventKind {
         messages: usize,
         /// How many tools it offers.
         tools: usize,
+        /// Who is asked: `agent` for the agent's own turns, or an architecture's role
+        /// (`planner`, `critic`, `judge` ...).
+        role: Arc<str>,
     },
     /// More text of the reply, as it streams (streaming runs only).
     TextDelta {
@@ -195,6 +200,13 @@ pub enum EventKind {
         /// What went wrong.
         error: String,
     },
+    /// An event of an agent's architecture (`router.classified`, `control.rejected` ...).
+    Architecture {
+        /// What happened, as `architecture.event`.
+        name: String,
+        /// Its data.
+        payload: serde_json::Value,
+    },
     /// An event of an application, a tool or an extension.
     Custom {
         /// Its name.
@@ -257,9 +269,9 @@ impl Emitter {
     }
 
     #[inline]
-    pub(crate) fn emit(&self, run_id: RunId, kind: impl FnOnce() -> EventKind) {
+    pub(crate) fn emit(&self, run_id: RunId, parent: Option<RunId>, kind: impl FnOnce() -> EventKind) {
         if let Some(listener) = &self.0 {
-            listener.on_event(RunEvent { run_id, at: SystemTime::now(), kind: kind() });
+            listener.on_event(RunEvent { run_id, parent, at: SystemTime::now(), kind: kind() });
         }
     }
 }

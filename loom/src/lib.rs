@@ -40,6 +40,7 @@ extern crate self as loomflow;
 #[doc(hidden)]
 pub mod __private;
 pub mod agent;
+pub mod arch;
 mod context;
 pub mod error;
 pub mod event;

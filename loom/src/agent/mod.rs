@@ -1,18 +1,21 @@
 //! Agents: instructions, a model, tools, and a loop that lets the model drive.
 
 mod durable;
+mod lifecycle;
 mod prepared;
-mod react;
 mod run;
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+pub(crate) use durable::Durable;
 pub use durable::{AgentInput, ToolDecision};
-pub(crate) use react::run as run_future;
+pub(crate) use lifecycle::run as run_future;
+pub(crate) use prepared::Prepared;
 pub use run::RunResult;
 
+use crate::arch::{Architecture, IntoArchitecture};
 use crate::context::Extensions;
 use crate::error::ConfigError;
 use crate::event::{Emitter, EventListener};
@@ -22,8 +25,6 @@ use crate::output::{OutputMode, OutputSpec, OutputType, Validate};
 use crate::runner::RunBuilder;
 use crate::session::{Checkpoint, Journal, JournalEntry, RunKey, RunStatus, SessionStore, Sessions};
 use crate::tool::{Tool, ToolSet};
-
-use prepared::Prepared;
 
 /// The default limit of model calls in one run.
 pub const DEFAULT_MAX_TURNS: u32 = 25;
@@ -101,6 +102,8 @@ pub struct Agent<O = String> {
     pub(crate) fallbacks: Vec<Arc<dyn Model>>,
     pub(crate) journal: Option<Arc<dyn Journal>>,
     pub(crate) lease_ttl: Duration,
+    /// The loop; `None` for ReAct (called directly).
+    pub(crate) architecture: Option<Arc<dyn Architecture>>,
     /// What every run of this configuration shares (system prompt, tool list, response
     /// format), computed at the first run; every builder method resets it.
     prepared: OnceLock<Prepared>,
@@ -125,6 +128,7 @@ impl<O> Clone for Agent<O> {
             fallbacks: self.fallbacks.clone(),
             journal: self.journal.clone(),
             lease_ttl: self.lease_ttl,
+            architecture: self.architecture.clone(),
             prepared: self.prepared.clone(),
         }
     }
@@ -163,6 +167,7 @@ impl Agent<String> {
             fallbacks: Vec::new(),
             journal: None,
             lease_ttl: DEFAULT_LEASE,
+            architecture: None,
             prepared: OnceLock::new(),
         }
     }
@@ -223,6 +228,7 @@ impl<O> Agent<O> {
             fallbacks: self.fallbacks,
             journal: self.journal,
             lease_ttl: self.lease_ttl,
+            architecture: self.architecture,
             prepared: OnceLock::new(),
         }
     }
@@ -288,6 +294,25 @@ impl<O> Agent<O> {
             Err(e) => self.fail(e),
         }
         self
+    }
+
+    /// Sets the loop (default [`ReAct`](crate::arch::ReAct)): a name (`"self-refine"`,
+    /// `"reflexion"`, `"plan-and-execute"`, `"rewoo"`, `"tree-of-thoughts"`, `"react"`) or an
+    /// architecture value (the multi-agent ones, and any with settings of its own). An unknown
+    /// name, or an architecture that is misconfigured, is a [`ConfigError`] before any model
+    /// call. See [`arch`](crate::arch).
+    #[must_use]
+    pub fn architecture(mut self, architecture: impl IntoArchitecture) -> Self {
+        match architecture.into_architecture() {
+            Ok(a) => self.architecture = Some(a),
+            Err(e) => self.fail(e),
+        }
+        self
+    }
+
+    /// The loop's name (`react` by default).
+    pub fn architecture_name(&self) -> &str {
+        self.architecture.as_deref().map_or("react", Architecture::name)
     }
 
     /// Names the agent (in events, spans and workflow graphs).
@@ -441,6 +466,9 @@ impl<O> Agent<O> {
         }
         if self.model.is_none() {
             return Err(ConfigError::NoModel { agent: self.name.as_deref().map(str::to_owned) });
+        }
+        if let Some(a) = &self.architecture {
+            a.check()?;
         }
         if self.output.is_typed()
             && self.prepared().mode == OutputMode::Tool

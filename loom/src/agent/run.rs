@@ -108,6 +108,6 @@ impl<O: Send + Sync + 'static> Runnable for Agent<O> {
         input: super::AgentInput,
         ctx: RunContext,
     ) -> impl Future<Output = Result<RunResult<O>, Error>> + Send + 'a {
-        super::react::run(self, input, ctx)
+        super::lifecycle::run(self, input, ctx)
     }
 }

@@ -162,6 +162,12 @@ impl<O: OutputType> OutputSpec<O> {
     }
 }
 
+/// Parses `text` (JSON, perhaps in prose or a fence) as an `O`; the error is the message for
+/// the model.
+pub(crate) fn parse_as<O: DeserializeOwned>(text: &str, wrapped: bool) -> Result<O, String> {
+    parse_typed(text, wrapped)
+}
+
 fn parse_typed<O: DeserializeOwned>(text: &str, wrapped: bool) -> Result<O, String> {
     let json = parse::extract_json(text)?;
     parse::parse_value(json, wrapped)
@@ -185,6 +191,57 @@ impl<O> OutputSpec<O> {
 
     pub(crate) fn add_validator(&mut self, v: Validator<O>) {
         self.validators.push(v);
+    }
+}
+
+/// Where a run puts its typed output, whatever the type: an architecture hands it the final
+/// answer's text, and the run's generic side takes the value out.
+pub(crate) trait OutputSlot: Send + Sync {
+    /// Whether the output is typed (not plain text).
+    fn is_typed(&self) -> bool;
+    /// Parses and validates an answer, keeping the value; the error is the message for the
+    /// model.
+    fn accept(&mut self, text: &str) -> Result<(), String>;
+    /// Whether an answer was accepted.
+    fn is_filled(&self) -> bool;
+    /// How many times the model may correct an answer.
+    fn retries(&self) -> u32;
+    /// The output type's name, for errors.
+    fn type_name(&self) -> &str;
+}
+
+/// The [`OutputSlot`] of a run with output type `O`.
+pub(crate) struct Slot<'a, O> {
+    spec: &'a OutputSpec<O>,
+    pub(crate) value: Option<O>,
+}
+
+impl<'a, O> Slot<'a, O> {
+    pub(crate) fn new(spec: &'a OutputSpec<O>) -> Self {
+        Self { spec, value: None }
+    }
+}
+
+impl<O: Send + Sync> OutputSlot for Slot<'_, O> {
+    fn is_typed(&self) -> bool {
+        self.spec.is_typed()
+    }
+
+    fn accept(&mut self, text: &str) -> Result<(), String> {
+        self.value = Some(self.spec.accept(text)?);
+        Ok(())
+    }
+
+    fn is_filled(&self) -> bool {
+        self.value.is_some()
+    }
+
+    fn retries(&self) -> u32 {
+        self.spec.retries
+    }
+
+    fn type_name(&self) -> &str {
+        self.spec.schema.as_ref().map_or("output", |s| s.name())
     }
 }
 

@@ -1,0 +1,151 @@
+//! Architectures: how an agent's loop goes.
+//!
+//! An [`Agent`](crate::Agent) runs [`ReAct`] unless told otherwise: call the model, run the
+//! tools it asks for, repeat until it answers. [`Agent::architecture`](crate::Agent::architecture)
+//! swaps the loop for another — by name for the single-agent ones (`"self-refine"`,
+//! `"reflexion"`, `"plan-and-execute"`, `"rewoo"`, `"tree-of-thoughts"`), or as a value, which
+//! is how the multi-agent ones (a supervisor and its workers, a router, a debate...) are given
+//! their agents. Every architecture drives the same [`AgentRun`]: each model call, tool call
+//! and nested agent run goes through it, so events, spans, usage, cost and the journal are the
+//! same whichever loop makes them, and a crashed run of any architecture resumes elsewhere.
+//!
+//! Write your own by implementing [`Architecture`].
+
+mod react;
+mod run;
+
+use std::sync::Arc;
+
+pub use react::ReAct;
+pub use run::{AgentRun, ChildSession, ModelCall, ModelTurn};
+
+pub(crate) use react::react;
+pub(crate) use run::{Parts, Tally};
+
+use crate::error::{ConfigError, Error};
+
+/// A loop an agent runs: from the conversation (system prompt, history, the user's input) to
+/// the run's answer, through the [`AgentRun`].
+///
+/// `run` returns the answer's text. When the agent has a typed output and the architecture
+/// did not [`accept`](AgentRun::accept) an answer itself, the run parses the text as the
+/// output type and asks the agent's model to correct it when it does not fit. The
+/// conversation the run keeps (and the session stores) is [`AgentRun::messages`]: add to it
+/// what the user should see again next time — usually only the answer, which the run adds
+/// when the architecture did not.
+///
+/// ```
+/// use loomflow::arch::{AgentRun, Architecture, ModelCall};
+/// use loomflow::model::{Message, ModelRequest};
+/// use loomflow::prelude::*;
+///
+/// /// Answers, then answers again more briefly.
+/// struct TwoDrafts;
+///
+/// #[loomflow::async_trait]
+/// impl Architecture for TwoDrafts {
+///     fn name(&self) -> &str {
+///         "two-drafts"
+///     }
+///
+///     async fn run(&self, run: &mut AgentRun<'_>) -> Result<String, Error> {
+///         let first = run.call_model(ModelCall::new("drafter", ModelRequest::new(run.messages()))).await?;
+///         let mut shorter = run.messages().to_vec();
+///         shorter.push(Message::assistant(first.response.text.as_str()));
+///         shorter.push(Message::user("Say that in half the words."));
+///         let second = run.call_model(ModelCall::new("shortener", ModelRequest::new(&shorter)).answer()).await?;
+///         Ok(second.response.text.to_string())
+///     }
+/// }
+///
+/// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// # rt.block_on(async {
+/// let model = ScriptedModel::new([ScriptedTurn::text("A long answer."), ScriptedTurn::text("Short.")]);
+/// let agent = Agent::new("Be clear.").model(model).architecture(TwoDrafts);
+/// let result = agent.run("Explain looms.").await?;
+/// assert_eq!((result.output.as_str(), result.turns), ("Short.", 2));
+/// # Ok::<(), loomflow::Error>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an agent architecture",
+    note = "give an architecture by name (\"react\", \"self-refine\", ...) or a value that implements `loomflow::arch::Architecture`"
+)]
+#[async_trait::async_trait]
+pub trait Architecture: Send + Sync + 'static {
+    /// The architecture's name (`react`, `supervisor` ...), in events and errors.
+    fn name(&self) -> &str;
+
+    /// Checks the configuration (a debate needs two debaters, a router a route): a problem is
+    /// reported by [`Agent::check`](crate::Agent::check) and by every run, before any model call.
+    fn check(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    /// Runs the loop and returns the answer's text.
+    async fn run(&self, run: &mut AgentRun<'_>) -> Result<String, Error>;
+}
+
+#[async_trait::async_trait]
+impl<A: Architecture + ?Sized> Architecture for Arc<A> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn check(&self) -> Result<(), ConfigError> {
+        (**self).check()
+    }
+    async fn run(&self, run: &mut AgentRun<'_>) -> Result<String, Error> {
+        (**self).run(run).await
+    }
+}
+
+/// The architectures that can be named by a string.
+pub const ARCHITECTURE_NAMES: &[&str] =
+    &["react", "self-refine", "reflexion", "plan-and-execute", "rewoo", "tree-of-thoughts"];
+
+/// The architecture named `name`, with its defaults: one of [`ARCHITECTURE_NAMES`]. An
+/// unknown name is a [`ConfigError`] naming the known ones, with the closest.
+pub fn by_name(name: &str) -> Result<Arc<dyn Architecture>, ConfigError> {
+    let name = name.trim();
+    Ok(match name.to_ascii_lowercase().replace('_', "-").as_str() {
+        "react" => Arc::new(ReAct::new()),
+        _ => {
+            let hint = loomflow_graph::suggest::did_you_mean(name, ARCHITECTURE_NAMES.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(ConfigError::InvalidSetting {
+                setting: "architecture",
+                reason: format!(
+                    "unknown architecture `{name}`{hint}; known by name: {} (the multi-agent ones are given as values)",
+                    ARCHITECTURE_NAMES.join(", ")
+                ),
+            });
+        }
+    })
+}
+
+/// Anything [`Agent::architecture`](crate::Agent::architecture) takes: a name, or an
+/// architecture.
+pub trait IntoArchitecture {
+    /// The shared architecture.
+    fn into_architecture(self) -> Result<Arc<dyn Architecture>, ConfigError>;
+}
+
+impl<A: Architecture> IntoArchitecture for A {
+    fn into_architecture(self) -> Result<Arc<dyn Architecture>, ConfigError> {
+        Ok(Arc::new(self))
+    }
+}
+
+impl IntoArchitecture for &str {
+    fn into_architecture(self) -> Result<Arc<dyn Architecture>, ConfigError> {
+        by_name(self)
+    }
+}
+
+impl IntoArchitecture for String {
+    fn into_architecture(self) -> Result<Arc<dyn Architecture>, ConfigError> {
+        by_name(&self)
+    }
+}

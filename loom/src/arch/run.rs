@@ -1,0 +1,662 @@
+//! The run an architecture drives: every model call, tool call and nested agent run goes
+//! through it, so each gets the same events, spans, usage and cost accounting, and journal,
+//! whichever loop makes it.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use futures::StreamExt as _;
+use tracing::Instrument as _;
+
+use crate::agent::{Agent, AgentInput, Durable, Prepared, RunResult};
+use crate::context::RunContext;
+use crate::error::Error;
+use crate::event::EventKind;
+use crate::id::RunId;
+use crate::model::{
+    Content, Message, Model, ModelError, ModelRequest, ModelResponse, ModelSettings, ResponseAccumulator,
+    RetryDecision, RetryPolicy, StreamEvent, ToolCall, ToolResult, Usage, pricing,
+};
+use crate::output::{self, FINAL_ANSWER_TOOL, OutputAttempt, OutputError, OutputSchema, OutputSlot, OutputType};
+use crate::runner::Runnable as _;
+use crate::tool::{ToolSet, dispatch};
+
+/// What a run has used so far.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tally {
+    pub(crate) usage: Usage,
+    /// What the model calls cost, while every model that answered has a known price.
+    pub(crate) cost: Option<f64>,
+    /// Model calls made (this run's own, not its nested runs').
+    pub(crate) turns: u32,
+    /// Tool calls made.
+    pub(crate) tool_calls: u32,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self { usage: Usage::default(), cost: Some(0.0), turns: 0, tool_calls: 0 }
+    }
+}
+
+/// The parts of an agent's configuration a run uses.
+pub(crate) struct Parts<'r> {
+    pub(crate) name: Option<&'r Arc<str>>,
+    pub(crate) instructions: &'r Arc<str>,
+    pub(crate) model: &'r dyn Model,
+    pub(crate) fallbacks: &'r [Arc<dyn Model>],
+    pub(crate) retry: &'r RetryPolicy,
+    pub(crate) settings: &'r ModelSettings,
+    pub(crate) tools: &'r ToolSet,
+    pub(crate) prepared: &'r Prepared,
+    pub(crate) max_turns: u32,
+}
+
+/// One model call of an architecture: who is asked (the role, for events and spans), which
+/// model (the agent's, with its retries and fallbacks, unless the role has its own), and
+/// whether its text is the run's visible answer (streamed to listeners as it arrives).
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub struct ModelCall<'a> {
+    /// The role asked: `planner`, `critic`, `judge` ... (`agent` for ReAct's own turns).
+    pub role: &'a str,
+    /// The role's own model; `None` for the agent's model.
+    pub model: Option<&'a dyn Model>,
+    /// The request.
+    pub request: ModelRequest<'a>,
+    /// The call writes the run's answer: its text streams to the run's listeners.
+    pub answer: bool,
+}
+
+impl std::fmt::Debug for ModelCall<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelCall")
+            .field("role", &self.role)
+            .field("model", &self.model.map(|m| m.name()))
+            .field("messages", &self.request.messages.len())
+            .field("answer", &self.answer)
+            .finish()
+    }
+}
+
+impl<'a> ModelCall<'a> {
+    /// A call of `role` with `request`, to the agent's model.
+    pub fn new(role: &'a str, request: ModelRequest<'a>) -> Self {
+        Self { role, model: None, request, answer: false }
+    }
+
+    /// Asks the role's own model (`None` keeps the agent's).
+    #[must_use]
+    pub fn with_model(mut self, model: Option<&'a dyn Model>) -> Self {
+        self.model = model;
+        self
+    }
+
+    /// Marks the call as the one that writes the run's answer.
+    #[must_use]
+    pub fn answer(mut self) -> Self {
+        self.answer = true;
+        self
+    }
+}
+
+/// A model's answer to one call, with the call's number in the run (its place in the
+/// journal, and the key of the tool calls it asks for).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ModelTurn {
+    /// The call's number in the run, from 1.
+    pub turn: u32,
+    /// The answer.
+    pub response: ModelResponse,
+}
+
+/// Which session a nested agent run continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChildSession<'a> {
+    /// The run's sub-session `{session}/{name}`: a conversation of the role's own that lasts
+    /// across runs of the session (a worker remembers what it was asked before).
+    Sub(&'a str),
+    /// The run's own session.
+    Shared,
+    /// None: the nested run starts from nothing and keeps nothing.
+    None,
+}
+
+/// The run an [`Architecture`](super::Architecture) drives.
+///
+/// It holds the conversation (system prompt, session history, the user's input, and what the
+/// run adds to it), and it is the only way an architecture reaches a model, a tool or another
+/// agent: [`call_model`](Self::call_model), [`call_tools`](Self::call_tools),
+/// [`ask`](Self::ask) (a typed control message) and [`run_agent`](Self::run_agent). Through
+/// it every call is reported as events and spans, counted in the run's usage and cost, and
+/// written to the run's journal — so a crashed run of any architecture resumes elsewhere
+/// without repeating the calls it finished. Calls may run concurrently (`&self`): each gets
+/// its number in the run when it is made, so a resumed run finds each answer again.
+pub struct AgentRun<'r> {
+    pub(crate) parts: Parts<'r>,
+    pub(crate) ctx: &'r RunContext,
+    pub(crate) durable: Option<&'r Durable>,
+    tally: Mutex<Tally>,
+    next_turn: AtomicU32,
+    next_child: AtomicU32,
+    pub(crate) messages: Vec<Message>,
+    pub(crate) input_index: usize,
+    pub(crate) output: &'r mut dyn OutputSlot,
+}
+
+impl std::fmt::Debug for AgentRun<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentRun")
+            .field("run_id", &self.ctx.run_id())
+            .field("messages", &self.messages.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'r> AgentRun<'r> {
+    pub(crate) fn new(
+        parts: Parts<'r>,
+        ctx: &'r RunContext,
+        durable: Option<&'r Durable>,
+        messages: Vec<Message>,
+        input_index: usize,
+        output: &'r mut dyn OutputSlot,
+    ) -> Self {
+        Self {
+            parts,
+            ctx,
+            durable,
+            tally: Mutex::new(Tally::default()),
+            next_turn: AtomicU32::new(0),
+            next_child: AtomicU32::new(0),
+            messages,
+            input_index,
+            output,
+        }
+    }
+
+    /// The run's context: user, session, run id, metadata.
+    pub fn ctx(&self) -> &RunContext {
+        self.ctx
+    }
+
+    /// The agent's instructions (its system prompt).
+    pub fn instructions(&self) -> &str {
+        self.parts.instructions
+    }
+
+    /// The agent's name, if it has one.
+    pub fn agent_name(&self) -> Option<&str> {
+        self.parts.name.map(|n| &**n)
+    }
+
+    /// The agent's tools.
+    pub fn tools(&self) -> &ToolSet {
+        self.parts.tools
+    }
+
+    /// The agent's model.
+    pub fn model(&self) -> &dyn Model {
+        self.parts.model
+    }
+
+    /// The agent's model settings.
+    pub fn settings(&self) -> &ModelSettings {
+        self.parts.settings
+    }
+
+    /// The most model calls one ReAct loop of this agent may make.
+    pub fn max_turns(&self) -> u32 {
+        self.parts.max_turns
+    }
+
+    /// The user's message of this run.
+    pub fn input(&self) -> Option<&Content> {
+        match self.messages.get(self.input_index) {
+            Some(Message::User { content }) => Some(content),
+            _ => None,
+        }
+    }
+
+    /// The text of the user's message.
+    pub fn input_text(&self) -> std::borrow::Cow<'_, str> {
+        self.input().map(Content::text).unwrap_or_default()
+    }
+
+    /// The conversation: the system prompt, the session's history, the user's input, and what
+    /// the run added after it.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// The conversation, to add to it. What stands after the input when the run finishes is
+    /// what the session keeps of the run: an architecture that talks to its roles in
+    /// conversations of their own adds only its answer (the run adds it when the
+    /// architecture did not).
+    pub fn messages_mut(&mut self) -> &mut Vec<Message> {
+        &mut self.messages
+    }
+
+    /// The conversation before the user's input: the system prompt and the session's history.
+    pub fn history(&self) -> &[Message] {
+        &self.messages[..self.input_index.min(self.messages.len())]
+    }
+
+    /// Puts the conversation back to how the run began (history and input), forgetting what
+    /// the run added: a fresh attempt.
+    pub fn restart(&mut self) {
+        self.messages.truncate(self.input_index + 1);
+    }
+
+    /// Tokens used so far, summed over every model call (nested runs included).
+    pub fn usage(&self) -> Usage {
+        self.tally().usage
+    }
+
+    /// What the model calls cost so far, when every model has a known price.
+    pub fn cost_usd(&self) -> Option<f64> {
+        self.tally().cost
+    }
+
+    /// The conversation and what the run used, once it is over.
+    pub(crate) fn into_conversation(self) -> (Vec<Message>, Tally) {
+        let tally = self.tally();
+        (self.messages, tally)
+    }
+
+    pub(crate) fn tally(&self) -> Tally {
+        *self.tally.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Tally)) {
+        f(&mut self.tally.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Whether the run's output is typed (not plain text).
+    pub fn output_is_typed(&self) -> bool {
+        self.output.is_typed()
+    }
+
+    /// Offers `text` as the run's answer: parsed and validated as the output type (for a text
+    /// output, taken as it is). The error is what is wrong, for the model to correct.
+    pub fn accept(&mut self, text: &str) -> Result<(), String> {
+        self.output.accept(text)
+    }
+
+    /// Emits an event of the architecture (`router.classified`, `plan.malformed` ...).
+    pub fn emit(&self, name: &str, payload: impl FnOnce() -> serde_json::Value) {
+        self.ctx.emit(|| EventKind::Architecture { name: name.to_owned(), payload: payload() });
+    }
+
+    /// Calls a model, through the spine: an event before and after, a span, retries and
+    /// fallbacks (for the agent's own model), usage and cost counted, and the journal — a
+    /// resumed run gets the recorded answer back instead of calling the model again.
+    ///
+    /// The call's number is taken when the call is made (before the future is polled), so
+    /// concurrent calls made in a fixed order get the same numbers on every run.
+    pub fn call_model<'a>(&'a self, call: ModelCall<'a>) -> impl Future<Output = Result<ModelTurn, Error>> + Send + 'a {
+        let turn = self.next_turn.fetch_add(1, Ordering::Relaxed) + 1;
+        async move {
+            let model = call.model.unwrap_or(self.parts.model);
+            let messages = call.request.messages.len();
+            // Boxed, as it is rare: the replayed answer would sit in the caller's future.
+            let replayed = match self.durable {
+                Some(d) => d.replayed_model(turn, messages)?.map(Box::new),
+                None => None,
+            };
+            let (response, cost) = match replayed {
+                Some(response) => {
+                    self.ctx.emit(|| EventKind::StepReplayed { step: format!("model turn {turn}") });
+                    priced(model, *response)
+                }
+                None => {
+                    let fallbacks = if call.model.is_some() { &[][..] } else { self.parts.fallbacks };
+                    let models = Models { primary: model, fallbacks, retry: self.parts.retry };
+                    let partial = match (call.answer, self.parts.prepared.mode) {
+                        (false, _) => Partial::None,
+                        (true, _) if !self.output.is_typed() => Partial::Visible,
+                        (true, output::OutputMode::Tool) => Partial::FinalAnswerTool,
+                        (true, _) => Partial::Text,
+                    };
+                    let step = Step { ctx: self.ctx, turn, role: call.role, partial };
+                    let (mut response, cost) = call_model(&models, &call.request, step).await?;
+                    if let Some(d) = self.durable {
+                        response = Box::pin(d.record_model(turn, messages, response)).await?;
+                    }
+                    (response, cost)
+                }
+            };
+            self.count(|t| {
+                t.usage += response.usage;
+                t.cost = t.cost.and_then(|c| cost.map(|n| c + n));
+                t.turns += 1;
+            });
+            Ok(ModelTurn { turn, response })
+        }
+    }
+
+    /// Runs tool calls that model call `turn` asked for (or an architecture planned), through
+    /// the spine: concurrently on this task, each with its events and span, and journaled by
+    /// `(turn, call id)` — a resumed run gets recorded results back, and an interrupted call
+    /// of a tool that is not idempotent waits for a decision. Results come in call order; a
+    /// tool that fails or panics gives an error result the model reads.
+    pub async fn call_tools(&self, turn: u32, calls: &[ToolCall]) -> Result<Vec<ToolResult>, Error> {
+        self.count(|t| t.tool_calls += calls.len() as u32);
+        run_tools(self.parts.tools, self.ctx, calls, turn, self.durable).await
+    }
+
+    /// Records that call `turn` and everything it asked for are complete: a checkpoint the run
+    /// can be resumed or forked from.
+    pub async fn checkpoint(&self, turn: u32) -> Result<(), Error> {
+        match self.durable {
+            Some(d) => Box::pin(d.turn_finished(turn)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `agent` on `input` as a child of this run: same user, this run as its parent (on
+    /// its events too), the session `session` says, and its usage and cost counted in this
+    /// run's. In a journaled run the child's id is derived from this run's, the role and the
+    /// child's order, so a resumed run replays the child's journal instead of running it again.
+    pub fn run_agent<'a, O: Send + Sync + 'static>(
+        &'a self,
+        role: &'a str,
+        agent: &'a Agent<O>,
+        input: impl Into<Content>,
+        session: ChildSession<'a>,
+    ) -> impl Future<Output = Result<RunResult<O>, Error>> + Send + 'a {
+        let n = self.next_child.fetch_add(1, Ordering::Relaxed);
+        let input = input.into();
+        async move {
+            let ctx = self.child_context(role, n, session);
+            let ctx = agent.__prepare(ctx);
+            let result = Box::pin(crate::agent::run_future(agent, AgentInput::Message(input), ctx)).await?;
+            self.count(|t| {
+                t.usage += result.usage;
+                t.cost = t.cost.and_then(|c| result.cost_usd.map(|n| c + n));
+            });
+            Ok(result)
+        }
+    }
+
+    /// The context of the `n`-th nested run of `role`.
+    fn child_context(&self, role: &str, n: u32, session: ChildSession<'_>) -> RunContext {
+        let mut ctx = self.ctx.child().with_session(match (session, self.ctx.session()) {
+            (ChildSession::Sub(name), Some(s)) => Some(s.sub(name)),
+            (ChildSession::Shared, s) => s.cloned(),
+            _ => None,
+        });
+        if self.durable.is_some() {
+            ctx = ctx.with_run_id(RunId::derived(self.ctx.run_id(), role, 0, n));
+            ctx.derived = true;
+        }
+        ctx
+    }
+
+    /// Asks `role` for a typed control message (a plan, a route, a critique, a decision):
+    /// the schema of `T` goes with the request (the provider's structured output when the
+    /// model has it, else in the system prompt), the answer is parsed leniently (prose and
+    /// fences around the JSON are fine), and a bad answer goes back once with what was wrong.
+    /// An answer still bad is `Ok(Err(..))`, every attempt kept, for the architecture's
+    /// documented fallback; a failed model call is `Err`.
+    pub async fn ask<T: OutputType>(
+        &self,
+        role: &str,
+        model: Option<&dyn Model>,
+        messages: Vec<Message>,
+    ) -> Result<Result<T, OutputError>, Error> {
+        let schema = OutputSchema::of::<T>();
+        let native = model.unwrap_or(self.parts.model).capabilities().native_structured_output;
+        let format = native.then(|| output::response_format(&schema));
+        let mut messages = if native { messages } else { with_directive(messages, &schema) };
+        let mut attempts = Vec::new();
+        for attempt in 0..2 {
+            let request = ModelRequest::new(&messages)
+                .with_response_format(format.as_ref())
+                .with_settings(self.parts.settings)
+                .with_user(self.ctx.user());
+            let answered = self.call_model(ModelCall::new(role, request).with_model(model)).await?;
+            let text = answered.response.text.to_string();
+            match output::parse_as::<T>(&text, schema.is_wrapped()) {
+                Ok(value) => return Ok(Ok(value)),
+                Err(problem) => {
+                    self.emit(
+                        "control.rejected",
+                        || serde_json::json!({"role": role, "attempt": attempt + 1, "error": &problem}),
+                    );
+                    attempts.push(OutputAttempt::new(text.clone(), problem.clone()));
+                    messages.push(Message::assistant(text));
+                    messages.push(Message::user(output::feedback(&problem, output::OutputMode::Prompted)));
+                }
+            }
+        }
+        Ok(Err(OutputError::new(schema.name(), attempts)))
+    }
+}
+
+/// `messages` with the instruction to answer in JSON of `schema` in the system prompt.
+fn with_directive(mut messages: Vec<Message>, schema: &OutputSchema) -> Vec<Message> {
+    let directive = output::directive(schema);
+    match messages.first_mut() {
+        Some(Message::System { content }) => *content = Arc::from(format!("{content}\n\n{directive}")),
+        _ => messages.insert(0, Message::system(directive)),
+    }
+    messages
+}
+
+/// A response and what it cost.
+pub(crate) fn priced(model: &dyn Model, response: ModelResponse) -> (ModelResponse, Option<f64>) {
+    let cost = pricing::cost(response.model.as_deref().unwrap_or(model.name()), &response.usage);
+    (response, cost)
+}
+
+/// What a streamed reply shows as it arrives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Partial {
+    /// Nothing: a role's call, not the run's answer.
+    None,
+    /// Its text, as text deltas (a text answer).
+    Visible,
+    /// Its text, and the typed value in it as it fills in.
+    Text,
+    /// Its text, and the typed value in the arguments of the `final_answer` call.
+    FinalAnswerTool,
+}
+
+/// One model call's place in the run.
+#[derive(Clone, Copy)]
+pub(crate) struct Step<'a> {
+    pub(crate) ctx: &'a RunContext,
+    pub(crate) turn: u32,
+    pub(crate) role: &'a str,
+    pub(crate) partial: Partial,
+}
+
+/// The models of a run: the primary, its fallbacks, and the retry policy.
+pub(crate) struct Models<'a> {
+    pub(crate) primary: &'a dyn Model,
+    pub(crate) fallbacks: &'a [Arc<dyn Model>],
+    pub(crate) retry: &'a RetryPolicy,
+}
+
+/// One model call: events, a span, streaming when the run is streamed, retries and fallbacks.
+pub(crate) async fn call_model(
+    models: &Models<'_>,
+    request: &ModelRequest<'_>,
+    step: Step<'_>,
+) -> Result<(ModelResponse, Option<f64>), ModelError> {
+    let failure = match call_once(models.primary, request, step).await {
+        Ok(response) => return Ok(priced(models.primary, response)),
+        Err(failure) => failure,
+    };
+    // Retries and fallbacks, boxed: the future of a call that succeeds stays small.
+    Box::pin(recover(models, request, step, failure)).await
+}
+
+/// After a failed first attempt: retries by the policy, then the fallbacks in order.
+async fn recover(
+    models: &Models<'_>,
+    request: &ModelRequest<'_>,
+    step: Step<'_>,
+    first: (ModelError, bool),
+) -> Result<(ModelResponse, Option<f64>), ModelError> {
+    let (ctx, turn) = (step.ctx, step.turn);
+    let mut fallbacks = models.fallbacks.iter();
+    let mut model = models.primary;
+    let mut failure = Some(first);
+    loop {
+        let mut attempt = 1;
+        let error = loop {
+            let outcome = match failure.take() {
+                Some(failure) => Err(failure),
+                None => call_once(model, request, step).await,
+            };
+            match outcome {
+                Ok(response) => return Ok(priced(model, response)),
+                Err((error, emitted)) => {
+                    // A stream that already showed text is not restarted behind the
+                    // listener's back.
+                    let decision = if emitted { RetryDecision::Stop } else { models.retry.decide(attempt, &error) };
+                    let delay = match decision {
+                        RetryDecision::Retry(delay) => delay,
+                        RetryDecision::WaitTooLong(wait) => {
+                            let max = models.retry.max_delay;
+                            let note = format!(
+                                "the provider asked to wait {wait:?}, longer than the retry policy's max_delay \
+                                 ({max:?}): not retried; try again after the wait, or raise max_delay"
+                            );
+                            break (error.with_note(note), emitted);
+                        }
+                        _ => break (error, emitted),
+                    };
+                    tracing::debug!(model = model.name(), attempt, ?delay, "retrying: {error}");
+                    ctx.emit(|| EventKind::ModelRetry { turn, attempt, delay, error: error.to_string() });
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+            }
+        };
+        let (error, emitted) = error;
+        match fallbacks.next() {
+            Some(next) if error.is_transient() && !emitted => {
+                tracing::warn!(from = model.name(), to = next.name(), "falling back: {error}");
+                ctx.emit(|| EventKind::ModelFallback {
+                    turn,
+                    from: model.name().to_owned(),
+                    to: next.name().to_owned(),
+                    error: error.to_string(),
+                });
+                model = &**next;
+            }
+            _ => return Err(error),
+        }
+    }
+}
+
+/// One attempt; on failure, also whether the stream had already emitted text.
+async fn call_once(
+    model: &dyn Model,
+    request: &ModelRequest<'_>,
+    step: Step<'_>,
+) -> Result<ModelResponse, (ModelError, bool)> {
+    let (ctx, turn) = (step.ctx, step.turn);
+    ctx.emit(|| EventKind::ModelRequest {
+        turn,
+        model: model.name().to_owned(),
+        messages: request.messages.len(),
+        tools: request.tools.len(),
+        role: Arc::from(step.role),
+    });
+    let span = tracing::info_span!("loom.model", model = model.name(), turn, role = step.role);
+    let started = ctx.is_observed().then(Instant::now);
+    let response = if ctx.streaming {
+        Box::pin(stream_model(model, request, step)).instrument(span).await?
+    } else {
+        model.complete(request).instrument(span).await.map_err(|e| (e, false))?
+    };
+    if let Some(started) = started {
+        ctx.emit(|| EventKind::ModelResponse {
+            turn,
+            usage: response.usage,
+            finish_reason: response.finish_reason.clone(),
+            tool_calls: response.tool_calls.len(),
+            duration: started.elapsed(),
+        });
+    }
+    Ok(response)
+}
+
+async fn stream_model(
+    model: &dyn Model,
+    request: &ModelRequest<'_>,
+    step: Step<'_>,
+) -> Result<ModelResponse, (ModelError, bool)> {
+    let (ctx, turn, partial) = (step.ctx, step.turn, step.partial);
+    let mut stream = model.stream(request);
+    let mut emitted = false;
+    let mut acc = ResponseAccumulator::new();
+    let mut final_index = None;
+    let mut final_arguments = String::new();
+    let mut partial_json = output::PartialJson::default();
+    while let Some(event) = stream.next().await {
+        let event = event.map_err(|e| (e, emitted))?;
+        let grown = match &event {
+            StreamEvent::TextDelta(text) if partial != Partial::None => {
+                emitted = true;
+                ctx.emit(|| EventKind::TextDelta { turn, text: text.clone() });
+                partial == Partial::Text
+            }
+            StreamEvent::ToolCallStart { index, name, .. } if name == FINAL_ANSWER_TOOL => {
+                final_index = Some(*index);
+                false
+            }
+            StreamEvent::ToolCallDelta { index, arguments } if Some(*index) == final_index => {
+                final_arguments.push_str(arguments);
+                partial == Partial::FinalAnswerTool
+            }
+            _ => false,
+        };
+        acc.push(&event);
+        if grown {
+            let so_far = if partial == Partial::Text { acc.text() } else { final_arguments.as_str() };
+            if let Some(value) = partial_json.update(so_far) {
+                // A partial value shown is output shown, as text is: the stream is not restarted.
+                emitted = true;
+                ctx.emit(|| EventKind::PartialOutput { turn, value });
+            }
+        }
+    }
+    acc.finish(model.name()).map_err(|e| (e, emitted))
+}
+
+/// Runs the calls of one turn concurrently on this task; results come back in call order.
+/// With a journal, each call is recorded (or replayed) as it goes; when one fails to record,
+/// the others still run to their end and are recorded (a call cut off after it started would
+/// be left for a decision on resume), and the run fails with the first error.
+async fn run_tools(
+    tools: &ToolSet,
+    ctx: &RunContext,
+    calls: &[ToolCall],
+    turn: u32,
+    durable: Option<&Durable>,
+) -> Result<Vec<ToolResult>, Error> {
+    if let Some(d) = durable {
+        let outcomes =
+            Box::pin(futures::future::join_all(calls.iter().map(|call| d.tool(tools, ctx, turn, call)))).await;
+        return outcomes.into_iter().collect();
+    }
+    Ok(match calls {
+        [] => Vec::new(),
+        [one] => vec![dispatch(tools, ctx, one).await],
+        many => futures::future::join_all(many.iter().map(|call| dispatch(tools, ctx, call))).await,
+    })
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<AgentRun<'static>>();
+}
