@@ -243,6 +243,20 @@ impl Durable {
         turn: u32,
         call: &ToolCall,
     ) -> Result<ToolResult, Error> {
+        let idempotent = tools.get(&call.name).is_some_and(|t| t.definition().hints().idempotent);
+        self.step(ctx, turn, call, idempotent, || dispatch(tools, ctx, call)).await
+    }
+
+    /// Runs one call the journaled way, whatever runs it (a tool, or an architecture's own
+    /// tool such as a supervisor's `delegate`): `run` makes the result when it is not replayed.
+    pub(crate) async fn step<F: Future<Output = ToolResult>>(
+        &self,
+        ctx: &RunContext,
+        turn: u32,
+        call: &ToolCall,
+        idempotent: bool,
+        run: impl FnOnce() -> F,
+    ) -> Result<ToolResult, Error> {
         let key = (turn, call.id.clone());
         let (finished, interrupted, decision) = {
             let mut replay = self.replay();
@@ -256,10 +270,9 @@ impl Durable {
             return Ok(result);
         }
         if interrupted {
-            let idempotent = tools.get(&call.name).is_some_and(|t| t.definition().hints().idempotent);
             let decision = decision.or(idempotent.then_some(ToolDecision::Rerun));
             let result = match decision {
-                Some(ToolDecision::Rerun) => dispatch(tools, ctx, call).await,
+                Some(ToolDecision::Rerun) => run().await,
                 Some(ToolDecision::Result(text)) => ToolResult::ok(call.id.clone(), call.name.clone(), text),
                 Some(ToolDecision::Fail(text)) => ToolResult::error(call.id.clone(), call.name.clone(), text),
                 None => {
@@ -275,7 +288,7 @@ impl Durable {
             return Ok(result);
         }
         self.append(JournalEntry::ToolStarted { call_id: call.id.clone(), name: call.name.clone(), turn }).await?;
-        let result = dispatch(tools, ctx, call).await;
+        let result = run().await;
         self.append(JournalEntry::ToolFinished { turn, result: result.clone() }).await?;
         Ok(result)
     }

@@ -285,26 +285,32 @@ where
 /// architecture did not add it) and is accepted as the output; a typed answer that does not
 /// fit goes back to the agent's model with what is wrong, within the output retries.
 async fn settle(run: &mut AgentRun<'_>, text: String) -> Result<(), Error> {
-    // An architecture that accepted its answer (ReAct) has put it in the conversation.
-    if run.output.is_filled() {
+    // An answer accepted as it is returned (ReAct's) is in the conversation already.
+    if run.accepted.as_deref() == Some(text.as_str()) {
         return Ok(());
     }
-    let added = matches!(run.messages.last(), Some(Message::Assistant { content, tool_calls }) if tool_calls.is_empty() && content.text() == text);
-    if !added {
-        run.messages.push(Message::assistant(text.as_str()));
+    // The answer is the conversation's last word: it replaces a draft the run ended on.
+    let after_input = run.messages.len() > run.input_index + 1;
+    match run.messages.last_mut() {
+        Some(Message::Assistant { content, tool_calls }) if after_input && tool_calls.is_empty() => {
+            *content = Content::Text(text.as_str().into());
+        }
+        _ => run.messages.push(Message::assistant(text.as_str())),
     }
     let mut text = text;
     let mut rejected: Vec<OutputAttempt> = Vec::new();
     loop {
-        let problem = match run.output.accept(&text) {
+        let problem = match run.accept(&text) {
             Ok(()) => return Ok(()),
             Err(problem) => problem,
         };
         rejected.push(OutputAttempt::new(std::mem::take(&mut text), problem.clone()));
         let attempt = rejected.len() as u32;
         run.ctx.emit(|| EventKind::OutputRejected { attempt, error: problem.clone() });
-        if attempt > run.output.retries() {
-            return Err(OutputError::new(run.output.type_name(), rejected).into());
+        let (retries, type_name) =
+            run.output.as_deref().map_or((0, "output".to_owned()), |o| (o.retries(), o.type_name().to_owned()));
+        if attempt > retries {
+            return Err(OutputError::new(&type_name, rejected).into());
         }
         run.messages.push(Message::user(output::feedback(&problem, OutputMode::Prompted)));
         let prepared = run.parts.prepared;

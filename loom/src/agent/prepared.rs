@@ -22,6 +22,9 @@ pub(crate) struct Prepared {
     pub(crate) format_on_normal_turns: bool,
     pub(crate) retry_tools: Vec<ToolDefinition>,
     pub(crate) retry_choice: ToolChoice,
+    /// For an architecture's answer call: the instruction to answer in the output type's
+    /// JSON, when the provider does not constrain the answer itself.
+    pub(crate) answer_directive: Option<Arc<str>>,
 }
 
 impl Prepared {
@@ -40,6 +43,7 @@ impl Prepared {
                 format_on_normal_turns: false,
                 retry_tools: Vec::new(),
                 retry_choice: ToolChoice::Auto,
+                answer_directive: None,
             };
         };
         let mode = agent.output.mode.resolve(capabilities);
@@ -58,6 +62,7 @@ impl Prepared {
                     format_on_normal_turns: false,
                     retry_tools: vec![final_tool],
                     retry_choice: forced,
+                    answer_directive: Some(Arc::from(output::directive(schema))),
                 }
             }
             OutputMode::Native => Self {
@@ -69,11 +74,12 @@ impl Prepared {
                 format_on_normal_turns: own_tools.is_empty(),
                 retry_tools: Vec::new(),
                 retry_choice: ToolChoice::Auto,
+                answer_directive: None,
             },
             _ => {
                 let directive = output::directive(schema);
                 let system = if agent.instructions.is_empty() {
-                    directive
+                    directive.clone()
                 } else {
                     format!("{}\n\n{directive}", agent.instructions)
                 };
@@ -86,6 +92,7 @@ impl Prepared {
                     format_on_normal_turns: false,
                     retry_tools: Vec::new(),
                     retry_choice: ToolChoice::Auto,
+                    answer_directive: Some(Arc::from(directive)),
                 }
             }
         }

@@ -1,11 +1,16 @@
 //! ReAct: call the model, run the tools it asks for, repeat until it answers.
 
+use std::borrow::Cow;
+
+use futures::future::BoxFuture;
+
 use super::Architecture;
 use super::run::{AgentRun, ModelCall};
 use crate::error::{ConfigError, Error, PartialRun, RunError};
 use crate::event::EventKind;
-use crate::model::{Content, Message, ModelRequest, ToolCall, ToolResult};
-use crate::output::{self, FINAL_ANSWER_TOOL, OutputAttempt, OutputError, OutputMode};
+use crate::model::{Content, Message, Model, ModelRequest, ToolCall, ToolResult};
+use crate::output::{self, FINAL_ANSWER_TOOL, OutputAttempt, OutputError, OutputMode, OutputSlot};
+use crate::tool::ToolDefinition;
 
 /// The default loop: the model answers or asks for tools; the tools run (concurrently) and
 /// their results go back; repeat until the model answers without a tool call.
@@ -73,31 +78,94 @@ fn close_calls(calls: &[ToolCall], final_text: &str) -> Vec<Message> {
         .collect()
 }
 
-/// The ReAct loop on `run`; returns the answer's text, with the typed output accepted.
+/// An architecture's own tools in a ReAct loop (a supervisor's `delegate`, a swarm's
+/// `handoff`): offered next to the agent's, run by the architecture, journaled like tools.
+pub(crate) trait LoopTools: Send + Sync {
+    /// Their definitions, as the model is shown them.
+    fn definitions(&self) -> &[ToolDefinition];
+    /// Whether a call of `name` is one of them.
+    fn handles(&self, name: &str) -> bool;
+    /// Whether running `call` again after a crash is safe (what it runs replays).
+    fn idempotent(&self, call: &ToolCall) -> bool;
+    /// Runs `call`; a failure is an error result the model reads.
+    fn call<'a>(&'a self, run: &'a AgentRun<'_>, call: &'a ToolCall) -> BoxFuture<'a, ToolResult>;
+    /// When `call`, answered by `result`, ends the loop: the loop's answer.
+    fn ends_loop(&self, call: &ToolCall, result: &ToolResult) -> Option<String> {
+        let _ = (call, result);
+        None
+    }
+}
+
+/// How one ReAct loop goes.
+pub(crate) struct Loop<'a> {
+    /// Who the model calls are (`agent`, `manager` ...).
+    pub(crate) role: &'a str,
+    /// The most model calls.
+    pub(crate) max_turns: u32,
+    /// The architecture's own tools, if any.
+    pub(crate) extra: Option<&'a dyn LoopTools>,
+    /// The loop's model, when not the agent's.
+    pub(crate) model: Option<&'a dyn Model>,
+    /// The first number of the block of model calls reserved for the loop (`max_turns` of
+    /// them); `None` numbers each call as it is made (a loop that runs alone).
+    pub(crate) base: Option<u32>,
+}
+
+/// ReAct on the run's own conversation, with its output: the default loop.
+pub(crate) async fn react(run: &mut AgentRun<'_>, max_turns: Option<u32>) -> Result<String, Error> {
+    let max_turns = max_turns.unwrap_or(run.parts.max_turns);
+    react_with(run, Loop { role: "agent", max_turns, extra: None, model: None, base: None }).await
+}
+
+/// ReAct on the run's own conversation, with its output, as `lp` says.
+pub(crate) async fn react_with(run: &mut AgentRun<'_>, lp: Loop<'_>) -> Result<String, Error> {
+    let mut messages = std::mem::take(&mut run.messages);
+    let mut output = run.output.take();
+    let outcome = react_on(run, &mut messages, output.as_deref_mut(), &lp).await;
+    run.messages = messages;
+    run.output = output;
+    if let Ok(answer) = &outcome {
+        run.accepted = Some(answer.clone());
+    }
+    outcome
+}
+
+/// The ReAct loop on `messages`, through `run`. With `output`, the answer is accepted as the
+/// run's output (typed modes, corrections); without, it is the last text. Returns the
+/// answer's text.
 ///
 /// Written as `fn -> impl Future` around an `async move` block, as the agent's other run
 /// functions: the future, inside every run's box, stays small.
 #[allow(clippy::manual_async_fn)]
-pub(crate) fn react<'a, 'r>(
-    run: &'a mut AgentRun<'r>,
-    max_turns: Option<u32>,
+pub(crate) fn react_on<'a, 'r: 'a, 's: 'a>(
+    run: &'a AgentRun<'r>,
+    messages: &'a mut Vec<Message>,
+    mut output: Option<&'a mut (dyn OutputSlot + 's)>,
+    lp: &'a Loop<'a>,
 ) -> impl Future<Output = Result<String, Error>> + Send + 'a {
     async move {
         let prepared = run.parts.prepared;
-        let max_turns = max_turns.unwrap_or(run.parts.max_turns);
+        // A loop that gives the run's typed output offers what the output mode needs; any
+        // other offers the agent's tools as they are.
+        let typed = output.as_ref().is_some_and(|o| o.is_typed());
+        let own: &[ToolDefinition] = if output.is_some() { &prepared.tools } else { run.parts.tools.definitions() };
+        let offered: Cow<'_, [ToolDefinition]> = match lp.extra {
+            Some(extra) => Cow::Owned(own.iter().chain(extra.definitions()).cloned().collect()),
+            None => Cow::Borrowed(own),
+        };
+        let mode = if typed { prepared.mode } else { OutputMode::Auto };
         let mut turns: u32 = 0;
         let mut rejected: Vec<OutputAttempt> = Vec::new();
         // After a rejected answer, the next turn only asks for the corrected answer.
         let mut retrying = false;
         loop {
-            if turns >= max_turns && !retrying {
+            if turns >= lp.max_turns && !retrying {
                 let tally = run.tally();
-                let messages = std::mem::take(&mut run.messages);
                 return Err(RunError::MaxTurnsExceeded {
-                    max_turns,
+                    max_turns: lp.max_turns,
                     partial: Box::new(PartialRun {
                         run_id: run.ctx.run_id(),
-                        messages,
+                        messages: std::mem::take(messages),
                         usage: tally.usage,
                         turns: tally.turns,
                         tool_calls: tally.tool_calls,
@@ -107,42 +175,51 @@ pub(crate) fn react<'a, 'r>(
             }
             turns += 1;
             let request = if retrying {
-                ModelRequest::new(&run.messages)
+                ModelRequest::new(messages)
                     .with_tools(&prepared.retry_tools)
                     .with_tool_choice(&prepared.retry_choice)
                     .with_response_format(prepared.format.as_ref())
-            } else {
-                ModelRequest::new(&run.messages)
-                    .with_tools(&prepared.tools)
+            } else if output.is_some() {
+                ModelRequest::new(messages)
+                    .with_tools(&offered)
                     .with_tool_choice(&prepared.tool_choice)
                     .with_response_format(prepared.format.as_ref().filter(|_| prepared.format_on_normal_turns))
+            } else {
+                ModelRequest::new(messages).with_tools(&offered)
             }
             .with_settings(run.parts.settings)
             .with_user(run.ctx.user());
-            let answered = run.call_model(ModelCall::new("agent", request).answer()).await?;
+            let call = ModelCall::new(lp.role, request).with_model(lp.model);
+            let call = if output.is_some() { call.answer() } else { call };
+            let answered = match lp.base {
+                // Within the reserved block: `turns` is at most `max_turns` here.
+                Some(base) => run.call_model_at(base + turns - 1, call).await?,
+                None => run.call_model(call).await?,
+            };
             let turn = answered.turn;
             // Into the conversation at once: the response is never borrowed, so the future
             // keeps no slot for it across the awaits below.
-            run.messages.push(answered.response.into_message());
-            let calls = run.messages.last().map(Message::tool_calls).unwrap_or(&[]);
-            let final_call = match prepared.mode {
+            messages.push(answered.response.into_message());
+            let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
+            let final_call = match mode {
                 OutputMode::Tool => calls.iter().position(|c| c.name == FINAL_ANSWER_TOOL),
                 _ => None,
             };
             if calls.is_empty() || final_call.is_some() {
                 // The answer as the conversation keeps it: the text, or the final call's arguments.
-                let answer = match (run.messages.last(), final_call) {
+                let answer = match (messages.last(), final_call) {
                     (Some(Message::Assistant { content: Content::Text(text), .. }), None) => text.as_str(),
                     (Some(last), Some(i)) => last.tool_calls().get(i).map_or("", |c| c.arguments.as_str()),
                     _ => "",
                 };
-                match run.output.accept(answer) {
+                let Some(slot) = output.as_deref_mut() else { return Ok(answer.to_owned()) };
+                match slot.accept(answer) {
                     Ok(()) => {
                         let answer = answer.to_owned();
                         if final_call.is_some() {
-                            let calls = run.messages.last().map(Message::tool_calls).unwrap_or(&[]);
+                            let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
                             let closing = close_calls(calls, "Final answer received.");
-                            run.messages.extend(closing);
+                            messages.extend(closing);
                         }
                         return Ok(answer);
                     }
@@ -150,26 +227,26 @@ pub(crate) fn react<'a, 'r>(
                         rejected.push(OutputAttempt::new(answer.to_owned(), problem.clone()));
                         let attempt = rejected.len() as u32;
                         run.ctx.emit(|| EventKind::OutputRejected { attempt, error: problem.clone() });
-                        if attempt > run.output.retries() {
-                            return Err(OutputError::new(run.output.type_name(), rejected).into());
+                        if attempt > slot.retries() {
+                            return Err(OutputError::new(slot.type_name(), rejected).into());
                         }
                         let feedback = output::feedback(&problem, prepared.mode);
                         match final_call {
                             Some(i) => {
                                 // Answer every call of the turn: the final answer with the
                                 // problem, the others by running them.
-                                let calls = run.messages.last().map(Message::tool_calls).unwrap_or(&[]);
+                                let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
                                 let others: Vec<ToolCall> =
                                     calls.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, c)| c.clone()).collect();
                                 let final_id = calls[i].id.clone();
-                                let mut results = run.call_tools(turn, &others).await?;
+                                let (mut results, _) = run_calls(run, turn, &others, lp.extra).await?;
                                 results.insert(
                                     i.min(results.len()),
                                     ToolResult::error(final_id, FINAL_ANSWER_TOOL, feedback),
                                 );
-                                run.messages.extend(results.into_iter().map(Message::Tool));
+                                messages.extend(results.into_iter().map(Message::Tool));
                             }
-                            None => run.messages.push(Message::user(feedback)),
+                            None => messages.push(Message::user(feedback)),
                         }
                         run.checkpoint(turn).await?;
                         retrying = true;
@@ -178,10 +255,59 @@ pub(crate) fn react<'a, 'r>(
                 }
             }
             retrying = false;
-            let calls = run.messages.last().map(Message::tool_calls).unwrap_or(&[]);
-            let results = run.call_tools(turn, calls).await?;
-            run.messages.extend(results.into_iter().map(Message::Tool));
+            let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
+            let (results, ended) = run_calls(run, turn, calls, lp.extra).await?;
+            messages.extend(results.into_iter().map(Message::Tool));
             run.checkpoint(turn).await?;
+            if let Some(answer) = ended {
+                // An architecture's tool ended the loop (a forwarded answer, a handoff).
+                if let Some(slot) = output.as_deref_mut() {
+                    slot.accept(&answer).map_err(|problem| {
+                        Error::from(OutputError::new(
+                            slot.type_name(),
+                            vec![OutputAttempt::new(answer.clone(), problem)],
+                        ))
+                    })?;
+                }
+                return Ok(answer);
+            }
         }
     }
+}
+
+/// One call of a turn: the agent's tool, or the architecture's.
+async fn one_call(run: &AgentRun<'_>, turn: u32, call: &ToolCall, extra: &dyn LoopTools) -> Result<ToolResult, Error> {
+    if !extra.handles(&call.name) {
+        return match run.durable {
+            Some(d) => d.tool(run.parts.tools, run.ctx, turn, call).await,
+            None => Ok(crate::tool::dispatch(run.parts.tools, run.ctx, call).await),
+        };
+    }
+    match run.durable {
+        Some(d) => d.step(run.ctx, turn, call, extra.idempotent(call), || extra.call(run, call)).await,
+        None => Ok(extra.call(run, call).await),
+    }
+}
+
+/// Runs one turn's tool calls: the agent's through the run, the architecture's own through
+/// `extra`, all at once and journaled, results in call order; and the answer, if one of the
+/// architecture's calls ended the loop.
+async fn run_calls(
+    run: &AgentRun<'_>,
+    turn: u32,
+    calls: &[ToolCall],
+    extra: Option<&dyn LoopTools>,
+) -> Result<(Vec<ToolResult>, Option<String>), Error> {
+    let Some(extra) = extra.filter(|e| calls.iter().any(|c| e.handles(&c.name))) else {
+        return Ok((run.call_tools(turn, calls).await?, None));
+    };
+    run.count_tool_calls(calls.len());
+    let results: Vec<ToolResult> =
+        Box::pin(futures::future::join_all(calls.iter().map(|call| one_call(run, turn, call, extra))))
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+    let ended =
+        calls.iter().zip(&results).find_map(|(c, r)| extra.handles(&c.name).then(|| extra.ends_loop(c, r)).flatten());
+    Ok((results, ended))
 }

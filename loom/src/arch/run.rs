@@ -144,7 +144,10 @@ pub struct AgentRun<'r> {
     next_child: AtomicU32,
     pub(crate) messages: Vec<Message>,
     pub(crate) input_index: usize,
-    pub(crate) output: &'r mut dyn OutputSlot,
+    /// Taken out while a loop on the run's own conversation has it.
+    pub(crate) output: Option<&'r mut dyn OutputSlot>,
+    /// The text of the answer accepted into the output, if one was.
+    pub(crate) accepted: Option<String>,
 }
 
 impl std::fmt::Debug for AgentRun<'_> {
@@ -174,7 +177,8 @@ impl<'r> AgentRun<'r> {
             next_child: AtomicU32::new(0),
             messages,
             input_index,
-            output,
+            output: Some(output),
+            accepted: None,
         }
     }
 
@@ -277,13 +281,57 @@ impl<'r> AgentRun<'r> {
 
     /// Whether the run's output is typed (not plain text).
     pub fn output_is_typed(&self) -> bool {
-        self.output.is_typed()
+        self.output.as_ref().is_some_and(|o| o.is_typed())
     }
 
     /// Offers `text` as the run's answer: parsed and validated as the output type (for a text
     /// output, taken as it is). The error is what is wrong, for the model to correct.
     pub fn accept(&mut self, text: &str) -> Result<(), String> {
-        self.output.accept(text)
+        let Some(output) = self.output.as_deref_mut() else { return Err("the run's output is in use".to_owned()) };
+        output.accept(text)?;
+        self.accepted = Some(text.to_owned());
+        Ok(())
+    }
+
+    /// Runs a ReAct loop with the agent's tools on `messages` (a role's own conversation),
+    /// through this run: its answer is the last text, not the run's output. At most
+    /// `max_turns` model calls (`None`: the agent's), numbered from a block reserved now, so
+    /// such loops may run concurrently.
+    pub fn react<'a>(
+        &'a self,
+        role: &'a str,
+        model: Option<&'a dyn Model>,
+        mut messages: Vec<Message>,
+        max_turns: Option<u32>,
+    ) -> impl Future<Output = Result<(String, Vec<Message>), Error>> + Send + 'a {
+        let max_turns = max_turns.unwrap_or(self.parts.max_turns).max(1);
+        let base = self.reserve(max_turns);
+        async move {
+            let lp = super::react::Loop { role, max_turns, extra: None, model, base: Some(base) };
+            let answer = super::react::react_on(self, &mut messages, None, &lp).await?;
+            Ok((answer, messages))
+        }
+    }
+
+    /// Asks `role` for the run's answer: the call streams to the run's listeners, and, for a
+    /// typed output, carries its schema (the provider's structured output, or the instruction
+    /// in the system prompt), so the answer the run settles is the typed value.
+    pub async fn answer(&self, role: &str, model: Option<&dyn Model>, messages: Vec<Message>) -> Result<String, Error> {
+        let prepared = self.parts.prepared;
+        let messages = match &prepared.answer_directive {
+            Some(directive) => with_system(messages, directive),
+            None => messages,
+        };
+        let request = ModelRequest::new(&messages)
+            .with_response_format(prepared.format.as_ref())
+            .with_settings(self.parts.settings)
+            .with_user(self.ctx.user());
+        let answered = self.call_model(ModelCall::new(role, request).with_model(model).answer()).await?;
+        Ok(answered.response.text.to_string())
+    }
+
+    pub(crate) fn count_tool_calls(&self, n: usize) {
+        self.count(|t| t.tool_calls += n as u32);
     }
 
     /// Emits an event of the architecture (`router.classified`, `plan.malformed` ...).
@@ -298,7 +346,23 @@ impl<'r> AgentRun<'r> {
     /// The call's number is taken when the call is made (before the future is polled), so
     /// concurrent calls made in a fixed order get the same numbers on every run.
     pub fn call_model<'a>(&'a self, call: ModelCall<'a>) -> impl Future<Output = Result<ModelTurn, Error>> + Send + 'a {
-        let turn = self.next_turn.fetch_add(1, Ordering::Relaxed) + 1;
+        let turn = self.reserve(1);
+        self.call_model_at(turn, call)
+    }
+
+    /// Takes the next `n` call numbers of the run, for calls made later (a loop, a question
+    /// and its retry), and returns the first: calls started concurrently keep their numbers
+    /// on every run, however their futures are polled.
+    pub(crate) fn reserve(&self, n: u32) -> u32 {
+        self.next_turn.fetch_add(n, Ordering::Relaxed) + 1
+    }
+
+    /// [`call_model`](Self::call_model) with a number reserved before.
+    pub(crate) fn call_model_at<'a>(
+        &'a self,
+        turn: u32,
+        call: ModelCall<'a>,
+    ) -> impl Future<Output = Result<ModelTurn, Error>> + Send + 'a {
         async move {
             let model = call.model.unwrap_or(self.parts.model);
             let messages = call.request.messages.len();
@@ -315,9 +379,11 @@ impl<'r> AgentRun<'r> {
                 None => {
                     let fallbacks = if call.model.is_some() { &[][..] } else { self.parts.fallbacks };
                     let models = Models { primary: model, fallbacks, retry: self.parts.retry };
+                    // A typed agent's prepared mode is resolved; a text agent's stays `Auto`.
+                    let typed = self.parts.prepared.mode != output::OutputMode::Auto;
                     let partial = match (call.answer, self.parts.prepared.mode) {
                         (false, _) => Partial::None,
-                        (true, _) if !self.output.is_typed() => Partial::Visible,
+                        (true, _) if !typed => Partial::Visible,
                         (true, output::OutputMode::Tool) => Partial::FinalAnswerTool,
                         (true, _) => Partial::Text,
                     };
@@ -402,8 +468,21 @@ impl<'r> AgentRun<'r> {
     /// fences around the JSON are fine), and a bad answer goes back once with what was wrong.
     /// An answer still bad is `Ok(Err(..))`, every attempt kept, for the architecture's
     /// documented fallback; a failed model call is `Err`.
-    pub async fn ask<T: OutputType>(
+    pub fn ask<'a, T: OutputType>(
+        &'a self,
+        role: &'a str,
+        model: Option<&'a dyn Model>,
+        messages: Vec<Message>,
+    ) -> impl Future<Output = Result<Result<T, OutputError>, Error>> + Send + 'a {
+        // The question and its one retry are numbered now: asked concurrently with others,
+        // they get the same numbers on every run.
+        let base = self.reserve(ASK_ATTEMPTS);
+        self.ask_at(base, role, model, messages)
+    }
+
+    async fn ask_at<T: OutputType>(
         &self,
+        base: u32,
         role: &str,
         model: Option<&dyn Model>,
         messages: Vec<Message>,
@@ -413,12 +492,12 @@ impl<'r> AgentRun<'r> {
         let format = native.then(|| output::response_format(&schema));
         let mut messages = if native { messages } else { with_directive(messages, &schema) };
         let mut attempts = Vec::new();
-        for attempt in 0..2 {
+        for attempt in 0..ASK_ATTEMPTS {
             let request = ModelRequest::new(&messages)
                 .with_response_format(format.as_ref())
                 .with_settings(self.parts.settings)
                 .with_user(self.ctx.user());
-            let answered = self.call_model(ModelCall::new(role, request).with_model(model)).await?;
+            let answered = self.call_model_at(base + attempt, ModelCall::new(role, request).with_model(model)).await?;
             let text = answered.response.text.to_string();
             match output::parse_as::<T>(&text, schema.is_wrapped()) {
                 Ok(value) => return Ok(Ok(value)),
@@ -437,12 +516,19 @@ impl<'r> AgentRun<'r> {
     }
 }
 
+/// How many times a typed question is asked: once, and once more with what was wrong.
+const ASK_ATTEMPTS: u32 = 2;
+
 /// `messages` with the instruction to answer in JSON of `schema` in the system prompt.
-fn with_directive(mut messages: Vec<Message>, schema: &OutputSchema) -> Vec<Message> {
-    let directive = output::directive(schema);
+fn with_directive(messages: Vec<Message>, schema: &OutputSchema) -> Vec<Message> {
+    with_system(messages, &output::directive(schema))
+}
+
+/// `messages` with `text` added to the system prompt (or as one, when there is none).
+pub(crate) fn with_system(mut messages: Vec<Message>, text: &str) -> Vec<Message> {
     match messages.first_mut() {
-        Some(Message::System { content }) => *content = Arc::from(format!("{content}\n\n{directive}")),
-        _ => messages.insert(0, Message::system(directive)),
+        Some(Message::System { content }) => *content = Arc::from(format!("{content}\n\n{text}")),
+        _ => messages.insert(0, Message::system(text)),
     }
     messages
 }

@@ -202,8 +202,6 @@ pub(crate) trait OutputSlot: Send + Sync {
     /// Parses and validates an answer, keeping the value; the error is the message for the
     /// model.
     fn accept(&mut self, text: &str) -> Result<(), String>;
-    /// Whether an answer was accepted.
-    fn is_filled(&self) -> bool;
     /// How many times the model may correct an answer.
     fn retries(&self) -> u32;
     /// The output type's name, for errors.
@@ -230,10 +228,6 @@ impl<O: Send + Sync> OutputSlot for Slot<'_, O> {
     fn accept(&mut self, text: &str) -> Result<(), String> {
         self.value = Some(self.spec.accept(text)?);
         Ok(())
-    }
-
-    fn is_filled(&self) -> bool {
-        self.value.is_some()
     }
 
     fn retries(&self) -> u32 {
