@@ -210,6 +210,15 @@ pub enum RunError {
         /// What differs.
         detail: String,
     },
+    /// An architecture could not go on: every debater failed, no route fits and there is no
+    /// fallback, a plan that cannot run.
+    #[error("the {architecture} architecture stopped: {reason}")]
+    Architecture {
+        /// The architecture (`debate`, `router` ...).
+        architecture: String,
+        /// What went wrong, and what to do about it.
+        reason: String,
+    },
     /// There is nothing to resume.
     #[error("run {run_id} cannot be resumed: {reason}")]
     NotResumable {

@@ -84,7 +84,8 @@ pub use tool::{Tool, ToolError, ToolSet};
 /// - **Return**: any `Serialize` value (strings as they are, other values as JSON), a
 ///   [`ToolOutput`](tool::ToolOutput), or a `Result` of one whose error implements `Display`;
 ///   an `Err` becomes an error result the model reads.
-/// - **Hints**: `read_only`, `destructive`, `idempotent` ([`ToolHints`](tool::ToolHints)).
+/// - **Hints**: `read_only`, `destructive`, `idempotent`, `ends_turn` (a successful call ends
+///   the agent's turn; its result is the answer) ([`ToolHints`](tool::ToolHints)).
 /// - **`blocking`**: run a synchronous function on tokio's blocking pool (for slow or
 ///   blocking work); by default a synchronous function runs inline.
 /// - **`crate = "path"`**: the path of the `loomflow` crate, if it is renamed.

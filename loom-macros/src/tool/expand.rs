@@ -29,6 +29,9 @@ pub(super) fn tool_impl(model: &ToolModel) -> TokenStream {
     if model.idempotent {
         hints = quote!(#hints.idempotent());
     }
+    if model.ends_turn {
+        hints = quote!(#hints.ends_turn());
+    }
 
     let dispatch = |ty: &syn::Type| {
         if matches!(ty, syn::Type::Reference(_)) { quote!(#rt::RefParam::<#ty>) } else { quote!(#rt::Param::<#ty>) }

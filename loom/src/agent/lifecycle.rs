@@ -239,6 +239,7 @@ where
             retry: &agent.retry,
             settings: &agent.settings,
             tools: &agent.tools,
+            sessions: &agent.sessions,
             prepared: agent.prepared(),
             max_turns: agent.max_turns,
         };
@@ -263,7 +264,7 @@ where
             agent.sessions.append(ctx.user(), session, ctx.run_id(), &messages[input_index..]).await?;
         }
         let duration = started.elapsed();
-        let Tally { usage, cost, turns, tool_calls } = tally;
+        let Tally { usage, cost, turns, tool_calls, exit } = tally;
         ctx.emit(|| EventKind::RunFinished { turns, tool_calls, usage, duration });
         Ok(RunResult {
             output,
@@ -276,6 +277,7 @@ where
             session: ctx.session().cloned(),
             duration,
             cost_usd: cost,
+            exit,
             input_index,
         })
     }

@@ -87,6 +87,7 @@ pub(crate) fn check_lease(ttl: Duration) -> Result<(), ConfigError> {
 /// ```
 pub struct Agent<O = String> {
     pub(crate) name: Option<Arc<str>>,
+    pub(crate) description: Option<Arc<str>>,
     pub(crate) instructions: Arc<str>,
     pub(crate) model: Option<Arc<dyn Model>>,
     pub(crate) tools: ToolSet,
@@ -113,6 +114,7 @@ impl<O> Clone for Agent<O> {
     fn clone(&self) -> Self {
         Self {
             name: self.name.clone(),
+            description: self.description.clone(),
             instructions: Arc::clone(&self.instructions),
             model: self.model.clone(),
             tools: self.tools.clone(),
@@ -152,6 +154,7 @@ impl Agent<String> {
     pub fn new(instructions: impl Into<Arc<str>>) -> Self {
         Self {
             name: None,
+            description: None,
             instructions: instructions.into(),
             model: None,
             tools: ToolSet::new(),
@@ -213,6 +216,7 @@ impl<O> Agent<O> {
         let output = OutputSpec::typed(self.output.mode, self.output.retries);
         Agent {
             name: self.name,
+            description: self.description,
             instructions: self.instructions,
             model: self.model,
             tools: self.tools,
@@ -319,6 +323,14 @@ impl<O> Agent<O> {
     #[must_use]
     pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Says what the agent is for, in a line: how a supervisor, a router or a swarm's peers
+    /// are shown it when it is one of their team.
+    #[must_use]
+    pub fn description(mut self, description: impl Into<Arc<str>>) -> Self {
+        self.description = Some(description.into());
         self
     }
 
@@ -482,6 +494,11 @@ impl<O> Agent<O> {
     /// The agent's name, if it has one.
     pub fn agent_name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    /// What the agent is for, if it says.
+    pub fn agent_description(&self) -> Option<&str> {
+        self.description.as_deref()
     }
 
     /// The instructions.

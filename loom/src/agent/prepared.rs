@@ -25,12 +25,15 @@ pub(crate) struct Prepared {
     /// For an architecture's answer call: the instruction to answer in the output type's
     /// JSON, when the provider does not constrain the answer itself.
     pub(crate) answer_directive: Option<Arc<str>>,
+    /// One of the agent's tools ends the turn when called ([`ToolHints::ends_turn`](crate::tool::ToolHints)).
+    pub(crate) ends_turn: bool,
 }
 
 impl Prepared {
     pub(crate) fn new<O>(agent: &Agent<O>) -> Self {
         let capabilities = agent.model.as_ref().map_or_else(Capabilities::default, |m| m.capabilities());
         let own_tools = agent.tools.definitions();
+        let ends_turn = own_tools.iter().any(|t| t.hints().ends_turn);
         let text_system =
             || (!agent.instructions.is_empty()).then(|| Message::System { content: Arc::clone(&agent.instructions) });
         let Some(schema) = agent.output.schema.as_deref() else {
@@ -44,6 +47,7 @@ impl Prepared {
                 retry_tools: Vec::new(),
                 retry_choice: ToolChoice::Auto,
                 answer_directive: None,
+                ends_turn,
             };
         };
         let mode = agent.output.mode.resolve(capabilities);
@@ -63,6 +67,7 @@ impl Prepared {
                     retry_tools: vec![final_tool],
                     retry_choice: forced,
                     answer_directive: Some(Arc::from(output::directive(schema))),
+                    ends_turn,
                 }
             }
             OutputMode::Native => Self {
@@ -75,6 +80,7 @@ impl Prepared {
                 retry_tools: Vec::new(),
                 retry_choice: ToolChoice::Auto,
                 answer_directive: None,
+                ends_turn,
             },
             _ => {
                 let directive = output::directive(schema);
@@ -93,6 +99,7 @@ impl Prepared {
                     retry_tools: Vec::new(),
                     retry_choice: ToolChoice::Auto,
                     answer_directive: Some(Arc::from(directive)),
+                    ends_turn,
                 }
             }
         }

@@ -36,18 +36,31 @@ pub struct RunResult<O = String> {
     /// What the model calls cost in US dollars, when every model that answered has a known
     /// price ([`pricing`](crate::model::pricing)).
     pub cost_usd: Option<f64>,
+    /// How the architecture's loop ended, when it says (a goal met, a handoff cap reached):
+    /// `None` for a run that simply answered.
+    pub exit: Option<crate::arch::LoopExit>,
     /// Index in `messages` of the run's input message.
     pub(crate) input_index: usize,
 }
 
 impl<O> RunResult<O> {
-    /// The text of the model's final answer (for a typed output, the text it was parsed from).
+    /// The text of the model's final answer (for a typed output, the text it was parsed from:
+    /// the JSON, or the arguments of the `final_answer` call).
     pub fn text(&self) -> &str {
-        self.messages
+        self.new_messages()
             .iter()
             .rev()
             .find_map(|m| match m {
-                Message::Assistant { content: Content::Text(t), .. } => Some(t.as_str()),
+                Message::Assistant { content, tool_calls } => {
+                    match tool_calls.iter().rev().find(|c| c.name == crate::output::FINAL_ANSWER_TOOL) {
+                        Some(call) => Some(call.arguments.as_str()),
+                        None if !tool_calls.is_empty() => None,
+                        None => match content {
+                            Content::Text(t) => Some(t.as_str()),
+                            _ => None,
+                        },
+                    }
+                }
                 _ => None,
             })
             .unwrap_or("")
@@ -71,6 +84,7 @@ impl<O> RunResult<O> {
             session: self.session,
             duration: self.duration,
             cost_usd: self.cost_usd,
+            exit: self.exit,
             input_index: self.input_index,
         }
     }
@@ -89,6 +103,7 @@ impl<O: fmt::Debug> fmt::Debug for RunResult<O> {
             .field("session", &self.session)
             .field("duration", &self.duration)
             .field("cost_usd", &self.cost_usd)
+            .field("exit", &self.exit)
             .finish()
     }
 }

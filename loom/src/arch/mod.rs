@@ -11,13 +11,26 @@
 //!
 //! Write your own by implementing [`Architecture`].
 
+mod control;
+mod plan_execute;
 mod react;
+mod reflexion;
+mod rewoo;
+mod role;
 mod run;
+mod self_refine;
+mod tree_of_thoughts;
 
 use std::sync::Arc;
 
+pub use control::{Critique, Evaluation, GoalCheck, Pick, Plan, RouteChoice, Thoughts, WorkPlan, WorkStep};
+pub use plan_execute::PlanAndExecute;
 pub use react::ReAct;
-pub use run::{AgentRun, ChildSession, ModelCall, ModelTurn};
+pub use reflexion::Reflexion;
+pub use rewoo::ReWoo;
+pub use run::{AgentRun, ChildSession, LoopExit, ModelCall, ModelTurn};
+pub use self_refine::SelfRefine;
+pub use tree_of_thoughts::TreeOfThoughts;
 
 pub(crate) use react::react;
 pub(crate) use run::{Parts, Tally};
@@ -110,6 +123,11 @@ pub fn by_name(name: &str) -> Result<Arc<dyn Architecture>, ConfigError> {
     let name = name.trim();
     Ok(match name.to_ascii_lowercase().replace('_', "-").as_str() {
         "react" => Arc::new(ReAct::new()),
+        "self-refine" => Arc::new(SelfRefine::new()),
+        "reflexion" => Arc::new(Reflexion::new()),
+        "tree-of-thoughts" => Arc::new(TreeOfThoughts::new()),
+        "plan-and-execute" => Arc::new(PlanAndExecute::new()),
+        "rewoo" => Arc::new(ReWoo::new()),
         _ => {
             let hint = loomflow_graph::suggest::did_you_mean(name, ARCHITECTURE_NAMES.iter().copied())
                 .map(|s| format!(" (did you mean `{s}`?)"))
@@ -147,5 +165,33 @@ impl IntoArchitecture for &str {
 impl IntoArchitecture for String {
     fn into_architecture(self) -> Result<Arc<dyn Architecture>, ConfigError> {
         by_name(&self)
+    }
+}
+
+/// The loop an architecture builds on: ReAct unless another is given.
+#[derive(Clone, Default)]
+pub(crate) struct Base(Option<Arc<dyn Architecture>>);
+
+impl Base {
+    pub(crate) fn of(architecture: impl Architecture) -> Self {
+        Self(Some(Arc::new(architecture)))
+    }
+
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        self.0.as_deref().map_or(Ok(()), Architecture::check)
+    }
+
+    /// Runs the base loop on the run.
+    pub(crate) async fn run(&self, run: &mut AgentRun<'_>) -> Result<String, Error> {
+        match &self.0 {
+            Some(base) => base.run(run).await,
+            None => react(run, None).await,
+        }
+    }
+}
+
+impl std::fmt::Debug for Base {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_deref().map_or("react", Architecture::name))
     }
 }

@@ -94,6 +94,12 @@ pub(crate) trait LoopTools: Send + Sync {
         let _ = (call, result);
         None
     }
+    /// Sees the result of each of their calls, run now or replayed from the journal: where
+    /// what a call changed (a worker spawned, a worker's last answer) is kept, so a resumed
+    /// run has it too.
+    fn observe(&self, call: &ToolCall, result: &ToolResult) {
+        let _ = (call, result);
+    }
 }
 
 /// How one ReAct loop goes.
@@ -260,7 +266,9 @@ pub(crate) fn react_on<'a, 'r: 'a, 's: 'a>(
             messages.extend(results.into_iter().map(Message::Tool));
             run.checkpoint(turn).await?;
             if let Some(answer) = ended {
-                // An architecture's tool ended the loop (a forwarded answer, a handoff).
+                // A tool ended the loop (a forwarded answer, a handoff): its result is the
+                // answer, and the conversation's last word.
+                messages.push(Message::assistant(answer.as_str()));
                 if let Some(slot) = output.as_deref_mut() {
                     slot.accept(&answer).map_err(|problem| {
                         Error::from(OutputError::new(
@@ -299,7 +307,9 @@ async fn run_calls(
     extra: Option<&dyn LoopTools>,
 ) -> Result<(Vec<ToolResult>, Option<String>), Error> {
     let Some(extra) = extra.filter(|e| calls.iter().any(|c| e.handles(&c.name))) else {
-        return Ok((run.call_tools(turn, calls).await?, None));
+        let results = run.call_tools(turn, calls).await?;
+        let ended = if run.parts.prepared.ends_turn { ended_by_tool(run, calls, &results) } else { None };
+        return Ok((results, ended));
     };
     run.count_tool_calls(calls.len());
     let results: Vec<ToolResult> =
@@ -307,7 +317,25 @@ async fn run_calls(
             .await
             .into_iter()
             .collect::<Result<_, _>>()?;
-    let ended =
-        calls.iter().zip(&results).find_map(|(c, r)| extra.handles(&c.name).then(|| extra.ends_loop(c, r)).flatten());
+    let mut ended = None;
+    for (call, result) in calls.iter().zip(&results) {
+        if extra.handles(&call.name) {
+            extra.observe(call, result);
+            if ended.is_none() {
+                ended = extra.ends_loop(call, result);
+            }
+        }
+    }
+    if ended.is_none() && run.parts.prepared.ends_turn {
+        ended = ended_by_tool(run, calls, &results);
+    }
     Ok((results, ended))
+}
+
+/// The result of the first successful call of a tool that ends the turn, if any.
+fn ended_by_tool(run: &AgentRun<'_>, calls: &[ToolCall], results: &[ToolResult]) -> Option<String> {
+    calls.iter().zip(results).find_map(|(call, result)| {
+        let tool = run.parts.tools.get(&call.name)?;
+        (tool.definition().hints().ends_turn && !result.is_error).then(|| result.content.text().into_owned())
+    })
 }

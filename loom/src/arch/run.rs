@@ -20,6 +20,7 @@ use crate::model::{
 };
 use crate::output::{self, FINAL_ANSWER_TOOL, OutputAttempt, OutputError, OutputSchema, OutputSlot, OutputType};
 use crate::runner::Runnable as _;
+use crate::session::{SessionStore, Sessions};
 use crate::tool::{ToolSet, dispatch};
 
 /// What a run has used so far.
@@ -32,11 +33,55 @@ pub(crate) struct Tally {
     pub(crate) turns: u32,
     /// Tool calls made.
     pub(crate) tool_calls: u32,
+    /// How the architecture's loop ended, when it says.
+    pub(crate) exit: Option<LoopExit>,
 }
 
 impl Default for Tally {
     fn default() -> Self {
-        Self { usage: Usage::default(), cost: Some(0.0), turns: 0, tool_calls: 0 }
+        Self { usage: Usage::default(), cost: Some(0.0), turns: 0, tool_calls: 0, exit: None }
+    }
+}
+
+/// How an architecture's loop ended, when that is worth knowing: a goal met or given up on
+/// ([`RunUntil`](super::RunUntil)), a swarm stopped at its handoff cap. In
+/// [`RunResult::exit`](crate::RunResult::exit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LoopExit {
+    /// The goal's condition holds.
+    ConditionMet,
+    /// The loop used all its iterations (or rounds) first.
+    MaxIterations,
+    /// The answer stopped changing for as many iterations as allowed.
+    NoProgress,
+    /// The run's cost reached its cap.
+    CostCap,
+    /// A swarm reached its handoff cap; the last peer answered without handing off.
+    HandoffCap,
+    /// A swarm's peers handed the conversation back and forth; the last peer answered
+    /// without handing off.
+    HandoffCycle,
+}
+
+impl LoopExit {
+    /// The exit as a word: `condition_met`, `max_iterations` ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConditionMet => "condition_met",
+            Self::MaxIterations => "max_iterations",
+            Self::NoProgress => "no_progress",
+            Self::CostCap => "cost_cap",
+            Self::HandoffCap => "handoff_cap",
+            Self::HandoffCycle => "handoff_cycle",
+        }
+    }
+}
+
+impl std::fmt::Display for LoopExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -49,6 +94,7 @@ pub(crate) struct Parts<'r> {
     pub(crate) retry: &'r RetryPolicy,
     pub(crate) settings: &'r ModelSettings,
     pub(crate) tools: &'r ToolSet,
+    pub(crate) sessions: &'r Sessions,
     pub(crate) prepared: &'r Prepared,
     pub(crate) max_turns: u32,
 }
@@ -330,6 +376,34 @@ impl<'r> AgentRun<'r> {
         Ok(answered.response.text.to_string())
     }
 
+    /// Records how the loop ended (see [`LoopExit`]); the last word counts.
+    pub fn set_exit(&self, exit: LoopExit) {
+        self.count(|t| t.exit = Some(exit));
+    }
+
+    /// How the loop ended, if an architecture said.
+    pub fn exit(&self) -> Option<LoopExit> {
+        self.tally().exit
+    }
+
+    /// The session store of the agent (its history, and what an architecture keeps for a
+    /// user across runs, such as Reflexion's lessons).
+    pub fn session_store(&self) -> &Arc<dyn SessionStore> {
+        self.parts.sessions.store()
+    }
+
+    /// A request of `messages` with the agent's model settings, for the run's user.
+    pub fn request<'a>(&'a self, messages: &'a [Message]) -> ModelRequest<'a> {
+        ModelRequest::new(messages).with_settings(self.parts.settings).with_user(self.ctx.user())
+    }
+
+    /// Asks `role` for text (a critique, a lesson, a debater's view): one model call on
+    /// `messages`, without tools.
+    pub async fn text(&self, role: &str, model: Option<&dyn Model>, messages: &[Message]) -> Result<String, Error> {
+        let answered = self.call_model(ModelCall::new(role, self.request(messages)).with_model(model)).await?;
+        Ok(answered.response.text.to_string())
+    }
+
     pub(crate) fn count_tool_calls(&self, n: usize) {
         self.count(|t| t.tool_calls += n as u32);
     }
@@ -351,9 +425,10 @@ impl<'r> AgentRun<'r> {
     }
 
     /// Takes the next `n` call numbers of the run, for calls made later (a loop, a question
-    /// and its retry), and returns the first: calls started concurrently keep their numbers
-    /// on every run, however their futures are polled.
-    pub(crate) fn reserve(&self, n: u32) -> u32 {
+    /// and its retry, the tool calls of a plan), and returns the first: calls started
+    /// concurrently keep their numbers on every run, however their futures are polled. A
+    /// number taken for [`call_tools`](Self::call_tools) keys the calls in the journal.
+    pub fn reserve(&self, n: u32) -> u32 {
         self.next_turn.fetch_add(n, Ordering::Relaxed) + 1
     }
 
@@ -435,9 +510,20 @@ impl<'r> AgentRun<'r> {
         session: ChildSession<'a>,
     ) -> impl Future<Output = Result<RunResult<O>, Error>> + Send + 'a {
         let n = self.next_child.fetch_add(1, Ordering::Relaxed);
-        let input = input.into();
+        self.run_child(ChildKey::Order(role, n), agent, input.into(), session)
+    }
+
+    /// Runs `agent` as a child of this run (see [`run_agent`](Self::run_agent)), its id keyed
+    /// by `key`.
+    pub(crate) fn run_child<'a, O: Send + Sync + 'static>(
+        &'a self,
+        key: ChildKey<'a>,
+        agent: &'a Agent<O>,
+        input: Content,
+        session: ChildSession<'a>,
+    ) -> impl Future<Output = Result<RunResult<O>, Error>> + Send + 'a {
         async move {
-            let ctx = self.child_context(role, n, session);
+            let ctx = self.child_context(key, session);
             let ctx = agent.__prepare(ctx);
             let result = Box::pin(crate::agent::run_future(agent, AgentInput::Message(input), ctx)).await?;
             self.count(|t| {
@@ -448,15 +534,21 @@ impl<'r> AgentRun<'r> {
         }
     }
 
-    /// The context of the `n`-th nested run of `role`.
-    fn child_context(&self, role: &str, n: u32, session: ChildSession<'_>) -> RunContext {
+    /// The context of the nested run `key`.
+    fn child_context(&self, key: ChildKey<'_>, session: ChildSession<'_>) -> RunContext {
         let mut ctx = self.ctx.child().with_session(match (session, self.ctx.session()) {
             (ChildSession::Sub(name), Some(s)) => Some(s.sub(name)),
             (ChildSession::Shared, s) => s.cloned(),
             _ => None,
         });
         if self.durable.is_some() {
-            ctx = ctx.with_run_id(RunId::derived(self.ctx.run_id(), role, 0, n));
+            let id = match key {
+                ChildKey::Order(role, n) => RunId::derived(self.ctx.run_id(), role, 0, n),
+                ChildKey::Call { role, turn, call } => {
+                    RunId::derived(self.ctx.run_id(), &format!("{role}\0{call}"), turn, 1)
+                }
+            };
+            ctx = ctx.with_run_id(id);
             ctx.derived = true;
         }
         ctx
@@ -477,7 +569,21 @@ impl<'r> AgentRun<'r> {
         // The question and its one retry are numbered now: asked concurrently with others,
         // they get the same numbers on every run.
         let base = self.reserve(ASK_ATTEMPTS);
-        self.ask_at(base, role, model, messages)
+        self.ask_at(base, role, model, messages, |_: &T| Ok(()))
+    }
+
+    /// [`ask`](Self::ask), with a check of the parsed value beyond its type (a route that
+    /// exists, a worker the team has, a plan whose steps can run): a value the check refuses
+    /// goes back like a parse error, with the check's message.
+    pub fn ask_checked<'a, T: OutputType>(
+        &'a self,
+        role: &'a str,
+        model: Option<&'a dyn Model>,
+        messages: Vec<Message>,
+        check: impl Fn(&T) -> Result<(), String> + Send + Sync + 'a,
+    ) -> impl Future<Output = Result<Result<T, OutputError>, Error>> + Send + 'a {
+        let base = self.reserve(ASK_ATTEMPTS);
+        self.ask_at(base, role, model, messages, check)
     }
 
     async fn ask_at<T: OutputType>(
@@ -486,6 +592,7 @@ impl<'r> AgentRun<'r> {
         role: &str,
         model: Option<&dyn Model>,
         messages: Vec<Message>,
+        check: impl Fn(&T) -> Result<(), String> + Send + Sync,
     ) -> Result<Result<T, OutputError>, Error> {
         let schema = OutputSchema::of::<T>();
         let native = model.unwrap_or(self.parts.model).capabilities().native_structured_output;
@@ -499,7 +606,7 @@ impl<'r> AgentRun<'r> {
                 .with_user(self.ctx.user());
             let answered = self.call_model_at(base + attempt, ModelCall::new(role, request).with_model(model)).await?;
             let text = answered.response.text.to_string();
-            match output::parse_as::<T>(&text, schema.is_wrapped()) {
+            match output::parse_as::<T>(&text, schema.is_wrapped()).and_then(|v| check(&v).map(|()| v)) {
                 Ok(value) => return Ok(Ok(value)),
                 Err(problem) => {
                     self.emit(
@@ -516,6 +623,16 @@ impl<'r> AgentRun<'r> {
     }
 }
 
+/// What a nested run's id is derived from, so a resumed parent finds its children again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ChildKey<'a> {
+    /// The `n`-th child of `role`, counted when the run is started.
+    Order(&'a str, u32),
+    /// The child a tool call of model call `turn` started (a delegation, a handoff): keyed by
+    /// the call, whenever the run gets to start it.
+    Call { role: &'a str, turn: u32, call: &'a str },
+}
+
 /// How many times a typed question is asked: once, and once more with what was wrong.
 const ASK_ATTEMPTS: u32 = 2;
 
@@ -527,6 +644,8 @@ fn with_directive(messages: Vec<Message>, schema: &OutputSchema) -> Vec<Message>
 /// `messages` with `text` added to the system prompt (or as one, when there is none).
 pub(crate) fn with_system(mut messages: Vec<Message>, text: &str) -> Vec<Message> {
     match messages.first_mut() {
+        // The agent's own prompt has the instruction already (a prompted typed output).
+        Some(Message::System { content }) if content.contains(text) => {}
         Some(Message::System { content }) => *content = Arc::from(format!("{content}\n\n{text}")),
         _ => messages.insert(0, Message::system(text)),
     }

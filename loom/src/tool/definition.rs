@@ -8,6 +8,7 @@ use crate::error::ConfigError;
 
 /// Hints about what a tool does. They decide approval and map to MCP tool annotations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct ToolHints {
     /// The tool only reads; it changes nothing.
@@ -17,11 +18,15 @@ pub struct ToolHints {
     /// Calling the tool twice with the same arguments has the same effect as calling it once,
     /// so an interrupted call can safely be repeated.
     pub idempotent: bool,
+    /// A successful call ends the agent's turn: the ReAct loop stops, and the call's result is
+    /// the run's answer (a handoff, a forwarded answer, a "done" signal).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ends_turn: bool,
 }
 
 impl ToolHints {
     /// No hints.
-    pub const NONE: Self = Self { read_only: false, destructive: false, idempotent: false };
+    pub const NONE: Self = Self { read_only: false, destructive: false, idempotent: false, ends_turn: false };
 
     /// Marks the tool read-only.
     #[must_use]
@@ -41,6 +46,13 @@ impl ToolHints {
     #[must_use]
     pub const fn idempotent(mut self) -> Self {
         self.idempotent = true;
+        self
+    }
+
+    /// Marks the tool as ending the agent's turn when a call succeeds.
+    #[must_use]
+    pub const fn ends_turn(mut self) -> Self {
+        self.ends_turn = true;
         self
     }
 }

@@ -1,0 +1,364 @@
+//! ReWOO: plan every tool call up front, run them by level, then solve from the evidence.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::control::{WorkPlan, WorkStep};
+use super::plan_execute::tool_list;
+use super::role::{Role, role_methods};
+use super::{AgentRun, Architecture, react};
+use crate::error::{ConfigError, Error};
+use crate::model::ToolCall;
+
+const PLANNER: &str = "You plan the tool calls that gather what a task needs, all at once, before any runs. \
+Give each step an id (E1, E2, ...), the tool, and its arguments. A step can use the result of an earlier step \
+by writing its id in braces in an argument, e.g. \"{{E1}}\". Steps that do not depend on each other run at \
+the same time.";
+const SOLVER: &str = "Answer the task using the evidence gathered by the plan's steps. Reply with the answer.";
+
+/// ReWOO (reasoning without observation): a planner writes every tool call up front (a typed
+/// [`WorkPlan`]), arguments referring to earlier results as `{{E1}}` (or `#E1`, `{E1}`); the
+/// steps run by topological level — each level's steps at once — with the results put in
+/// place of the references; a step whose dependency failed is skipped; a solver writes the
+/// answer from the evidence. Two model calls, however many tool calls.
+///
+/// The plan is checked before anything runs: known tools, unique ids, references to other
+/// steps only, no cycles, at most `max_steps`; a plan that fails the check goes back to the
+/// planner with what is wrong. A plan still malformed after that retry is reported (event
+/// `rewoo.fallback`) and the agent answers by ReAct instead. The tool calls are journaled like
+/// any others: a resumed run does not repeat the steps that finished.
+///
+/// Use it when the tool calls a task needs can be foreseen: lookups, fan-out searches,
+/// calculations over fetched data. It spends far fewer tokens than ReAct, which sends the
+/// whole conversation again after each tool result.
+#[derive(Clone, Debug)]
+pub struct ReWoo {
+    max_steps: usize,
+    parallel_levels: bool,
+    planner: Role,
+    solver: Role,
+}
+
+impl Default for ReWoo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ReWoo {
+    /// At most 8 steps, each level's steps at once.
+    pub fn new() -> Self {
+        Self { max_steps: 8, parallel_levels: true, planner: Role::new(PLANNER), solver: Role::new(SOLVER) }
+    }
+
+    /// The most steps a plan may have.
+    #[must_use]
+    pub fn max_steps(mut self, steps: usize) -> Self {
+        self.max_steps = steps;
+        self
+    }
+
+    /// Whether each level's steps run at once (the default) or one after another.
+    #[must_use]
+    pub fn parallel_levels(mut self, parallel: bool) -> Self {
+        self.parallel_levels = parallel;
+        self
+    }
+}
+
+role_methods!(ReWoo {
+    planner(planner_prompt, planner_model): "the planner",
+    solver(solver_prompt, solver_model): "the solver",
+});
+
+/// The ids of the steps that `value` refers to, among `ids`.
+fn references<'i>(value: &Value, ids: &[&'i str], out: &mut Vec<&'i str>) {
+    match value {
+        Value::String(s) => {
+            for id in ids {
+                if refers(s, id) && !out.contains(id) {
+                    out.push(id);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| references(v, ids, out)),
+        Value::Object(map) => map.values().for_each(|v| references(v, ids, out)),
+        _ => {}
+    }
+}
+
+/// Whether `text` refers to step `id`: `{{id}}`, `{id}`, or `#id` not followed by a letter or
+/// digit.
+fn refers(text: &str, id: &str) -> bool {
+    text.contains(&format!("{{{id}}}")) || hash_refs(text, id).next().is_some()
+}
+
+/// Where `#id` stands in `text` as a whole reference.
+fn hash_refs<'t>(text: &'t str, id: &'t str) -> impl Iterator<Item = usize> + 't {
+    let needle_len = id.len() + 1;
+    text.match_indices('#').map(|(i, _)| i).filter(move |&i| {
+        text[i + 1..].starts_with(id)
+            && !text[i + needle_len..].chars().next().is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// `value` with every reference to a step in `evidence` replaced by its result. A string that
+/// is only a reference becomes the result itself.
+fn substitute(value: &Value, evidence: &HashMap<String, String>) -> Value {
+    match value {
+        Value::String(s) => {
+            let mut text = s.clone();
+            // Longer ids first, so `E1` does not replace a part of `E10`.
+            let mut ids: Vec<&String> = evidence.keys().collect();
+            ids.sort_by_key(|id| std::cmp::Reverse(id.len()));
+            for id in ids {
+                let result = &evidence[id];
+                text = text.replace(&format!("{{{{{id}}}}}"), result).replace(&format!("{{{id}}}"), result);
+                let mut at: Vec<usize> = hash_refs(&text, id).collect();
+                at.reverse();
+                for i in at {
+                    text.replace_range(i..i + id.len() + 1, result);
+                }
+            }
+            Value::String(text)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| substitute(v, evidence)).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), substitute(v, evidence))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The plan's steps by level: a step's level is one more than its deepest dependency's. The
+/// error is what is wrong with the plan, for the planner.
+fn levels(plan: &WorkPlan, tools: &[&str], max_steps: usize) -> Result<Vec<Vec<usize>>, String> {
+    let steps = &plan.steps;
+    if steps.is_empty() {
+        return Err("`steps` is empty; give at least one step".to_owned());
+    }
+    if steps.len() > max_steps {
+        return Err(format!("the plan has {} steps; give at most {max_steps}", steps.len()));
+    }
+    let ids: Vec<&str> = steps.iter().map(|s| s.id.trim()).collect();
+    for (i, step) in steps.iter().enumerate() {
+        let id = ids[i];
+        if id.is_empty() {
+            return Err(format!("step {} has no `id`; name the steps E1, E2, ...", i + 1));
+        }
+        if ids[..i].contains(&id) {
+            return Err(format!("two steps have the id `{id}`; give each step its own"));
+        }
+        if !tools.contains(&step.tool.as_str()) {
+            let hint = loomflow_graph::suggest::did_you_mean(&step.tool, tools.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "step `{id}` calls `{}`, which is not a tool here{hint}; the tools are: {}",
+                step.tool,
+                tools.join(", ")
+            ));
+        }
+    }
+    let deps: Vec<Vec<usize>> = steps
+        .iter()
+        .map(|s| {
+            let mut found = Vec::new();
+            references(&Value::Object(s.args.clone()), &ids, &mut found);
+            found.iter().filter_map(|d| ids.iter().position(|i| i == d)).collect()
+        })
+        .collect();
+    for (i, d) in deps.iter().enumerate() {
+        if d.contains(&i) {
+            return Err(format!("step `{}` refers to its own result", ids[i]));
+        }
+    }
+    let mut level: Vec<Option<usize>> = vec![None; steps.len()];
+    // Each pass places the steps whose dependencies are all placed; a pass that places none
+    // has found a cycle.
+    for _ in 0..steps.len() {
+        let mut placed = false;
+        for i in 0..steps.len() {
+            if level[i].is_some() {
+                continue;
+            }
+            let known: Option<Vec<usize>> = deps[i].iter().map(|&d| level[d]).collect();
+            if let Some(known) = known {
+                level[i] = Some(known.into_iter().max().map_or(0, |m| m + 1));
+                placed = true;
+            }
+        }
+        if !placed {
+            break;
+        }
+    }
+    if let Some(i) = level.iter().position(Option::is_none) {
+        return Err(format!("step `{}` is part of a cycle of references; a step can only use earlier results", ids[i]));
+    }
+    let depth = level.iter().flatten().max().map_or(0, |m| m + 1);
+    let mut out = vec![Vec::new(); depth];
+    for (i, l) in level.iter().enumerate() {
+        if let Some(l) = l {
+            out[*l].push(i);
+        }
+    }
+    Ok(out)
+}
+
+/// The plan and its evidence, for the solver.
+fn evidence_text(steps: &[WorkStep], outcome: &HashMap<String, Result<String, String>>) -> String {
+    let mut out = String::new();
+    for step in steps {
+        let args = Value::Object(step.args.clone());
+        let _ = write!(out, "{} = {}({args}): ", step.id.trim(), step.tool);
+        match outcome.get(step.id.trim()) {
+            Some(Ok(result)) => out.push_str(result),
+            Some(Err(why)) => {
+                let _ = write!(out, "FAILED: {why}");
+            }
+            None => out.push_str("not run"),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[async_trait::async_trait]
+impl Architecture for ReWoo {
+    fn name(&self) -> &str {
+        "rewoo"
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.max_steps == 0 {
+            return Err(ConfigError::InvalidSetting {
+                setting: "max_steps",
+                reason: "a ReWOO plan needs room for at least one step".to_owned(),
+            });
+        }
+        self.planner.check("planner")?;
+        self.solver.check("solver")
+    }
+
+    async fn run(&self, run: &mut AgentRun<'_>) -> Result<String, Error> {
+        let task = run.input_text().into_owned();
+        let tools: Vec<&str> = run.tools().definitions().iter().map(|t| t.name()).collect();
+        let question = self.planner.messages(format!(
+            "Task:\n{task}\n\nTools available:\n{}\nPlan at most {} steps.",
+            tool_list(run),
+            self.max_steps
+        ));
+        let max_steps = self.max_steps;
+        let check = |plan: &WorkPlan| levels(plan, &tools, max_steps).map(drop);
+        let plan = match run.ask_checked::<WorkPlan>("planner", self.planner.model(), question, check).await? {
+            Ok(plan) => plan,
+            Err(e) => {
+                run.emit("rewoo.fallback", || serde_json::json!({"error": e.to_string()}));
+                return react(run, None).await;
+            }
+        };
+        let order = levels(&plan, &tools, max_steps).unwrap_or_default();
+        drop(tools);
+        // The plan's tool calls are keyed in the journal by this number and the step ids.
+        let turn = run.reserve(1);
+        let mut done: HashMap<String, String> = HashMap::new();
+        let mut outcome: HashMap<String, Result<String, String>> = HashMap::new();
+        for (depth, level) in order.iter().enumerate() {
+            let mut calls = Vec::new();
+            let mut skipped = Vec::new();
+            for &i in level {
+                let step = &plan.steps[i];
+                let id = step.id.trim().to_owned();
+                let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.trim()).collect();
+                let mut deps = Vec::new();
+                references(&Value::Object(step.args.clone()), &ids, &mut deps);
+                if let Some(failed) = deps.iter().find(|d| !done.contains_key(**d)) {
+                    outcome.insert(id.clone(), Err(format!("skipped: step {failed} did not succeed")));
+                    skipped.push(id);
+                    continue;
+                }
+                let args = substitute(&Value::Object(step.args.clone()), &done);
+                calls.push(ToolCall::new(id, step.tool.clone(), args.to_string()));
+            }
+            let results = if self.parallel_levels {
+                run.call_tools(turn, &calls).await?
+            } else {
+                let mut results = Vec::with_capacity(calls.len());
+                for call in &calls {
+                    results.extend(run.call_tools(turn, std::slice::from_ref(call)).await?);
+                }
+                results
+            };
+            for (call, result) in calls.iter().zip(results) {
+                let text = result.content.text().into_owned();
+                if result.is_error {
+                    outcome.insert(call.id.clone(), Err(text));
+                } else {
+                    done.insert(call.id.clone(), text.clone());
+                    outcome.insert(call.id.clone(), Ok(text));
+                }
+            }
+            let ran: Vec<&str> = calls.iter().map(|c| c.id.as_str()).collect();
+            run.emit("rewoo.level", || serde_json::json!({"level": depth + 1, "ran": ran, "skipped": skipped}));
+        }
+        run.checkpoint(turn).await?;
+        let question =
+            self.solver.messages(format!("Task:\n{task}\n\nEvidence:\n{}", evidence_text(&plan.steps, &outcome)));
+        run.answer("solver", self.solver.model(), question).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(steps: Value) -> WorkPlan {
+        serde_json::from_value(serde_json::json!({ "steps": steps })).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn references_in_every_form_are_found_and_replaced() {
+        let ids = ["E1", "E10"];
+        for text in ["{{E1}}", "{E1}", "see #E1.", "#E1"] {
+            let mut found = Vec::new();
+            references(&Value::String(text.to_owned()), &ids, &mut found);
+            assert_eq!(found, ["E1"], "{text}");
+        }
+        let mut found = Vec::new();
+        references(&Value::String("#E10 and #E1x".to_owned()), &ids, &mut found);
+        assert_eq!(found, ["E10"]);
+        let evidence = HashMap::from([("E1".to_owned(), "Paris".to_owned()), ("E10".to_owned(), "ten".to_owned())]);
+        let args = serde_json::json!({"q": "weather in {{E1}}", "n": ["#E10", "{E1}!"], "k": 3});
+        assert_eq!(
+            substitute(&args, &evidence),
+            serde_json::json!({"q": "weather in Paris", "n": ["ten", "Paris!"], "k": 3})
+        );
+    }
+
+    #[test]
+    fn levels_follow_the_references_and_bad_plans_say_why() {
+        let tools = ["search", "calc"];
+        let p = plan(serde_json::json!([
+            {"id": "E1", "tool": "search", "args": {"q": "a"}},
+            {"id": "E2", "tool": "search", "args": {"q": "b"}},
+            {"id": "E3", "tool": "calc", "args": {"x": "{{E1}} + {{E2}}"}},
+        ]));
+        assert_eq!(levels(&p, &tools, 8), Ok(vec![vec![0, 1], vec![2]]));
+        let cases = [
+            (serde_json::json!([]), "empty"),
+            (serde_json::json!([{"id": "E1", "tool": "serch", "args": {}}]), "did you mean `search`"),
+            (serde_json::json!([{"id": "E1", "tool": "calc"}, {"id": "E1", "tool": "calc"}]), "two steps"),
+            (serde_json::json!([{"id": "E1", "tool": "calc", "args": {"x": "{{E1}}"}}]), "its own"),
+            (
+                serde_json::json!([{"id": "E1", "tool": "calc", "args": {"x": "{{E2}}"}}, {"id": "E2", "tool": "calc", "args": {"x": "{{E1}}"}}]),
+                "cycle",
+            ),
+        ];
+        for (steps, want) in cases {
+            let got = levels(&plan(steps), &tools, 8).err().unwrap_or_default();
+            assert!(got.contains(want), "{got}");
+        }
+        let long = plan(serde_json::json!([{"id": "E1", "tool": "calc"}, {"id": "E2", "tool": "calc"}]));
+        assert!(levels(&long, &tools, 1).is_err_and(|e| e.contains("at most 1")));
+    }
+}
