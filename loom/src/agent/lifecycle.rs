@@ -235,6 +235,7 @@ where
             name: agent.name.as_ref(),
             instructions: &agent.instructions,
             model,
+            shared_model: agent.model.as_ref(),
             fallbacks: &agent.fallbacks,
             retry: &agent.retry,
             settings: &agent.settings,

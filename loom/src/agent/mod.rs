@@ -314,6 +314,36 @@ impl<O> Agent<O> {
         self
     }
 
+    /// Wraps the agent's loop in a goal loop: the loop runs again, told what is missing,
+    /// until the goal is met or a bound is reached (see [`RunUntil`](crate::arch::RunUntil));
+    /// the run's [`exit`](RunResult::exit) says how it ended.
+    ///
+    /// ```
+    /// use loomflow::arch::{LoopExit, RunUntil};
+    /// use loomflow::prelude::*;
+    ///
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # rt.block_on(async {
+    /// let model = ScriptedModel::new([ScriptedTurn::text("draft"), ScriptedTurn::text("DONE: final")]);
+    /// let agent = Agent::new("Work until done.")
+    ///     .model(model)
+    ///     .run_until(RunUntil::when(|answer| answer.starts_with("DONE")).max_iterations(3));
+    /// let result = agent.run("Go.").await?;
+    /// assert_eq!((result.output.as_str(), result.exit), ("DONE: final", Some(LoopExit::ConditionMet)));
+    /// # Ok::<(), loomflow::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn run_until(mut self, until: crate::arch::RunUntil) -> Self {
+        let until = match self.architecture.take() {
+            Some(base) => until.base_shared(base),
+            None => until,
+        };
+        self.architecture = Some(Arc::new(until));
+        self.changed()
+    }
+
     /// The loop's name (`react` by default).
     pub fn architecture_name(&self) -> &str {
         self.architecture.as_deref().map_or("react", Architecture::name)
@@ -324,6 +354,12 @@ impl<O> Agent<O> {
     pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.name = Some(name.into());
         self
+    }
+
+    /// The agent with other instructions.
+    pub(crate) fn replace_instructions(mut self, instructions: impl Into<Arc<str>>) -> Self {
+        self.instructions = instructions.into();
+        self.changed()
     }
 
     /// Says what the agent is for, in a line: how a supervisor, a router or a swarm's peers

@@ -11,26 +11,42 @@
 //!
 //! Write your own by implementing [`Architecture`].
 
+mod actor_critic;
+mod blackboard;
 mod control;
+mod debate;
 mod plan_execute;
 mod react;
 mod reflexion;
 mod rewoo;
 mod role;
+mod router;
 mod run;
 mod self_refine;
+mod supervisor;
+mod swarm;
+mod team;
 mod tree_of_thoughts;
+mod until;
 
 use std::sync::Arc;
 
+pub use actor_critic::ActorCritic;
+pub use blackboard::Blackboard;
 pub use control::{Critique, Evaluation, GoalCheck, Pick, Plan, RouteChoice, Thoughts, WorkPlan, WorkStep};
+pub use debate::Debate;
 pub use plan_execute::PlanAndExecute;
 pub use react::ReAct;
 pub use reflexion::Reflexion;
 pub use rewoo::ReWoo;
+pub use router::{RouteSessions, Router};
 pub use run::{AgentRun, ChildSession, LoopExit, ModelCall, ModelTurn};
 pub use self_refine::SelfRefine;
+pub use supervisor::Supervisor;
+pub use swarm::Swarm;
+pub use team::Team;
 pub use tree_of_thoughts::TreeOfThoughts;
+pub use until::RunUntil;
 
 pub(crate) use react::react;
 pub(crate) use run::{Parts, Tally};
@@ -175,6 +191,10 @@ pub(crate) struct Base(Option<Arc<dyn Architecture>>);
 impl Base {
     pub(crate) fn of(architecture: impl Architecture) -> Self {
         Self(Some(Arc::new(architecture)))
+    }
+
+    pub(crate) fn shared(architecture: Arc<dyn Architecture>) -> Self {
+        Self(Some(architecture))
     }
 
     pub(crate) fn check(&self) -> Result<(), ConfigError> {

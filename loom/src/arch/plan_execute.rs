@@ -300,7 +300,7 @@ impl LoopTools for StepFailed {
         true
     }
 
-    fn call<'a>(&'a self, _: &'a AgentRun<'_>, call: &'a ToolCall) -> BoxFuture<'a, ToolResult> {
+    fn call<'a>(&'a self, _: &'a AgentRun<'_>, _: u32, call: &'a ToolCall) -> BoxFuture<'a, ToolResult> {
         Box::pin(async move {
             let reason = Arguments::parse(&call.arguments).and_then(|mut a| {
                 let reason: String = a.take("reason")?;

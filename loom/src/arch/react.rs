@@ -87,8 +87,9 @@ pub(crate) trait LoopTools: Send + Sync {
     fn handles(&self, name: &str) -> bool;
     /// Whether running `call` again after a crash is safe (what it runs replays).
     fn idempotent(&self, call: &ToolCall) -> bool;
-    /// Runs `call`; a failure is an error result the model reads.
-    fn call<'a>(&'a self, run: &'a AgentRun<'_>, call: &'a ToolCall) -> BoxFuture<'a, ToolResult>;
+    /// Runs `call`, which model call `turn` asked for; a failure is an error result the
+    /// model reads.
+    fn call<'a>(&'a self, run: &'a AgentRun<'_>, turn: u32, call: &'a ToolCall) -> BoxFuture<'a, ToolResult>;
     /// When `call`, answered by `result`, ends the loop: the loop's answer.
     fn ends_loop(&self, call: &ToolCall, result: &ToolResult) -> Option<String> {
         let _ = (call, result);
@@ -292,8 +293,8 @@ async fn one_call(run: &AgentRun<'_>, turn: u32, call: &ToolCall, extra: &dyn Lo
         };
     }
     match run.durable {
-        Some(d) => d.step(run.ctx, turn, call, extra.idempotent(call), || extra.call(run, call)).await,
-        None => Ok(extra.call(run, call).await),
+        Some(d) => d.step(run.ctx, turn, call, extra.idempotent(call), || extra.call(run, turn, call)).await,
+        None => Ok(extra.call(run, turn, call).await),
     }
 }
 

@@ -90,6 +90,8 @@ pub(crate) struct Parts<'r> {
     pub(crate) name: Option<&'r Arc<str>>,
     pub(crate) instructions: &'r Arc<str>,
     pub(crate) model: &'r dyn Model,
+    /// The same model, shared (for agents an architecture makes, such as spawned workers).
+    pub(crate) shared_model: Option<&'r Arc<dyn Model>>,
     pub(crate) fallbacks: &'r [Arc<dyn Model>],
     pub(crate) retry: &'r RetryPolicy,
     pub(crate) settings: &'r ModelSettings,
@@ -433,6 +435,9 @@ impl<'r> AgentRun<'r> {
     }
 
     /// [`call_model`](Self::call_model) with a number reserved before.
+    // `fn -> impl Future`, as the run's other steps: the future keeps no second copy of its
+    // arguments.
+    #[allow(clippy::manual_async_fn)]
     pub(crate) fn call_model_at<'a>(
         &'a self,
         turn: u32,
@@ -515,6 +520,7 @@ impl<'r> AgentRun<'r> {
 
     /// Runs `agent` as a child of this run (see [`run_agent`](Self::run_agent)), its id keyed
     /// by `key`.
+    #[allow(clippy::manual_async_fn)]
     pub(crate) fn run_child<'a, O: Send + Sync + 'static>(
         &'a self,
         key: ChildKey<'a>,
