@@ -257,6 +257,20 @@ impl Durable {
         idempotent: bool,
         run: impl FnOnce() -> F,
     ) -> Result<ToolResult, Error> {
+        self.fallible_step(ctx, turn, call, idempotent, || async { Ok(run().await) }).await
+    }
+
+    /// [`step`](Self::step) of work that can fail (a team member's run): a failure is not
+    /// recorded — the step stays started, and a resumed run does it again when it is
+    /// idempotent.
+    pub(crate) async fn fallible_step<F: Future<Output = Result<ToolResult, Error>>>(
+        &self,
+        ctx: &RunContext,
+        turn: u32,
+        call: &ToolCall,
+        idempotent: bool,
+        run: impl FnOnce() -> F,
+    ) -> Result<ToolResult, Error> {
         let key = (turn, call.id.clone());
         let (finished, interrupted, decision) = {
             let mut replay = self.replay();
@@ -272,7 +286,7 @@ impl Durable {
         if interrupted {
             let decision = decision.or(idempotent.then_some(ToolDecision::Rerun));
             let result = match decision {
-                Some(ToolDecision::Rerun) => run().await,
+                Some(ToolDecision::Rerun) => run().await?,
                 Some(ToolDecision::Result(text)) => ToolResult::ok(call.id.clone(), call.name.clone(), text),
                 Some(ToolDecision::Fail(text)) => ToolResult::error(call.id.clone(), call.name.clone(), text),
                 None => {
@@ -288,7 +302,7 @@ impl Durable {
             return Ok(result);
         }
         self.append(JournalEntry::ToolStarted { call_id: call.id.clone(), name: call.name.clone(), turn }).await?;
-        let result = run().await;
+        let result = run().await?;
         self.append(JournalEntry::ToolFinished { turn, result: result.clone() }).await?;
         Ok(result)
     }

@@ -9,6 +9,7 @@ use super::{AgentRun, Architecture};
 use crate::agent::Agent;
 use crate::error::{ConfigError, Error};
 use crate::model::Content;
+use crate::output::{OutputAttempt, OutputError};
 
 const CRITIC: &str = "Judge the draft against the task: list its problems, score it from 0 (unusable) to 1 \
 (nothing to improve), and sum up in a sentence.";
@@ -91,14 +92,22 @@ impl Architecture for ActorCritic {
     async fn run(&self, run: &mut AgentRun<'_>) -> Result<String, Error> {
         let task = run.input_text().into_owned();
         let input = run.input().cloned().unwrap_or_default();
-        let mut draft = self.actor.answer(run, ChildKey::Order("actor", 0), input, ChildSession::None).await?;
+        let mut draft = run.member("actor", 0, &*self.actor, input, ChildSession::None).await?;
         for round in 1..=self.max_rounds {
             let review = format!("Task:\n{task}\n\nDraft:\n{draft}");
-            let critique = match run
-                .run_child(ChildKey::Order("critic", round), &*self.critic, review.into(), ChildSession::None)
-                .await
-            {
-                Ok(result) => result.output,
+            let critic = &*self.critic;
+            let shared = &*run;
+            let asked = shared.journaled(format!("critic#{round}"), move || async move {
+                let result = shared
+                    .run_child(ChildKey::Order("critic", round), critic, review.into(), ChildSession::None)
+                    .await?;
+                Ok(result.text().to_owned())
+            });
+            let critique = match asked.await.and_then(|text| {
+                crate::output::parse_as::<Critique>(&text, false)
+                    .map_err(|problem| OutputError::new("Critique", vec![OutputAttempt::new(text, problem)]).into())
+            }) {
+                Ok(critique) => critique,
                 Err(Error::Output(e)) => {
                     run.emit(
                         "actor_critic.critique_rejected",
@@ -123,10 +132,7 @@ impl Architecture for ActorCritic {
                 revise.push_str(&format!("- {issue}\n"));
             }
             revise.push_str("\nRevise the draft to fix these problems. Reply with the revised answer only.");
-            draft = self
-                .actor
-                .answer(run, ChildKey::Order("actor", round), Content::from(revise), ChildSession::None)
-                .await?;
+            draft = run.member("actor", round, &*self.actor, Content::from(revise), ChildSession::None).await?;
         }
         Ok(draft)
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::control::Pick;
 use super::role::{Named, Role, check_members, roster};
 use super::router::known;
-use super::run::{ChildKey, ChildSession};
+use super::run::ChildSession;
 use super::{AgentRun, Architecture};
 use crate::agent::Agent;
 use crate::error::{ConfigError, Error, RunError};
@@ -185,10 +185,8 @@ impl Architecture for Blackboard {
                 }
                 _ => prompt.push_str("\nAdd what you can to the board. Reply with your entry only.\n"),
             }
-            let entry = member
-                .agent
-                .answer(run, ChildKey::Order(&member.name, round), Content::from(prompt), ChildSession::None)
-                .await?;
+            let entry =
+                run.member(&member.name, round, &*member.agent, Content::from(prompt), ChildSession::None).await?;
             run.emit("blackboard.entry", || serde_json::json!({"round": round + 1, "agent": &*member.name}));
             board.push((Arc::clone(&member.name), entry));
         }

@@ -6,7 +6,7 @@ use futures::future::join_all;
 
 use super::actor_critic::member_error;
 use super::role::{Named, check_members, normalise, similarity};
-use super::run::{ChildKey, ChildSession};
+use super::run::ChildSession;
 use super::{AgentRun, Architecture};
 use crate::agent::Agent;
 use crate::error::{ConfigError, Error, RunError};
@@ -132,7 +132,7 @@ impl Debate {
             .debaters
             .iter()
             .zip(prompts)
-            .map(|(d, prompt)| d.agent.answer(run, ChildKey::Order(&d.name, round), prompt, ChildSession::None));
+            .map(|(d, prompt)| run.member(&d.name, round, &*d.agent, prompt, ChildSession::None));
         for ((d, answer), slot) in self.debaters.iter().zip(join_all(asked).await).zip(answers.iter_mut()) {
             match answer {
                 Ok(answer) => *slot = Some(answer),
@@ -208,8 +208,7 @@ impl Architecture for Debate {
                 "Question:\n{question}\n\nThe debaters' answers:\n\n{}Give the answer to the question.",
                 self.transcript(&answers, None)
             );
-            let answer =
-                judge.agent.answer(run, ChildKey::Order("judge", 0), Content::from(prompt), ChildSession::None).await?;
+            let answer = run.member("judge", 0, &*judge.agent, Content::from(prompt), ChildSession::None).await?;
             run.emit("debate.decided", || serde_json::json!({"by": "judge"}));
             return Ok(answer);
         }

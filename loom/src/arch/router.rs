@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::control::RouteChoice;
 use super::role::{Named, Role, check_members, role_methods, roster};
-use super::run::{ChildKey, ChildSession};
+use super::run::ChildSession;
 use super::{AgentRun, Architecture};
 use crate::agent::Agent;
 use crate::error::{ConfigError, Error};
@@ -180,7 +180,7 @@ impl Architecture for Router {
         };
         run.emit("router.dispatched", || serde_json::json!({"route": route}));
         let input = run.input().cloned().unwrap_or_default();
-        let answer = specialist.agent.answer(run, ChildKey::Order(&sub, 0), input, session).await?;
+        let answer = run.member(&sub, 0, &*specialist.agent, input, session).await?;
         run.emit("router.completed", || serde_json::json!({"route": route}));
         Ok(answer)
     }

@@ -540,6 +540,46 @@ impl<'r> AgentRun<'r> {
         }
     }
 
+    /// Does `work` — a team member's run, or anything an architecture wants done once — as a
+    /// journaled step of this run: a resumed run gets the recorded text back instead of doing
+    /// it again; work interrupted by a crash is done again (a member with a journal of its own
+    /// resumes its run, its id being derived from this one's). A failure is returned, not
+    /// recorded. The step's number is taken when this is called, so steps started together
+    /// keep their numbers on every run.
+    pub(crate) fn journaled<'a, F>(
+        &'a self,
+        step: String,
+        work: impl FnOnce() -> F + Send + 'a,
+    ) -> impl Future<Output = Result<String, Error>> + Send + 'a
+    where
+        F: Future<Output = Result<String, Error>> + Send + 'a,
+    {
+        let turn = self.reserve(1);
+        async move {
+            let Some(d) = self.durable else { return work().await };
+            let call = ToolCall::new(step, MEMBER_STEP, "");
+            let id = call.id.clone();
+            let done = Box::pin(d.fallible_step(self.ctx, turn, &call, true, || async move {
+                Ok(ToolResult::ok(id, MEMBER_STEP, work().await?))
+            }))
+            .await?;
+            Ok(done.content.text().into_owned())
+        }
+    }
+
+    /// Runs team member `member` (the `n`-th run of `name` in this run) on `input` as a
+    /// journaled step: its answer's text.
+    pub(crate) fn member<'a>(
+        &'a self,
+        name: &'a str,
+        n: u32,
+        member: &'a dyn super::role::Member,
+        input: Content,
+        session: ChildSession<'a>,
+    ) -> impl Future<Output = Result<String, Error>> + Send + 'a {
+        self.journaled(format!("{name}#{n}"), move || member.answer(self, ChildKey::Order(name, n), input, session))
+    }
+
     /// The context of the nested run `key`.
     fn child_context(&self, key: ChildKey<'_>, session: ChildSession<'_>) -> RunContext {
         let mut ctx = self.ctx.child().with_session(match (session, self.ctx.session()) {
@@ -638,6 +678,9 @@ pub(crate) enum ChildKey<'a> {
     /// the call, whenever the run gets to start it.
     Call { role: &'a str, turn: u32, call: &'a str },
 }
+
+/// The name of a team member's run in the journal.
+const MEMBER_STEP: &str = "loom.member";
 
 /// How many times a typed question is asked: once, and once more with what was wrong.
 const ASK_ATTEMPTS: u32 = 2;

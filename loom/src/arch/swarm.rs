@@ -330,6 +330,20 @@ fn handoff_in(messages: &[Message]) -> Option<(String, String)> {
     Some((target.trim().to_owned(), message.unwrap_or_default()))
 }
 
+/// A hop as journaled: what the peer said, and its handoff.
+fn read_hop(recorded: &str) -> (String, Option<(String, String)>) {
+    #[derive(serde::Deserialize)]
+    struct Hop {
+        text: String,
+        handoff: Option<(String, String)>,
+    }
+    match serde_json::from_str::<Hop>(recorded) {
+        Ok(hop) => (hop.text, hop.handoff),
+        // A record from elsewhere: the text as the answer.
+        Err(_) => (recorded.to_owned(), None),
+    }
+}
+
 /// Whether the last handoffs went back and forth between two peers three times.
 fn cycling(trail: &[usize]) -> bool {
     let n = trail.len();
@@ -395,19 +409,23 @@ impl Architecture for Swarm {
             let agent = if closed { &ready[current].closed } else { &ready[current].open };
             let given = if self.full_history { thread.clone() } else { latest.clone() };
             let hop = trail.len() as u32 - 1;
-            let result = run
-                .run_child(ChildKey::Order(&peer.name, hop), agent, Content::from(given), ChildSession::None)
-                .await?;
-            let handoff = if closed { None } else { handoff_in(result.new_messages()) };
+            let shared = &*run;
+            let hop_run = shared.journaled(format!("{}#{hop}", peer.name), move || async move {
+                let result = shared
+                    .run_child(ChildKey::Order(&peer.name, hop), agent, Content::from(given), ChildSession::None)
+                    .await?;
+                let handoff = if closed { None } else { handoff_in(result.new_messages()) };
+                Ok(serde_json::json!({"text": result.text(), "handoff": handoff}).to_string())
+            });
+            let (said, handoff) = read_hop(&hop_run.await?);
             let Some((target, message)) = handoff else {
-                break result.text().to_owned();
+                break said;
             };
             let Some(next) = self.peers.iter().position(|p| *p.name == *target) else {
-                break result.text().to_owned();
+                break said;
             };
             handoffs += 1;
             run.emit("swarm.handoff", || serde_json::json!({"from": &*peer.name, "to": &target, "message": &message}));
-            let said = result.text();
             if !said.is_empty() && !said.starts_with("Handed off to") {
                 let _ = writeln!(thread, "{}: {said}", peer.name);
             }
