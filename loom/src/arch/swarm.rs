@@ -449,7 +449,8 @@ impl Architecture for Swarm {
         if let Some(at) = &active_at {
             let name = &*self.peers[current].name;
             let id = RunId::derived(run.ctx().run_id(), "swarm:active", 0, 0);
-            run.session_store().append(run.ctx().user(), at, id, &[Message::assistant(name)]).await?;
+            // A user message: a window of the session's history starts at one.
+            run.session_store().append(run.ctx().user(), at, id, &[Message::user(name)]).await?;
         }
         Ok(answer)
     }
