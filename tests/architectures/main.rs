@@ -14,6 +14,7 @@ mod debate;
 mod plan_execute;
 mod react;
 mod reflexion;
+mod resume;
 mod rewoo;
 mod router;
 mod run_until;

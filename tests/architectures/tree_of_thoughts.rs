@@ -12,10 +12,10 @@ use crate::common::Recorder;
 use crate::support::{Gate, all_text, arch_events, at_once, calls, system};
 
 /// The last thought of the chain in a request (`None` at the root).
-fn last_thought(request: &ModelRequest<'_>) -> Option<String> {
+pub(crate) fn last_thought(request: &ModelRequest<'_>) -> Option<String> {
     let text = all_text(request);
     let after = text.split("Reasoning so far:\n").nth(1)?;
-    after.lines().filter_map(|l| l.split_once(". ").map(|(_, t)| t.to_owned())).last()
+    after.lines().rev().find_map(|l| l.split_once(". ").map(|(_, t)| t.to_owned()))
 }
 
 fn score(thought: &str) -> f64 {
@@ -32,7 +32,7 @@ fn score(thought: &str) -> f64 {
 
 /// Proposes `x1`, `x2` after thought `x` (`a`, `b` at the root), scores by [`score`], and
 /// synthesises from the whole chain.
-fn thinker() -> ScriptedModel {
+pub(crate) fn thinker() -> ScriptedModel {
     ScriptedModel::from_fn(|request| {
         let role = system(request);
         let last = last_thought(request);
@@ -51,7 +51,7 @@ fn thinker() -> ScriptedModel {
     })
 }
 
-fn tot() -> TreeOfThoughts {
+pub(crate) fn tot() -> TreeOfThoughts {
     TreeOfThoughts::new()
         .branch_factor(2)
         .max_depth(2)
