@@ -90,3 +90,48 @@ async fn an_agent_without_a_model_says_so_at_run_time() {
     struct Idle;
     assert!(matches!(Idle::new().run("x").await, Err(Error::Config(ConfigError::NoModel { .. }))));
 }
+
+mod teams {
+    use loomflow::prelude::*;
+    use serde_json::json;
+
+    /// You answer billing questions.
+    #[agent(model = "echo", description = "invoices", name = "billing")]
+    struct Billing;
+
+    /// You answer without a model.
+    #[agent(name = "idle")]
+    struct Idle;
+
+    /// You run support.
+    #[agent(architecture = supervisor, workers = [Billing])]
+    struct Support;
+
+    /// You run an idle team.
+    #[agent(architecture = supervisor, workers = [Idle])]
+    struct IdleTeam;
+
+    #[tokio::test]
+    async fn a_declared_team_runs_its_declared_workers() -> anyhow::Result<()> {
+        let manager = ScriptedModel::new([
+            ScriptedTurn::tool_call("delegate", json!({"worker": "billing", "instructions": "invoice 7?"})),
+            ScriptedTurn::tool_call("forward_message", json!({"worker": "billing"})),
+        ]);
+        let support = Support::new().configure(|a| a.model(manager.clone()));
+        let result = support.run("Is invoice 7 paid?").await?;
+        let direct = Billing::new().run("invoice 7?").await?;
+        assert_eq!(result.output, direct.output);
+        // The manager was shown the worker by its name and description.
+        assert!(manager.requests()[0].messages[0].text().contains("- billing: invoices"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_declared_worker_without_a_model_is_reported_before_any_call() {
+        let manager = ScriptedModel::new([]);
+        let team = IdleTeam::new().configure(|a| a.model(manager.clone()));
+        let err = team.run("?").await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("`idle`") && err.contains("model"), "{err}");
+        assert_eq!(manager.calls(), 0);
+    }
+}

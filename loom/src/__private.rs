@@ -56,6 +56,85 @@ pub fn listed_tool<T: ListedTool>() -> std::sync::Arc<dyn Tool> {
     std::sync::Arc::new(T::instance())
 }
 
+/// A type declared with `#[agent]`: what a team attribute (`workers = [..]`, `peers = [..]`
+/// ...) lists.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an agent type",
+    label = "not an #[agent] type",
+    note = "team members are types declared with `#[agent]`; an `Agent` value joins a team through the \
+            architecture's builder, e.g. `Supervisor::new().worker(\"name\", agent)`"
+)]
+pub trait AgentType: Sized {
+    /// The agent's output type.
+    type Output: Send + Sync + 'static;
+    /// The agent's name: its name in the team.
+    const NAME: &'static str;
+    /// Builds the agent.
+    fn build() -> crate::Agent<Self::Output>;
+}
+
+/// An `#[agent]` type whose output is text: a swarm's peer, an actor-critic's critic.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` must answer in text here",
+    label = "an agent with a typed output",
+    note = "swarm peers and critics answer in text; declare this agent without `output = ..`"
+)]
+pub trait TextAgentType: AgentType<Output = String> {}
+
+#[diagnostic::do_not_recommend]
+impl<A: AgentType<Output = String>> TextAgentType for A {}
+
+/// Adds the `#[agent]` type `A` to a team of `#[agent(workers = [..])]` and friends (the
+/// bound is checked here, where a type that is not an agent is reported once, at its name).
+pub trait AddMember<A> {
+    /// The team with `A` in it.
+    fn add(self) -> Self;
+}
+
+impl<A: AgentType> AddMember<A> for crate::arch::Supervisor {
+    fn add(self) -> Self {
+        self.worker(A::NAME, A::build())
+    }
+}
+
+impl<A: AgentType> AddMember<A> for crate::arch::Router {
+    fn add(self) -> Self {
+        self.route(A::NAME, A::build())
+    }
+}
+
+impl<A: AgentType> AddMember<A> for crate::arch::Blackboard {
+    fn add(self) -> Self {
+        self.agent(A::NAME, A::build())
+    }
+}
+
+impl<A: AgentType> AddMember<A> for crate::arch::Debate {
+    fn add(self) -> Self {
+        self.debater(A::NAME, A::build())
+    }
+}
+
+/// Adds `A` to `team`.
+pub fn add_member<A: AgentType, T: AddMember<A>>(team: T) -> T {
+    team.add()
+}
+
+/// Adds the text-answering `A` to a swarm.
+pub fn add_peer<A: TextAgentType>(team: crate::arch::Swarm) -> crate::arch::Swarm {
+    team.peer(A::NAME, A::build())
+}
+
+/// Sets a debate's judge.
+pub fn set_judge<A: AgentType>(team: crate::arch::Debate) -> crate::arch::Debate {
+    team.judge(A::build())
+}
+
+/// An actor-critic of two `#[agent]` types.
+pub fn actor_critic<A: AgentType, C: TextAgentType>() -> crate::arch::ActorCritic {
+    crate::arch::ActorCritic::new(A::build(), C::build())
+}
+
 /// What the `#[tool]` macro computes once per tool: the definition and the argument names.
 #[derive(Debug)]
 pub struct ToolMeta {

@@ -133,7 +133,11 @@ pub struct ReadmeDoctests;
 /// |---|---|---|
 /// | `model` | a model string (`"echo"`, `"gpt-4.1-mini"`) or any expression giving a model | none: set it with `configure` |
 /// | `tools` | `[f, path::g, MyTool]`: functions marked `#[tool]`, or tool types (`Tool + Default`) | none |
-/// | `architecture` | the loop style, checked at compile time: `react` | `react` |
+/// | `architecture` | the loop style, checked at compile time: `react`, `self_refine`, `reflexion`, `plan_and_execute`, `rewoo`, `tree_of_thoughts`, or a team's: `supervisor`, `router`, `swarm`, `debate`, `blackboard`, `actor_critic` ([`arch`]) | `react` |
+/// | `workers`, `routes`, `peers`, `debaters`, `members` | the team of a `supervisor`, `router`, `swarm` (at least 2, answering in text), `debate` (at least 2) or `blackboard`: `[Billing, Tech]`, types declared with `#[agent]`, each named by its agent's name | none |
+/// | `judge` | a `debate`'s judge, an `#[agent]` type | a majority vote |
+/// | `actor`, `critic` | an `actor_critic`'s two `#[agent]` types (the critic answers in text) | none |
+/// | `description` | what the agent is for, shown to a team that has it as a member | none |
 /// | `output` | the output type (`Deserialize + JsonSchema`) | `String` |
 /// | `output_mode` | `auto`, `native`, `tool` or `prompted` | `auto` |
 /// | `output_retries` | how often the model may correct a bad answer | `1` |
@@ -145,8 +149,29 @@ pub struct ReadmeDoctests;
 /// Every misuse is a compile error on the offending token: an unknown key (with a
 /// suggestion), a key given twice, a tool that is not a tool (or is listed twice), an output
 /// type without `JsonSchema`, `output_mode`, `output_retries` or `validate` without `output`,
-/// an unknown architecture, missing or empty instructions, a `derive` (the type has the
-/// traits `#[agent]` implements: `Clone`, `Debug`, `Default`).
+/// an unknown architecture, a team key of another architecture, a team architecture without
+/// its team (or with too few members, or one listed twice), a member that is not an
+/// `#[agent]` type (or answers with a typed output where text is needed), missing or empty
+/// instructions, a `derive` (the type has the traits `#[agent]` implements: `Clone`,
+/// `Debug`, `Default`).
+///
+/// ```
+/// use loomflow::prelude::*;
+///
+/// /// You answer billing questions.
+/// #[agent(model = "echo", description = "invoices and refunds")]
+/// struct Billing;
+///
+/// /// You answer technical questions.
+/// #[agent(model = "echo", name = "tech")]
+/// struct Tech;
+///
+/// /// You run customer support: hand each question to the right expert.
+/// #[agent(model = "echo", architecture = supervisor, workers = [Billing, Tech])]
+/// struct Support;
+///
+/// assert_eq!(Support::new().architecture_name(), "supervisor");
+/// ```
 ///
 /// A `#[tool]` function's name is also a (hidden) name of its tool type, so
 /// `tools = [lookup]` lists `LookupTool`; any type that implements [`Tool`] and `Default` can
@@ -291,6 +316,7 @@ pub use loomflow_macros::node;
 /// The names most programs need: `use loomflow::prelude::*;`.
 pub mod prelude {
     pub use crate::agent::{Agent, RunResult};
+    pub use crate::arch::Team;
     pub use crate::async_trait;
     pub use crate::context::{FromRunContext, Metadata, RunContext, State};
     pub use crate::error::{ConfigError, Error, RunError};

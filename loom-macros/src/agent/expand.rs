@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned as _;
 
-use super::parse::AgentModel;
+use super::parse::{AgentModel, TeamModel};
 
 pub(super) fn agent_impl(model: &AgentModel) -> TokenStream {
     let AgentModel { krate, item, instructions, name, .. } = model;
@@ -24,8 +24,12 @@ pub(super) fn agent_impl(model: &AgentModel) -> TokenStream {
         build =
             quote_spanned!(path.span()=> #build.tools(::core::iter::once(#krate::__private::listed_tool::<#path>())));
     }
-    // `react`, the only loop for now, is the default: nothing to set.
-    let _ = &model.architecture;
+    if let Some(description) = &model.description {
+        build = quote!(#build.description(#description));
+    }
+    if let Some(arch) = architecture(model) {
+        build = quote!(#build.architecture(#arch));
+    }
     if let Some(n) = &model.max_turns {
         build = quote!(#build.max_turns(#n));
     }
@@ -42,6 +46,7 @@ pub(super) fn agent_impl(model: &AgentModel) -> TokenStream {
         }
     }
     let doc_new = format!("Builds the `{ident}` agent as its `#[agent]` attribute declares it.");
+    let type_name = name;
 
     quote! {
         #(#attrs)*
@@ -95,5 +100,70 @@ pub(super) fn agent_impl(model: &AgentModel) -> TokenStream {
                 agent.0
             }
         }
+
+        impl #krate::__private::AgentType for #ident {
+            type Output = #out;
+            const NAME: &'static str = #type_name;
+            fn build() -> #krate::Agent<#out> {
+                Self::new().0
+            }
+        }
     }
+}
+
+/// The `.architecture(..)` argument, when the attribute names one other than the default.
+fn architecture(model: &AgentModel) -> Option<TokenStream> {
+    let krate = &model.krate;
+    let arch = model.architecture.as_ref()?;
+    // Each member is added by a call spanned on its path: whatever is wrong with it is
+    // reported there, once.
+    let add = |p: &syn::Path, text: bool| {
+        if text {
+            quote_spanned!(p.span()=> let team = #krate::__private::add_peer::<#p>(team);)
+        } else {
+            quote_spanned!(p.span()=> let team = #krate::__private::add_member::<#p, _>(team);)
+        }
+    };
+    Some(match &model.team {
+        TeamModel::None => {
+            let name = arch.to_string();
+            if name == "react" {
+                return None;
+            }
+            let name = name.replace('_', "-");
+            quote!(#name)
+        }
+        TeamModel::List(kind, paths) => {
+            let (ty, text) = match kind.to_string().as_str() {
+                "supervisor" => ("Supervisor", false),
+                "router" => ("Router", false),
+                "swarm" => ("Swarm", true),
+                _ => ("Blackboard", false),
+            };
+            let ty = syn::Ident::new(ty, kind.span());
+            let members = paths.iter().map(|p| add(p, text));
+            let coordinated = (ty == "Blackboard").then(|| quote!(.coordinated().decided()));
+            quote!({
+                let team = #krate::arch::#ty::new();
+                #(#members)*
+                team #coordinated
+            })
+        }
+        TeamModel::Debate(paths, judge) => {
+            let members = paths.iter().map(|p| add(p, false));
+            let judge =
+                judge.as_ref().map(|j| quote_spanned!(j.span()=> let team = #krate::__private::set_judge::<#j>(team);));
+            quote!({
+                let team = #krate::arch::Debate::new();
+                #(#members)*
+                #judge
+                team
+            })
+        }
+        TeamModel::ActorCritic(actor, critic) => {
+            let a = quote_spanned!(actor.span()=> #actor);
+            let c = quote_spanned!(critic.span()=> #critic);
+            quote_spanned!(critic.span()=> #krate::__private::actor_critic::<#a, #c>())
+        }
+    })
 }

@@ -11,12 +11,21 @@ attribute_args! {
         instructions: string,
         model: value<syn::Expr> = "a model string or a model value, e.g. \"echo\"",
         tools: value<PathList> = "a list of tools: #[tool] functions or tool types, e.g. `[refund, lookup]`",
-        architecture: value<syn::Ident> = "an architecture name, e.g. `react`",
+        architecture: value<syn::Ident> = "an architecture name, e.g. `react` or `supervisor`",
+        workers: value<PathList> = "a list of #[agent] types, e.g. `[Billing, Tech]`",
+        routes: value<PathList> = "a list of #[agent] types, e.g. `[Billing, Tech]`",
+        peers: value<PathList> = "a list of #[agent] types, e.g. `[Triage, Billing]`",
+        debaters: value<PathList> = "a list of #[agent] types, e.g. `[Optimist, Skeptic]`",
+        members: value<PathList> = "a list of #[agent] types, e.g. `[Researcher, Writer]`",
+        judge: value<syn::Path> = "an #[agent] type, e.g. `Judge`",
+        actor: value<syn::Path> = "an #[agent] type, e.g. `Writer`",
+        critic: value<syn::Path> = "an #[agent] type, e.g. `Reviewer`",
         output: value<syn::Type> = "a type, e.g. `Weather`",
         output_mode: value<syn::Ident> = "`auto`, `native`, `tool` or `prompted`",
         output_retries: value<syn::LitInt> = "a number, e.g. `2`",
         max_turns: value<syn::LitInt> = "a number, e.g. `10`",
         name: string,
+        description: string,
         validate: flag,
         krate as "crate": path,
     }
@@ -25,8 +34,43 @@ attribute_args! {
 /// What `#[agent]` implements itself; a `derive` of one of them would clash.
 const GENERATED_TRAITS: &[&str] = &["Clone", "Debug", "Default"];
 
-/// The loop styles an agent can use; `react` is the one that exists today.
-pub(crate) const ARCHITECTURES: &[&str] = &["react"];
+/// The loop styles an agent can use: the key, and the team it needs (none for the
+/// single-agent ones).
+pub(crate) const ARCHITECTURES: &[(&str, Team)] = &[
+    ("react", Team::None),
+    ("self_refine", Team::None),
+    ("reflexion", Team::None),
+    ("plan_and_execute", Team::None),
+    ("rewoo", Team::None),
+    ("tree_of_thoughts", Team::None),
+    ("supervisor", Team::List("workers", 1)),
+    ("router", Team::List("routes", 1)),
+    ("swarm", Team::List("peers", 2)),
+    ("debate", Team::List("debaters", 2)),
+    ("blackboard", Team::List("members", 1)),
+    ("actor_critic", Team::Pair),
+];
+
+/// The team an architecture needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Team {
+    /// None: a single-agent loop.
+    None,
+    /// A list under this key, of at least this many agents.
+    List(&'static str, usize),
+    /// An `actor` and a `critic`.
+    Pair,
+}
+
+/// The team of an `#[agent]`, as written.
+pub(super) enum TeamModel {
+    None,
+    /// The architecture's key (`supervisor` ...) and its members.
+    List(syn::Ident, Vec<syn::Path>),
+    /// A debate's debaters and judge.
+    Debate(Vec<syn::Path>, Option<syn::Path>),
+    ActorCritic(syn::Path, syn::Path),
+}
 
 const OUTPUT_MODES: &[(&str, &str)] =
     &[("auto", "Auto"), ("native", "Native"), ("tool", "Tool"), ("prompted", "Prompted")];
@@ -45,6 +89,9 @@ pub(super) struct AgentModel {
     pub(super) validate: bool,
     /// The loop style, checked against [`ARCHITECTURES`].
     pub(super) architecture: Option<syn::Ident>,
+    /// Its team, checked against what the architecture needs.
+    pub(super) team: TeamModel,
+    pub(super) description: Option<syn::LitStr>,
 }
 
 pub(super) struct PathList(Punctuated<syn::Path, syn::Token![,]>);
@@ -80,15 +127,29 @@ pub(super) fn agent_model(args: proc_macro2::TokenStream, item: &syn::ItemStruct
         output_retries,
         max_turns,
         name,
+        description,
         validate,
         krate,
+        workers,
+        routes,
+        peers,
+        debaters,
+        members,
+        judge,
+        actor,
+        critic,
     } = AgentArgs::parse(args, errors);
     let validate_flag = validate;
     let validate = validate.is_some();
     let krate = runtime_path(krate.as_ref());
 
+    let names: Vec<&str> = ARCHITECTURES.iter().map(|(n, _)| *n).collect();
     let architecture =
-        architecture.and_then(|(_, arch)| check_choice(&arch, "architecture", ARCHITECTURES, errors).then_some(arch));
+        architecture.and_then(|(_, arch)| check_choice(&arch, "architecture", &names, errors).then_some(arch));
+    let lists =
+        [("workers", workers), ("routes", routes), ("peers", peers), ("debaters", debaters), ("members", members)];
+    let singles = [("judge", judge), ("actor", actor), ("critic", critic)];
+    let team = team_model(architecture.as_ref(), lists, singles, errors);
     let output_mode = output_mode.and_then(|(_, mode)| {
         let choices: Vec<&str> = OUTPUT_MODES.iter().map(|(k, _)| *k).collect();
         check_choice(&mode, "output mode", &choices, errors).then(|| {
@@ -197,5 +258,97 @@ pub(super) fn agent_model(args: proc_macro2::TokenStream, item: &syn::ItemStruct
         max_turns,
         validate,
         architecture,
+        team,
+        description,
+    }
+}
+
+/// The architecture that a team key goes with.
+fn owner(key: &str) -> &'static str {
+    match key {
+        "workers" => "supervisor",
+        "routes" => "router",
+        "peers" => "swarm",
+        "debaters" | "judge" => "debate",
+        "members" => "blackboard",
+        _ => "actor_critic",
+    }
+}
+
+/// Checks the team keys against the architecture: each key belongs to one architecture, an
+/// architecture that needs a team has it, members are listed once.
+fn team_model(
+    architecture: Option<&syn::Ident>,
+    lists: [(&'static str, Option<(syn::Ident, PathList)>); 5],
+    singles: [(&'static str, Option<(syn::Ident, syn::Path)>); 3],
+    errors: &mut Errors,
+) -> TeamModel {
+    let arch = architecture.map(ToString::to_string);
+    let arch = arch.as_deref();
+    let mut lists: Vec<(&'static str, syn::Ident, Vec<syn::Path>)> =
+        lists.into_iter().filter_map(|(k, v)| v.map(|(key, l)| (k, key, l.0.into_iter().collect()))).collect();
+    let mut singles: Vec<(&'static str, syn::Ident, syn::Path)> =
+        singles.into_iter().filter_map(|(k, v)| v.map(|(key, p)| (k, key, p))).collect();
+    // A key of another architecture's team.
+    let misplaced = |key: &syn::Ident, name: &str, errors: &mut Errors| {
+        let owner = owner(name);
+        if arch != Some(owner) {
+            errors.push_spanned(key, format!("`{name}` goes with `architecture = {owner}`"));
+            return true;
+        }
+        false
+    };
+    lists.retain(|(name, key, _)| !misplaced(key, name, errors));
+    singles.retain(|(name, key, _)| !misplaced(key, name, errors));
+    for (name, _, paths) in &lists {
+        for (i, path) in paths.iter().enumerate() {
+            let written = quote::ToTokens::to_token_stream(path).to_string();
+            if paths[..i].iter().any(|p| quote::ToTokens::to_token_stream(p).to_string() == written) {
+                errors.push_spanned(path, format!("`{}` is listed twice in `{name}`", written.replace(' ', "")));
+            }
+        }
+    }
+    let (Some(arch_ident), Some(arch)) = (architecture, arch) else { return TeamModel::None };
+    let need = ARCHITECTURES.iter().find(|(n, _)| *n == arch).map_or(Team::None, |(_, t)| *t);
+    match need {
+        Team::None => TeamModel::None,
+        Team::List(key, min) => {
+            let Some((_, key_ident, paths)) = lists.into_iter().find(|(k, ..)| *k == key) else {
+                errors.push_spanned(
+                    arch_ident,
+                    format!("a `{arch}` needs its team: add `{key} = [A, B]`, a list of #[agent] types"),
+                );
+                return TeamModel::None;
+            };
+            if paths.len() < min {
+                let have = paths.len();
+                errors.push_spanned(
+                    &key_ident,
+                    format!("a `{arch}` needs at least {min} agents in `{key}`, and has {have}"),
+                );
+                return TeamModel::None;
+            }
+            if arch == "debate" {
+                let judge = singles.into_iter().find(|(k, ..)| *k == "judge").map(|(.., p)| p);
+                return TeamModel::Debate(paths, judge);
+            }
+            TeamModel::List(arch_ident.clone(), paths)
+        }
+        Team::Pair => {
+            let mut take = |name: &str| singles.iter().position(|(k, ..)| *k == name).map(|i| singles.remove(i).2);
+            match (take("actor"), take("critic")) {
+                (Some(actor), Some(critic)) => TeamModel::ActorCritic(actor, critic),
+                (actor, _) => {
+                    let missing = if actor.is_none() { "actor" } else { "critic" };
+                    errors.push_spanned(
+                        arch_ident,
+                        format!(
+                            "an `actor_critic` needs an `actor` and a `critic` (#[agent] types); add `{missing} = ..`"
+                        ),
+                    );
+                    TeamModel::None
+                }
+            }
+        }
     }
 }
