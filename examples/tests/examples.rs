@@ -234,3 +234,56 @@ fn resume_across_processes() {
         let _ = std::fs::remove_file(format!("{db}{suffix}"));
     }
 }
+
+#[test]
+fn architectures() {
+    let out = run_example("architectures");
+    assert_lines(
+        &out,
+        &[
+            "react            │ agent → agent",
+            "self-refine      │ agent → critic → refiner → critic",
+            "reflexion        │ agent → evaluator → reflector → agent → evaluator",
+            "tree-of-thoughts │ proposer → evaluator → evaluator → synthesizer",
+            "answer: 12 = 2 × 6",
+            "plan-and-execute │ planner → executor → executor → executor → executor → synthesizer",
+            "rewoo            │ planner → solver",
+            "router           │ classifier → tech:agent",
+            "supervisor       │ manager → billing:agent → tech:agent → manager",
+            "actor-critic     │ writer:agent → critic:agent → writer:agent → critic:agent",
+            "answer: Looms: weave it once, run it anywhere.",
+            "debate           │ optimist:agent → skeptic:agent → optimist:agent → skeptic:agent",
+            "answer: rain",
+            "swarm            │ triage:agent → billing:agent",
+            "blackboard       │ coordinator → researcher:agent → coordinator → writer:agent → coordinator → decider",
+        ],
+    );
+    assert_eq!(out.matches("answer:").count(), 12);
+}
+
+#[test]
+fn team_supervisor() {
+    let out = run_example("team_supervisor");
+    assert_lines(
+        &out,
+        &[
+            "answer: Loom is an agent framework for Rust that runs 200-2,000x faster",
+            "researcher session launch/researcher",
+            "writer     session launch/writer",
+            "manager: 3 model calls, 3 calls of its team tools",
+        ],
+    );
+}
+
+#[test]
+fn specialist_debate() {
+    let out = run_example("specialist_debate");
+    assert_lines(
+        &out,
+        &[
+            "round 0: Final answer: no | Final answer: yes | Final answer: yes",
+            "round 1: Final answer: yes, with TLS | Final answer: yes, with TLS | Final answer: yes, with TLS",
+            "Decision: cache sessions in Redis, with TLS and per-tenant keys.",
+        ],
+    );
+}
