@@ -44,6 +44,8 @@ PEERS = {
         "loomflow_py": "57.6 s shared agent",
         "target": "≤ 0.06 s, ≤ 80 MB",
     },
+    "W7_supervisor": {"best_us": None, "langgraph": "—", "pydantic_ai": "—", "loomflow_py": "—", "target": "≤ 3× plain ReAct"},
+    "W8_rewoo": {"best_us": None, "langgraph": "—", "pydantic_ai": "—", "loomflow_py": "—", "target": "≤ 3× plain ReAct"},
     "W6_structured": {
         "best_us": 372,
         "langgraph": "1,077 µs",
@@ -60,6 +62,8 @@ LABELS = {
     "W4_fanout100": "W4 fanout100",
     "W5_concurrent": "W5 10k sessions",
     "W6_structured": "W6 structured",
+    "W7_supervisor": "W7 supervisor, 3 workers",
+    "W8_rewoo": "W8 ReWOO, 6 steps",
     "cold_start": "cold start",
     "journal_step_sqlite": "journal step, SQLite",
     "journal_step_postgres": "journal step, PostgreSQL",
@@ -114,6 +118,8 @@ def loom_cell(r):
         return f"{r['wall_s']:.3g} s, {r['peak_rss_mb']:.0f} MB", r["wall_s"]
     if w == "cold_start":
         return f"{r['median_ms']:.1f} ms (median of {r['n']} processes)", None
+    if "vs_react" in r:
+        return f"{fmt_us(r['per_run_us'])} ({r['vs_react']:.1f}× the same work as plain ReAct, {fmt_us(r['react_us'])})", None
     if w.startswith("journal_step"):
         return f"{fmt_us(r['per_run_us'])} per run, {fmt_us(r['per_step_us'])} per step", None
     return fmt_us(r["per_run_us"]), r["per_run_us"]
@@ -136,6 +142,8 @@ def best_cell(workload):
         return "—"
     if workload == "W5_concurrent":
         return f"{peer['best_s']} s, {peer['best_mb']} MB"
+    if peer.get("best_us") is None:
+        return "—"
     return fmt_us(peer["best_us"])
 
 

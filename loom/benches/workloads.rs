@@ -13,6 +13,8 @@
 //! | `W4_fanout100` | `Workflow::parallel`: 100 agents on one input, a join concatenates them |
 //! | `W5_concurrent` | 10,000 sessions of 3 turns at once on one agent whose model sleeps 10 ms |
 //! | `W6_structured` | a typed output whose first answer is malformed JSON and is asked again |
+//! | `W7_supervisor` | a supervisor delegates to 3 workers at once (each calls `add` and answers), then answers |
+//! | `W8_rewoo` | a ReWOO plan of 6 `add` steps in 3 levels, each level at once, then the solver |
 //! | `cold_start` | a fresh process that builds an agent with one tool and runs one turn |
 //! | `journal_step_sqlite`, `journal_step_postgres` | the W3 run journaled in SQLite / PostgreSQL |
 //!
@@ -97,6 +99,11 @@ const N_W2: usize = 5_000;
 const N_W3: usize = 5_000;
 const N_W4: usize = 200;
 const N_W6: usize = 2_000;
+const N_W7: usize = 2_000;
+const N_W8: usize = 2_000;
+/// The plain ReAct runs timed next to W7 and W8, for their `react_us`: the same work without
+/// the architecture.
+const N_REACT_BASELINE: usize = 5_000;
 const N_JOURNAL_SQLITE: usize = 2_000;
 #[cfg(feature = "postgres")]
 const N_JOURNAL_POSTGRES: usize = 500;
@@ -118,6 +125,8 @@ enum Workload {
     W4,
     W5,
     W6,
+    W7,
+    W8,
     ColdStart,
     JournalSqlite,
     JournalPostgres,
@@ -133,6 +142,8 @@ impl Workload {
             "w4" | "w4_fanout100" => Self::W4,
             "w5" | "w5_concurrent" => Self::W5,
             "w6" | "w6_structured" => Self::W6,
+            "w7" | "w7_supervisor" => Self::W7,
+            "w8" | "w8_rewoo" => Self::W8,
             "cold_start" => Self::ColdStart,
             "journal_sqlite" | "journal_step_sqlite" => Self::JournalSqlite,
             "journal_postgres" | "journal_step_postgres" => Self::JournalPostgres,
@@ -149,6 +160,8 @@ impl Workload {
             Self::W4 => "W4_fanout100",
             Self::W5 => "W5_concurrent",
             Self::W6 => "W6_structured",
+            Self::W7 => "W7_supervisor",
+            Self::W8 => "W8_rewoo",
             Self::ColdStart => "cold_start",
             Self::JournalSqlite => "journal_step_sqlite",
             Self::JournalPostgres => "journal_step_postgres",
@@ -167,6 +180,8 @@ const PLAN: &[(&str, Option<&str>)] = &[
     ("W5", Some("spawn")),
     ("W5", Some("join_all")),
     ("W6", None),
+    ("W7", None),
+    ("W8", None),
     ("cold_start", None),
     ("journal_sqlite", None),
     ("journal_postgres", None),
@@ -176,7 +191,7 @@ const USAGE: &str = "\
 usage: workloads [--json] [--workload NAME [--variant VARIANT]]
 
   --json                one JSON line per workload (the format of WORKLOADS.md)
-  --workload NAME       run one workload in this process: W1..W6, cold_start,
+  --workload NAME       run one workload in this process: W1..W8, cold_start,
                         journal_sqlite, journal_postgres (default: all, each in its own process)
   --variant VARIANT     W1: macro, builder or chain; W5: spawn or join_all (default: all)
   --cold-start-child    (internal) the process the cold start times";
@@ -316,6 +331,8 @@ fn run_workload(workload: Workload, variant: Option<&str>) -> anyhow::Result<Vec
             records
         }
         Workload::W6 => vec![runtime.block_on(w6_structured())],
+        Workload::W7 => vec![runtime.block_on(w7_supervisor())],
+        Workload::W8 => vec![runtime.block_on(w8_rewoo())],
         Workload::JournalSqlite => vec![runtime.block_on(journal_sqlite())],
         Workload::JournalPostgres => vec![runtime.block_on(journal_postgres())],
         Workload::ColdStart => Vec::new(),
@@ -397,6 +414,9 @@ const FIELD_ORDER: &[&str] = &[
     "median_ms",
     "min_ms",
     "max_ms",
+    "model_calls_per_run",
+    "react_us",
+    "vs_react",
     "appends_per_run",
     "per_step_us",
     "peak_rss_mb",
@@ -1279,4 +1299,285 @@ async fn journal_postgres() -> Record {
 async fn journal_postgres() -> Record {
     Record::new(Workload::JournalPostgres.line_name(), None)
         .with("skipped", "built without the `postgres` feature (add `--features postgres`)")
+}
+
+// ---------------------------------------------------------------------------------------------
+// W7 and W8: architectures, against the same number of plain ReAct turns.
+
+/// The cost of `turns` plain ReAct model calls (W3's agent, two calls a run), timed now in
+/// this process: what W7 is held against.
+async fn react_turns_us(turns: usize) -> anyhow::Result<f64> {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let agent = Agent::new("You do sums with the add tool.").model(AddFake::new(&calls)).tool(AddTool);
+    let timings = time_runs(warmup_runs(N_REACT_BASELINE), N_REACT_BASELINE, |_| {
+        let agent = &agent;
+        async move {
+            let result = agent.run(W3_INPUT).await?;
+            ensure!(result.output == W3_OUTPUT, "output {:?}", result.output);
+            Ok(())
+        }
+    })
+    .await?;
+    let per_turn = us(timings.wall) / (2 * timings.n()) as f64;
+    Ok(round(per_turn * turns as f64, 3))
+}
+
+/// A line with what the same work costs as plain ReAct (`react_us`, timed in this process)
+/// and the ratio to it.
+fn against_react(record: Record, turns: usize, baseline: anyhow::Result<f64>) -> Record {
+    let Some(per_run) = record.get("per_run_us").and_then(Value::as_f64) else { return record };
+    match baseline {
+        Ok(react) => record
+            .with("model_calls_per_run", turns)
+            .with("react_us", react)
+            .with("vs_react", round(per_run / react, 2)),
+        Err(e) => Record::failed(
+            record.get("workload").and_then(Value::as_str).unwrap_or("?"),
+            None,
+            0,
+            &format!("the ReAct baseline failed: {e:#}"),
+        ),
+    }
+}
+
+/// W7's workers.
+const W7_WORKERS: [&str; 3] = ["w1", "w2", "w3"];
+/// W7's answer.
+const W7_OUTPUT: &str = "All three: The sum is 5";
+
+/// W7's manager: three delegations at once, then, with the three results read, the answer.
+struct ManagerFake {
+    delegate: ModelResponse,
+    answer: ModelResponse,
+    calls: Arc<AtomicUsize>,
+}
+
+impl ManagerFake {
+    fn new(calls: &Arc<AtomicUsize>) -> Self {
+        let args = serde_json::json!({"worker": "w1", "instructions": W3_INPUT});
+        let delegate = ModelResponse::tool_calls(
+            W7_WORKERS
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    let mut args = args.clone();
+                    args["worker"] = Value::from(*w);
+                    ToolCall::new(format!("d{i}"), "delegate", args.to_string())
+                })
+                .collect(),
+        );
+        Self { delegate, answer: ModelResponse::text(W7_OUTPUT), calls: Arc::clone(calls) }
+    }
+}
+
+#[async_trait]
+impl Model for ManagerFake {
+    fn name(&self) -> &str {
+        "manager-fake"
+    }
+
+    async fn complete(&self, request: &ModelRequest<'_>) -> Result<ModelResponse, ModelError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if request.last_is_tool_result() {
+            let results: Vec<&Message> = request.messages.iter().filter(|m| m.role() == Role::Tool).collect();
+            if results.len() != W7_WORKERS.len() || results.iter().any(|r| r.text() != W3_OUTPUT) {
+                return Err(unexpected(format!("unexpected delegation results {results:?}")));
+            }
+            return Ok(self.answer.clone());
+        }
+        expect_last_user(request, W7_INPUT)?;
+        Ok(self.delegate.clone())
+    }
+}
+
+/// W7's input.
+const W7_INPUT: &str = "Ask the three workers what 2 + 3 is.";
+
+/// W7: a supervisor delegates to three workers at once; each is W3's agent (it calls `add`,
+/// reads `5`, answers); the manager answers from the three. Eight model calls a run.
+async fn w7_supervisor() -> Record {
+    let workload = Workload::W7.line_name();
+    let manager_calls = Arc::new(AtomicUsize::new(0));
+    let worker_calls = Arc::new(AtomicUsize::new(0));
+    let team = W7_WORKERS.iter().fold(loomflow::arch::Supervisor::new(), |team, name| {
+        let worker =
+            Agent::new("You do sums with the add tool.").name(*name).model(AddFake::new(&worker_calls)).tool(AddTool);
+        team.worker(*name, worker)
+    });
+    let agent = Agent::new("You ask your workers.").model(ManagerFake::new(&manager_calls)).architecture(team);
+    let warmup = warmup_runs(N_W7);
+    let adds_before = ADD_CALLS.load(Ordering::Relaxed);
+    let outcome = time_runs(warmup, N_W7, |_| {
+        let agent = &agent;
+        async move {
+            let result = agent.run(W7_INPUT).await?;
+            ensure!(result.output == W7_OUTPUT, "output {:?}", result.output);
+            ensure!(
+                (result.turns, result.tool_calls) == (2, 3),
+                "{} turns, {} tool calls",
+                result.turns,
+                result.tool_calls
+            );
+            Ok(())
+        }
+    })
+    .await
+    .and_then(|timings| {
+        let runs = warmup + N_W7;
+        let adds = ADD_CALLS.load(Ordering::Relaxed) - adds_before;
+        let (managers, workers) = (manager_calls.load(Ordering::Relaxed), worker_calls.load(Ordering::Relaxed));
+        ensure!(
+            adds == 3 * runs && managers == 2 * runs && workers == 6 * runs,
+            "{adds} tool runs, {managers} manager and {workers} worker calls in {runs} runs"
+        );
+        Ok(timings)
+    });
+    let record = finish(workload, None, N_W7, outcome);
+    let baseline = react_turns_us(8).await;
+    against_react(record, 8, baseline)
+}
+
+/// W8's input.
+const W8_INPUT: &str = "Work out the sums.";
+/// W8's answer.
+const W8_OUTPUT: &str = "12";
+
+/// W8's planner and solver: the plan of six `add` steps when asked by the planner; `12` when
+/// the solver's evidence has E6's result.
+struct RewooFake {
+    plan: ModelResponse,
+    answer: ModelResponse,
+    calls: Arc<AtomicUsize>,
+}
+
+impl RewooFake {
+    fn new(calls: &Arc<AtomicUsize>) -> Self {
+        let plan = serde_json::json!({"steps": [
+            {"id": "E1", "tool": "add", "args": {"a": 1, "b": 2}},
+            {"id": "E2", "tool": "add", "args": {"a": 3, "b": 4}},
+            {"id": "E3", "tool": "add", "args": {"a": "{{E1}}", "b": 1}},
+            {"id": "E4", "tool": "add", "args": {"a": "{{E2}}", "b": 1}},
+            {"id": "E5", "tool": "add", "args": {"a": "{{E1}}", "b": "{{E2}}"}},
+            {"id": "E6", "tool": "add", "args": {"a": "{{E3}}", "b": "{{E4}}"}},
+        ]});
+        Self {
+            plan: ModelResponse::text(plan.to_string()),
+            answer: ModelResponse::text(W8_OUTPUT),
+            calls: Arc::clone(calls),
+        }
+    }
+}
+
+#[async_trait]
+impl Model for RewooFake {
+    fn name(&self) -> &str {
+        "rewoo-fake"
+    }
+
+    async fn complete(&self, request: &ModelRequest<'_>) -> Result<ModelResponse, ModelError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let Some(Message::User { content }) = request.messages.last() else {
+            return Err(unexpected("expected a user message last"));
+        };
+        let text = content.text();
+        if text.starts_with("Task:") && text.contains("Tools available") {
+            return Ok(self.plan.clone());
+        }
+        if text.contains("E6 = add") && text.contains("): 12") && text.contains("E5 = add") && text.contains("): 10") {
+            return Ok(self.answer.clone());
+        }
+        Err(unexpected(format!("unexpected request {text:?}")))
+    }
+}
+
+/// W8: ReWOO: one planner call, six `add` calls in three levels (2, 3, 1), each level at once,
+/// one solver call.
+async fn w8_rewoo() -> Record {
+    let workload = Workload::W8.line_name();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let agent = Agent::new("You do sums with the add tool.")
+        .model(RewooFake::new(&calls))
+        .tool(AddTool)
+        .architecture(loomflow::arch::ReWoo::new());
+    let warmup = warmup_runs(N_W8);
+    let adds_before = ADD_CALLS.load(Ordering::Relaxed);
+    let outcome = time_runs(warmup, N_W8, |_| {
+        let agent = &agent;
+        async move {
+            let result = agent.run(W8_INPUT).await?;
+            ensure!(result.output == W8_OUTPUT, "output {:?}", result.output);
+            ensure!(
+                (result.turns, result.tool_calls) == (2, 6),
+                "{} turns, {} tool calls",
+                result.turns,
+                result.tool_calls
+            );
+            Ok(())
+        }
+    })
+    .await
+    .and_then(|timings| {
+        let runs = warmup + N_W8;
+        let adds = ADD_CALLS.load(Ordering::Relaxed) - adds_before;
+        let calls = calls.load(Ordering::Relaxed);
+        ensure!(adds == 6 * runs && calls == 2 * runs, "{adds} tool runs and {calls} model calls in {runs} runs");
+        Ok(timings)
+    });
+    let record = finish(workload, None, N_W8, outcome);
+    let baseline = w8_as_react().await;
+    against_react(record, 2, baseline)
+}
+
+/// W8's work done by ReAct: the model asks for each level's `add` calls in a turn of its own
+/// (2, then 3, then 1), then answers: four model calls, six tool calls.
+struct LevelsFake {
+    levels: [ModelResponse; 3],
+    answer: ModelResponse,
+}
+
+impl LevelsFake {
+    fn new() -> Self {
+        let call = |id: &str, a: i64, b: i64| ToolCall::new(id, "add", serde_json::json!({"a": a, "b": b}).to_string());
+        Self {
+            levels: [
+                ModelResponse::tool_calls(vec![call("E1", 1, 2), call("E2", 3, 4)]),
+                ModelResponse::tool_calls(vec![call("E3", 3, 1), call("E4", 7, 1), call("E5", 3, 7)]),
+                ModelResponse::tool_calls(vec![call("E6", 4, 8)]),
+            ],
+            answer: ModelResponse::text(W8_OUTPUT),
+        }
+    }
+}
+
+#[async_trait]
+impl Model for LevelsFake {
+    fn name(&self) -> &str {
+        "levels-fake"
+    }
+
+    async fn complete(&self, request: &ModelRequest<'_>) -> Result<ModelResponse, ModelError> {
+        let results = request.messages.iter().filter(|m| m.role() == Role::Tool).count();
+        match results {
+            0 => Ok(self.levels[0].clone()),
+            2 => Ok(self.levels[1].clone()),
+            5 => Ok(self.levels[2].clone()),
+            6 if request.messages.last().is_some_and(|m| m.text() == "12") => Ok(self.answer.clone()),
+            n => Err(unexpected(format!("unexpected conversation with {n} tool results"))),
+        }
+    }
+}
+
+/// The per-run cost of W8's work done by a plain ReAct agent, timed now in this process.
+async fn w8_as_react() -> anyhow::Result<f64> {
+    let agent = Agent::new("You do sums with the add tool.").model(LevelsFake::new()).tool(AddTool);
+    let timings = time_runs(warmup_runs(N_REACT_BASELINE), N_REACT_BASELINE, |_| {
+        let agent = &agent;
+        async move {
+            let result = agent.run(W8_INPUT).await?;
+            ensure!(result.output == W8_OUTPUT && result.tool_calls == 6, "output {:?}", result.output);
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(round(us(timings.wall) / timings.n() as f64, 3))
 }

@@ -27,6 +27,8 @@ pub(crate) struct Prepared {
     pub(crate) answer_directive: Option<Arc<str>>,
     /// One of the agent's tools ends the turn when called ([`ToolHints::ends_turn`](crate::tool::ToolHints)).
     pub(crate) ends_turn: bool,
+    /// The agent's tools, one per line, for a planner's prompt (made at the first use).
+    pub(crate) tool_list: std::sync::OnceLock<String>,
 }
 
 impl Prepared {
@@ -48,6 +50,7 @@ impl Prepared {
                 retry_choice: ToolChoice::Auto,
                 answer_directive: None,
                 ends_turn,
+                tool_list: Default::default(),
             };
         };
         let mode = agent.output.mode.resolve(capabilities);
@@ -68,6 +71,7 @@ impl Prepared {
                     retry_choice: forced,
                     answer_directive: Some(Arc::from(output::directive(schema))),
                     ends_turn,
+                    tool_list: Default::default(),
                 }
             }
             OutputMode::Native => Self {
@@ -81,6 +85,7 @@ impl Prepared {
                 retry_choice: ToolChoice::Auto,
                 answer_directive: None,
                 ends_turn,
+                tool_list: Default::default(),
             },
             _ => {
                 let directive = output::directive(schema);
@@ -100,6 +105,7 @@ impl Prepared {
                     retry_choice: ToolChoice::Auto,
                     answer_directive: Some(Arc::from(directive)),
                     ends_turn,
+                    tool_list: Default::default(),
                 }
             }
         }

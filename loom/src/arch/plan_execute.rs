@@ -154,7 +154,7 @@ impl Architecture for PlanAndExecute {
 
     async fn run(&self, run: &mut AgentRun<'_>) -> Result<String, Error> {
         let task = run.input_text().into_owned();
-        let tools = tool_list(run);
+        let tools = run.tool_list();
         let question = self.planner.messages(format!(
             "Task:\n{task}\n\nTools available:\n{tools}\nWrite a plan of at most {} steps.",
             self.max_steps
@@ -243,18 +243,6 @@ impl PlanAndExecute {
         }
         steps
     }
-}
-
-/// The agent's tools, one per line, for a planner.
-pub(crate) fn tool_list(run: &AgentRun<'_>) -> String {
-    let mut out = String::new();
-    for t in run.tools().definitions() {
-        let _ = writeln!(out, "- {}: {} (arguments: {})", t.name(), t.description(), t.parameters());
-    }
-    if out.is_empty() {
-        out.push_str("(none)\n");
-    }
-    out
 }
 
 /// The executor's `step_failed` tool: it ends the step's loop and marks the step failed.

@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::control::{WorkPlan, WorkStep};
-use super::plan_execute::tool_list;
 use super::role::{Role, role_methods};
 use super::{AgentRun, Architecture, react};
 use crate::error::{ConfigError, Error};
@@ -73,15 +72,17 @@ role_methods!(ReWoo {
     solver(solver_prompt, solver_model): "the solver",
 });
 
-/// The ids of the steps that `value` refers to, among `ids`.
-fn references<'i>(value: &Value, ids: &[&'i str], out: &mut Vec<&'i str>) {
+/// The indices of the steps (by `ids`) that `value` refers to.
+fn references(value: &Value, ids: &[&str], out: &mut Vec<usize>) {
     match value {
         Value::String(s) => {
-            for id in ids {
-                if refers(s, id) && !out.contains(id) {
-                    out.push(id);
+            for_each_reference(s, |candidate| {
+                let found = ids.iter().position(|id| *id == candidate);
+                if let Some(i) = found.filter(|i| !out.contains(i)) {
+                    out.push(i);
                 }
-            }
+                found.is_some()
+            });
         }
         Value::Array(items) => items.iter().for_each(|v| references(v, ids, out)),
         Value::Object(map) => map.values().for_each(|v| references(v, ids, out)),
@@ -89,40 +90,60 @@ fn references<'i>(value: &Value, ids: &[&'i str], out: &mut Vec<&'i str>) {
     }
 }
 
-/// Whether `text` refers to step `id`: `{{id}}`, `{id}`, or `#id` not followed by a letter or
-/// digit.
-fn refers(text: &str, id: &str) -> bool {
-    text.contains(&format!("{{{id}}}")) || hash_refs(text, id).next().is_some()
+/// The indices of the steps that a step's arguments refer to.
+fn step_references(args: &serde_json::Map<String, Value>, ids: &[&str]) -> Vec<usize> {
+    let mut out = Vec::new();
+    args.values().for_each(|v| references(v, ids, &mut out));
+    out
 }
 
-/// Where `#id` stands in `text` as a whole reference.
-fn hash_refs<'t>(text: &'t str, id: &'t str) -> impl Iterator<Item = usize> + 't {
-    let needle_len = id.len() + 1;
-    text.match_indices('#').map(|(i, _)| i).filter(move |&i| {
-        text[i + 1..].starts_with(id)
-            && !text[i + needle_len..].chars().next().is_some_and(|c| c.is_alphanumeric() || c == '_')
-    })
+/// Calls `f` with the id of each reference in `text` — `{{id}}`, `{id}`, or `#id` (letters,
+/// digits and `_`) — in one pass; `f` says whether the id is a step's.
+fn for_each_reference(text: &str, mut f: impl FnMut(&str) -> bool) {
+    scan_references(text, |_, id| f(id));
 }
 
-/// `value` with every reference to a step in `evidence` replaced by its result. A string that
-/// is only a reference becomes the result itself.
-fn substitute(value: &Value, evidence: &HashMap<String, String>) -> Value {
-    match value {
-        Value::String(s) => {
-            let mut text = s.clone();
-            // Longer ids first, so `E1` does not replace a part of `E10`.
-            let mut ids: Vec<&String> = evidence.keys().collect();
-            ids.sort_by_key(|id| std::cmp::Reverse(id.len()));
-            for id in ids {
-                let result = &evidence[id];
-                text = text.replace(&format!("{{{{{id}}}}}"), result).replace(&format!("{{{id}}}"), result);
-                let mut at: Vec<usize> = hash_refs(&text, id).collect();
-                at.reverse();
-                for i in at {
-                    text.replace_range(i..i + id.len() + 1, result);
-                }
+/// The one scan of `text` for references: `f(span, id)` for each candidate, `span` being the
+/// bytes the reference covers; it returns whether `id` names a step.
+fn scan_references(text: &str, mut f: impl FnMut(std::ops::Range<usize>, &str) -> bool) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let (open, close) = match bytes[i] {
+            b'{' if bytes.get(i + 1) == Some(&b'{') => (i + 2, "}}"),
+            b'{' => (i + 1, "}"),
+            b'#' => (i + 1, ""),
+            _ => {
+                i += 1;
+                continue;
             }
-            Value::String(text)
+        };
+        let rest = &text[open..];
+        let len = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        let id = &rest[..len];
+        let after = &rest[len..];
+        if !id.is_empty() && after.starts_with(close) {
+            let end = open + len + close.len();
+            if f(i..end, id) {
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+}
+
+/// `value` with every reference to the steps in `evidence` (id, result) replaced by the
+/// result. A string that is only a reference becomes the result itself — as JSON when the
+/// result is a JSON number, boolean, array or object (a tool taking an integer gets one), as
+/// text otherwise.
+fn substitute(value: &Value, evidence: &[(&str, &str)]) -> Value {
+    match value {
+        Value::String(s) if s.contains(['{', '#']) => {
+            if let Some(result) = whole_reference(s, evidence) {
+                return as_json(result).unwrap_or_else(|| Value::String(result.to_owned()));
+            }
+            Value::String(fill(s, evidence))
         }
         Value::Array(items) => Value::Array(items.iter().map(|v| substitute(v, evidence)).collect()),
         Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), substitute(v, evidence))).collect()),
@@ -130,9 +151,52 @@ fn substitute(value: &Value, evidence: &HashMap<String, String>) -> Value {
     }
 }
 
-/// The plan's steps by level: a step's level is one more than its deepest dependency's. The
-/// error is what is wrong with the plan, for the planner.
-fn levels(plan: &WorkPlan, tools: &[&str], max_steps: usize) -> Result<Vec<Vec<usize>>, String> {
+/// The result `text` stands for when it is nothing but one reference.
+fn whole_reference<'e>(text: &str, evidence: &[(&str, &'e str)]) -> Option<&'e str> {
+    let t = text.trim();
+    let id = t
+        .strip_prefix("{{")
+        .and_then(|r| r.strip_suffix("}}"))
+        .or_else(|| t.strip_prefix('{').and_then(|r| r.strip_suffix('}')))
+        .or_else(|| t.strip_prefix('#'))?;
+    evidence.iter().find(|(e, _)| *e == id).map(|(_, r)| *r)
+}
+
+/// A result that is a JSON number, boolean, array or object, as that value.
+fn as_json(result: &str) -> Option<Value> {
+    let first = result.trim_start().chars().next()?;
+    if !(first.is_ascii_digit() || matches!(first, '-' | '[' | '{' | 't' | 'f')) {
+        return None;
+    }
+    serde_json::from_str::<Value>(result).ok().filter(|v| !v.is_string() && !v.is_null())
+}
+
+/// `text` with its references (`{{E1}}`, `{E1}`, `#E1`) to the steps of `evidence` replaced, in
+/// one pass.
+fn fill(text: &str, evidence: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    scan_references(text, |span, id| {
+        let Some((_, result)) = evidence.iter().find(|(e, _)| *e == id) else { return false };
+        out.push_str(&text[copied..span.start]);
+        out.push_str(result);
+        copied = span.end;
+        true
+    });
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// The order a plan runs in: its steps by level (a step's level is one more than its deepest
+/// dependency's), and each step's dependencies.
+#[derive(Debug, Clone, PartialEq)]
+struct Order {
+    levels: Vec<Vec<usize>>,
+    deps: Vec<Vec<usize>>,
+}
+
+/// The order of the plan's steps. The error is what is wrong with the plan, for the planner.
+fn levels(plan: &WorkPlan, tools: &[&str], max_steps: usize) -> Result<Order, String> {
     let steps = &plan.steps;
     if steps.is_empty() {
         return Err("`steps` is empty; give at least one step".to_owned());
@@ -160,14 +224,7 @@ fn levels(plan: &WorkPlan, tools: &[&str], max_steps: usize) -> Result<Vec<Vec<u
             ));
         }
     }
-    let deps: Vec<Vec<usize>> = steps
-        .iter()
-        .map(|s| {
-            let mut found = Vec::new();
-            references(&Value::Object(s.args.clone()), &ids, &mut found);
-            found.iter().filter_map(|d| ids.iter().position(|i| i == d)).collect()
-        })
-        .collect();
+    let deps: Vec<Vec<usize>> = steps.iter().map(|s| step_references(&s.args, &ids)).collect();
     for (i, d) in deps.iter().enumerate() {
         if d.contains(&i) {
             return Err(format!("step `{}` refers to its own result", ids[i]));
@@ -202,14 +259,14 @@ fn levels(plan: &WorkPlan, tools: &[&str], max_steps: usize) -> Result<Vec<Vec<u
             out[*l].push(i);
         }
     }
-    Ok(out)
+    Ok(Order { levels: out, deps })
 }
 
 /// The plan and its evidence, for the solver.
 fn evidence_text(steps: &[WorkStep], outcome: &HashMap<String, Result<String, String>>) -> String {
     let mut out = String::new();
     for step in steps {
-        let args = Value::Object(step.args.clone());
+        let args = serde_json::to_string(&step.args).unwrap_or_default();
         let _ = write!(out, "{} = {}({args}): ", step.id.trim(), step.tool);
         match outcome.get(step.id.trim()) {
             Some(Ok(result)) => out.push_str(result),
@@ -245,11 +302,17 @@ impl Architecture for ReWoo {
         let tools: Vec<&str> = run.tools().definitions().iter().map(|t| t.name()).collect();
         let question = self.planner.messages(format!(
             "Task:\n{task}\n\nTools available:\n{}\nPlan at most {} steps.",
-            tool_list(run),
+            run.tool_list(),
             self.max_steps
         ));
         let max_steps = self.max_steps;
-        let check = |plan: &WorkPlan| levels(plan, &tools, max_steps).map(drop);
+        // The order the check finds is the one the plan runs in.
+        let checked = std::sync::Mutex::new(None);
+        let check = |plan: &WorkPlan| {
+            let order = levels(plan, &tools, max_steps)?;
+            *checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(order);
+            Ok(())
+        };
         let plan = match run.ask_checked::<WorkPlan>("planner", self.planner.model(), question, check).await? {
             Ok(plan) => plan,
             Err(e) => {
@@ -257,8 +320,15 @@ impl Architecture for ReWoo {
                 return react(run, None).await;
             }
         };
-        let order = levels(&plan, &tools, max_steps).unwrap_or_default();
         drop(tools);
+        let order = checked.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(Order { levels: order, deps }) = order else {
+            return Err(crate::error::RunError::Architecture {
+                architecture: "rewoo".to_owned(),
+                reason: "the plan passed its check without an order".to_owned(),
+            }
+            .into());
+        };
         // The plan's tool calls are keyed in the journal by this number and the step ids.
         let turn = run.reserve(1);
         let mut done: HashMap<String, String> = HashMap::new();
@@ -269,16 +339,27 @@ impl Architecture for ReWoo {
             for &i in level {
                 let step = &plan.steps[i];
                 let id = step.id.trim().to_owned();
-                let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.trim()).collect();
-                let mut deps = Vec::new();
-                references(&Value::Object(step.args.clone()), &ids, &mut deps);
-                if let Some(failed) = deps.iter().find(|d| !done.contains_key(**d)) {
+                let failed = deps[i].iter().map(|&d| plan.steps[d].id.trim()).find(|d| !done.contains_key(*d));
+                if let Some(failed) = failed {
                     outcome.insert(id.clone(), Err(format!("skipped: step {failed} did not succeed")));
                     skipped.push(id);
                     continue;
                 }
-                let args = substitute(&Value::Object(step.args.clone()), &done);
-                calls.push(ToolCall::new(id, step.tool.clone(), args.to_string()));
+                let args = if deps[i].is_empty() {
+                    serde_json::to_string(&step.args).unwrap_or_default()
+                } else {
+                    let evidence: Vec<(&str, &str)> = deps[i]
+                        .iter()
+                        .filter_map(|&d| {
+                            let id = plan.steps[d].id.trim();
+                            done.get(id).map(|r| (id, r.as_str()))
+                        })
+                        .collect();
+                    let filled: serde_json::Map<String, Value> =
+                        step.args.iter().map(|(k, v)| (k.clone(), substitute(v, &evidence))).collect();
+                    serde_json::to_string(&filled).unwrap_or_default()
+                };
+                calls.push(ToolCall::new(id, step.tool.clone(), args));
             }
             let results = if self.parallel_levels {
                 run.call_tools(turn, &calls).await?
@@ -322,16 +403,16 @@ mod tests {
         for text in ["{{E1}}", "{E1}", "see #E1.", "#E1"] {
             let mut found = Vec::new();
             references(&Value::String(text.to_owned()), &ids, &mut found);
-            assert_eq!(found, ["E1"], "{text}");
+            assert_eq!(found, [0], "{text}");
         }
         let mut found = Vec::new();
-        references(&Value::String("#E10 and #E1x".to_owned()), &ids, &mut found);
-        assert_eq!(found, ["E10"]);
-        let evidence = HashMap::from([("E1".to_owned(), "Paris".to_owned()), ("E10".to_owned(), "ten".to_owned())]);
-        let args = serde_json::json!({"q": "weather in {{E1}}", "n": ["#E10", "{E1}!"], "k": 3});
+        references(&Value::String("#E10 and #E1x {E1 }".to_owned()), &ids, &mut found);
+        assert_eq!(found, [1]);
+        let evidence = [("E1", "Paris"), ("E10", "ten"), ("E2", "42"), ("E3", r#"{"a": 1}"#)];
+        let args = serde_json::json!({"q": "weather in {{E1}}", "n": ["#E10", "{E1}!", "#E1x"], "k": 3, "x": "{{E2}}", "y": "#E3", "z": "E2 is {E2}"});
         assert_eq!(
             substitute(&args, &evidence),
-            serde_json::json!({"q": "weather in Paris", "n": ["ten", "Paris!"], "k": 3})
+            serde_json::json!({"q": "weather in Paris", "n": ["ten", "Paris!", "#E1x"], "k": 3, "x": 42, "y": {"a": 1}, "z": "E2 is 42"})
         );
     }
 
@@ -343,7 +424,7 @@ mod tests {
             {"id": "E2", "tool": "search", "args": {"q": "b"}},
             {"id": "E3", "tool": "calc", "args": {"x": "{{E1}} + {{E2}}"}},
         ]));
-        assert_eq!(levels(&p, &tools, 8), Ok(vec![vec![0, 1], vec![2]]));
+        assert_eq!(levels(&p, &tools, 8).map(|o| o.levels), Ok(vec![vec![0, 1], vec![2]]));
         let cases = [
             (serde_json::json!([]), "empty"),
             (serde_json::json!([{"id": "E1", "tool": "serch", "args": {}}]), "did you mean `search`"),

@@ -394,6 +394,22 @@ impl<'r> AgentRun<'r> {
         self.parts.sessions.store()
     }
 
+    /// The agent's tools, one per line with its description and argument schema, for a
+    /// planner's prompt; `(none)` without tools. Made once per agent configuration.
+    pub fn tool_list(&self) -> &str {
+        self.parts.prepared.tool_list.get_or_init(|| {
+            use std::fmt::Write as _;
+            let mut out = String::new();
+            for t in self.parts.tools.definitions() {
+                let _ = writeln!(out, "- {}: {} (arguments: {})", t.name(), t.description(), t.parameters());
+            }
+            if out.is_empty() {
+                out.push_str("(none)\n");
+            }
+            out
+        })
+    }
+
     /// A request of `messages` with the agent's model settings, for the run's user.
     pub fn request<'a>(&'a self, messages: &'a [Message]) -> ModelRequest<'a> {
         ModelRequest::new(messages).with_settings(self.parts.settings).with_user(self.ctx.user())
@@ -687,7 +703,7 @@ const ASK_ATTEMPTS: u32 = 2;
 
 /// `messages` with the instruction to answer in JSON of `schema` in the system prompt.
 fn with_directive(messages: Vec<Message>, schema: &OutputSchema) -> Vec<Message> {
-    with_system(messages, &output::directive(schema))
+    with_system(messages, schema.directive())
 }
 
 /// `messages` with `text` added to the system prompt (or as one, when there is none).

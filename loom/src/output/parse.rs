@@ -125,6 +125,11 @@ struct ParseFailure {
 }
 
 fn from_str<T: DeserializeOwned>(json: &str) -> Result<T, ParseFailure> {
+    // The answer usually fits: read it straight. Only a failure is read again, tracking the
+    // path to the field that is wrong, for the message.
+    if let Ok(value) = serde_json::from_str::<T>(json) {
+        return Ok(value);
+    }
     let malformed =
         |e: &dyn std::fmt::Display| ParseFailure { message: format!("the JSON is malformed: {e}"), malformed: true };
     let mut de = serde_json::Deserializer::from_str(json);

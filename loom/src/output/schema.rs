@@ -21,6 +21,8 @@ pub struct OutputSchema {
     strict: Option<Arc<Value>>,
     wrapped: bool,
     compact: String,
+    /// The instruction to answer in this schema's JSON, made at the first use.
+    directive: OnceLock<String>,
 }
 
 impl OutputSchema {
@@ -44,7 +46,13 @@ impl OutputSchema {
         let (plain, wrapped) = if is_object_schema(&root) { (root, false) } else { (wrap(root), true) };
         let strict = to_openai_strict(&plain).map(Arc::new);
         let compact = serde_json::to_string(&plain).unwrap_or_default();
-        Self { name, plain: Arc::new(plain), strict, wrapped, compact }
+        Self { name, plain: Arc::new(plain), strict, wrapped, compact, directive: OnceLock::new() }
+    }
+
+    /// The instruction to answer with one JSON value valid against the schema, as it goes in
+    /// a system prompt.
+    pub(crate) fn directive(&self) -> &str {
+        self.directive.get_or_init(|| super::directive(self))
     }
 
     /// A name for the schema, as providers require one (`[a-zA-Z0-9_-]`, at most 64).
