@@ -8,7 +8,7 @@ use tracing::Instrument as _;
 
 use super::durable::{AgentInput, Durable};
 use super::{Agent, RunResult};
-use crate::arch::{AgentRun, ModelCall, Parts, Tally, react};
+use crate::arch::{AgentRun, ModelCall, Parts, Tally, react_default};
 use crate::context::RunContext;
 use crate::error::{ConfigError, Error, RunError};
 use crate::event::EventKind;
@@ -244,12 +244,10 @@ where
             prepared: agent.prepared(),
             max_turns: agent.max_turns,
         };
-        let mut run = AgentRun::new(parts, ctx, durable, messages, input_index, &mut slot);
+        let mut run = AgentRun::new(parts, ctx, durable, messages, input_index, Some(&mut slot));
         match &agent.architecture {
             // The default loop is called directly: no box, no dynamic call.
-            None => {
-                react(&mut run, None).await?;
-            }
+            None => react_default(&mut run).await?,
             Some(architecture) => {
                 let text = architecture.run(&mut run).await?;
                 Box::pin(settle(&mut run, text)).await?;

@@ -636,3 +636,17 @@ impl<O> Agent<O> {
         })
     }
 }
+#[cfg(test)]
+mod tests {
+    /// The run's future is boxed once per run: under a kilobyte, the allocator serves it from
+    /// its small bins (a larger one costs a consolidation of its free lists on every run).
+    #[test]
+    fn an_agent_runs_future_stays_under_a_kilobyte() -> Result<(), crate::id::IdError> {
+        let agent = super::Agent::new("x").model("echo");
+        let ctx = crate::context::RunContext::new(crate::id::UserId::new("u")?);
+        let run = super::run_future(&agent, super::AgentInput::Message("hi".into()), ctx);
+        let size = std::mem::size_of_val(&run);
+        assert!(size < 1000, "an agent run's future is {size} bytes");
+        Ok(())
+    }
+}

@@ -4,10 +4,49 @@
 //! tools it asks for, repeat until it answers. [`Agent::architecture`](crate::Agent::architecture)
 //! swaps the loop for another — by name for the single-agent ones (`"self-refine"`,
 //! `"reflexion"`, `"plan-and-execute"`, `"rewoo"`, `"tree-of-thoughts"`), or as a value, which
-//! is how the multi-agent ones (a supervisor and its workers, a router, a debate...) are given
-//! their agents. Every architecture drives the same [`AgentRun`]: each model call, tool call
-//! and nested agent run goes through it, so events, spans, usage, cost and the journal are the
-//! same whichever loop makes them, and a crashed run of any architecture resumes elsewhere.
+//! is how settings are given and how the multi-agent ones get their agents:
+//!
+//! | architecture | use it when |
+//! |---|---|
+//! | [`ReAct`] | the model should decide what to do next, tool by tool (the default) |
+//! | [`SelfRefine`] | a second look improves answers: writing, code, explanations |
+//! | [`Reflexion`] | answers have a checkable quality and retrying with hindsight helps |
+//! | [`TreeOfThoughts`] | the first idea is often wrong and ideas can be judged early: puzzles, planning |
+//! | [`PlanAndExecute`] | the steps can be foreseen and one long loop loses its way |
+//! | [`ReWoo`] | the tool calls can be planned up front: lookups, fan-out searches (fewest tokens) |
+//! | [`Router`] | requests fall into kinds that different specialists handle |
+//! | [`Supervisor`] | a task splits into parts for specialists, and someone must put them together |
+//! | [`ActorCritic`] | a separate reviewer should hold drafts to a standard |
+//! | [`Debate`] | independent attempts catch each other's mistakes |
+//! | [`Swarm`] | a conversation moves between specialists who know when to pass it on |
+//! | [`Blackboard`] | work builds up from several kinds of expertise in no fixed order |
+//!
+//! Every architecture drives the same [`AgentRun`]: each model call, tool call and team
+//! member's run goes through it, so events (a member's carry this run's id as their parent),
+//! spans, usage, cost and the journal are the same whichever loop makes them, and a crashed
+//! run of any architecture resumes elsewhere without repeating what finished. The control
+//! messages models write — plans, routes, scores, picks — are typed ([`Plan`], [`RouteChoice`],
+//! [`Evaluation`] ...), asked for with their schema and parsed like a typed output, with one
+//! retry; each architecture documents what it does with one still malformed.
+//!
+//! They compose: [`Reflexion`], [`SelfRefine`] and [`RunUntil`] take any architecture as their
+//! `base`, a team member is a full agent with an architecture of its own (a supervisor of
+//! supervisors), and each role can have its own model (`.critic_model(..)`, `.planner_model(..)`).
+//! [`Team`] builds the multi-agent ones as plain agents.
+//!
+//! ```
+//! use loomflow::arch::{Reflexion, Supervisor};
+//! use loomflow::prelude::*;
+//!
+//! let researcher = Agent::new("You find facts.").name("researcher").model("echo");
+//! let writer = Agent::new("You write clearly.").name("writer").model("echo");
+//! // A supervised team that retries, with a lesson, until its answer scores 0.8.
+//! let team = Agent::new("You lead a research team.")
+//!     .model("echo")
+//!     .architecture(Reflexion::new().base(Supervisor::new().worker("researcher", researcher).worker("writer", writer)));
+//! assert_eq!(team.architecture_name(), "reflexion");
+//! assert!(team.check().is_ok());
+//! ```
 //!
 //! Write your own by implementing [`Architecture`].
 
@@ -48,7 +87,7 @@ pub use team::Team;
 pub use tree_of_thoughts::TreeOfThoughts;
 pub use until::RunUntil;
 
-pub(crate) use react::react;
+pub(crate) use react::{react, react_default};
 pub(crate) use run::{Parts, Tally};
 
 use crate::error::{ConfigError, Error};

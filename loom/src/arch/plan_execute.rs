@@ -191,6 +191,7 @@ impl Architecture for PlanAndExecute {
                 extra: Some(&failure),
                 model: self.executor.model(),
                 base: Some(base),
+                keep_answer: true,
             };
             failure.reset();
             let outcome = react_on(run, &mut messages, None, &lp).await;

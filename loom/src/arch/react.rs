@@ -116,25 +116,65 @@ pub(crate) struct Loop<'a> {
     /// The first number of the block of model calls reserved for the loop (`max_turns` of
     /// them); `None` numbers each call as it is made (a loop that runs alone).
     pub(crate) base: Option<u32>,
+    /// Whether the caller wants the answer's text back (not when it is the run's output
+    /// already).
+    pub(crate) keep_answer: bool,
+}
+
+impl Loop<'_> {
+    /// The agent's own loop: its turns, its model, its tools.
+    pub(crate) fn agent(max_turns: u32) -> Self {
+        Self { role: "agent", max_turns, extra: None, model: None, base: None, keep_answer: true }
+    }
 }
 
 /// ReAct on the run's own conversation, with its output: the default loop.
 pub(crate) async fn react(run: &mut AgentRun<'_>, max_turns: Option<u32>) -> Result<String, Error> {
     let max_turns = max_turns.unwrap_or(run.parts.max_turns);
-    react_with(run, Loop { role: "agent", max_turns, extra: None, model: None, base: None }).await
+    react_with(run, Loop::agent(max_turns)).await
 }
 
-/// ReAct on the run's own conversation, with its output, as `lp` says.
+/// ReAct on the run's own conversation, with its output, as `lp` says; the answer is recorded
+/// as accepted, for an architecture that returns it (or another).
 pub(crate) async fn react_with(run: &mut AgentRun<'_>, lp: Loop<'_>) -> Result<String, Error> {
-    let mut messages = std::mem::take(&mut run.messages);
-    let mut output = run.output.take();
-    let outcome = react_on(run, &mut messages, output.as_deref_mut(), &lp).await;
-    run.messages = messages;
-    run.output = output;
+    let outcome = react_unrecorded(run, lp).await;
     if let Ok(answer) = &outcome {
         run.accepted = Some(answer.clone());
     }
     outcome
+}
+
+/// ReAct on the run's own conversation, with its output.
+#[allow(clippy::manual_async_fn)]
+fn react_unrecorded<'a, 'r>(
+    run: &'a mut AgentRun<'r>,
+    lp: Loop<'a>,
+) -> impl Future<Output = Result<String, Error>> + Send + 'a {
+    async move {
+        let mut messages = std::mem::take(&mut run.messages);
+        let mut output = run.output.take();
+        let outcome = react_on(run, &mut messages, output.as_deref_mut(), &lp).await;
+        run.messages = messages;
+        run.output = output;
+        outcome
+    }
+}
+
+/// The agent's default loop, the whole run: the answer is the run's output already, so its
+/// text is not kept.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn react_default<'a, 'r>(run: &'a mut AgentRun<'r>) -> impl Future<Output = Result<(), Error>> + Send + 'a {
+    async move {
+        let mut messages = std::mem::take(&mut run.messages);
+        let mut output = run.output.take();
+        let lp = Loop { keep_answer: false, ..Loop::agent(run.parts.max_turns) };
+        // Boxed: the run's own future (boxed once, by the runner) stays under a kilobyte,
+        // which the allocator serves from its small bins.
+        let outcome = Box::pin(react_on(run, &mut messages, output.as_deref_mut(), &lp)).await;
+        run.messages = messages;
+        run.output = output;
+        outcome.map(drop)
+    }
 }
 
 /// The ReAct loop on `messages`, through `run`. With `output`, the answer is accepted as the
@@ -222,7 +262,7 @@ pub(crate) fn react_on<'a, 'r: 'a, 's: 'a>(
                 let Some(slot) = output.as_deref_mut() else { return Ok(answer.to_owned()) };
                 match slot.accept(answer) {
                     Ok(()) => {
-                        let answer = answer.to_owned();
+                        let answer = if lp.keep_answer { answer.to_owned() } else { String::new() };
                         if final_call.is_some() {
                             let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
                             let closing = close_calls(calls, "Final answer received.");
@@ -263,7 +303,15 @@ pub(crate) fn react_on<'a, 'r: 'a, 's: 'a>(
             }
             retrying = false;
             let calls = messages.last().map(Message::tool_calls).unwrap_or(&[]);
-            let (results, ended) = run_calls(run, turn, calls, lp.extra).await?;
+            let (results, ended) = match lp.extra {
+                // The agent's own tools only: straight through the run.
+                None => {
+                    let results = run.call_tools(turn, calls).await?;
+                    let ended = if prepared.ends_turn { ended_by_tool(run, calls, &results) } else { None };
+                    (results, ended)
+                }
+                Some(_) => run_calls(run, turn, calls, lp.extra).await?,
+            };
             messages.extend(results.into_iter().map(Message::Tool));
             run.checkpoint(turn).await?;
             if let Some(answer) = ended {

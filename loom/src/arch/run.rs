@@ -214,7 +214,7 @@ impl<'r> AgentRun<'r> {
         durable: Option<&'r Durable>,
         messages: Vec<Message>,
         input_index: usize,
-        output: &'r mut dyn OutputSlot,
+        output: Option<&'r mut dyn OutputSlot>,
     ) -> Self {
         Self {
             parts,
@@ -225,7 +225,7 @@ impl<'r> AgentRun<'r> {
             next_child: AtomicU32::new(0),
             messages,
             input_index,
-            output: Some(output),
+            output,
             accepted: None,
         }
     }
@@ -355,7 +355,7 @@ impl<'r> AgentRun<'r> {
         let max_turns = max_turns.unwrap_or(self.parts.max_turns).max(1);
         let base = self.reserve(max_turns);
         async move {
-            let lp = super::react::Loop { role, max_turns, extra: None, model, base: Some(base) };
+            let lp = super::react::Loop { role, max_turns, extra: None, model, base: Some(base), keep_answer: true };
             let answer = super::react::react_on(self, &mut messages, None, &lp).await?;
             Ok((answer, messages))
         }

@@ -188,8 +188,11 @@ impl Architecture for Supervisor {
             run.input_index += 1;
         }
         let max_turns = self.max_turns.unwrap_or(run.max_turns());
-        let outcome =
-            react_with(run, Loop { role: "manager", max_turns, extra: Some(&tools), model: None, base: None }).await;
+        let outcome = react_with(
+            run,
+            Loop { role: "manager", max_turns, extra: Some(&tools), model: None, base: None, keep_answer: true },
+        )
+        .await;
         // The team's roster is not part of the conversation the session keeps.
         match system {
             Some(system @ crate::model::Message::System { .. }) => {
