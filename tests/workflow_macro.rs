@@ -184,6 +184,45 @@ async fn a_cycle_runs_until_its_condition_or_its_bound() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The editor of a workflow that declares its own step bound.
+struct BoundedEditor {
+    reviews: AtomicU32,
+}
+
+#[workflow(max_steps = 4)]
+impl BoundedEditor {
+    #[node(start, next = review)]
+    async fn draft(&self, topic: String) -> String {
+        format!("draft on {topic}")
+    }
+
+    #[node(route = { Verdict::Accept => publish, Verdict::Revise => revise })]
+    async fn review(&self, draft: String) -> Verdict {
+        let n = self.reviews.fetch_add(1, Ordering::SeqCst) + 1;
+        if n >= 3 { Verdict::Accept(draft) } else { Verdict::Revise(draft) }
+    }
+
+    #[node(next = review, max_visits = 3)]
+    async fn revise(&self, draft: String) -> String {
+        draft + "+"
+    }
+
+    #[node]
+    async fn publish(&self, draft: String) -> String {
+        draft
+    }
+}
+
+#[tokio::test]
+async fn the_step_bound_declared_on_the_workflow_stops_its_runs() {
+    let wf = BoundedEditor { reviews: AtomicU32::new(0) }.into_workflow();
+    let err = wf.run("x".to_owned()).await.err();
+    assert!(matches!(err, Some(Error::Workflow(WorkflowError::StepLimit { limit: 4, .. }))), "{err:?}");
+    // A bound given when running wins over the declared one.
+    let wf = BoundedEditor { reviews: AtomicU32::new(0) }.into_workflow().max_steps(10);
+    assert!(wf.run("x".to_owned()).await.is_ok());
+}
+
 #[derive(Debug, Clone)]
 struct Doc {
     words: Vec<String>,

@@ -521,3 +521,22 @@ impl std::iter::Sum for Usage {
         iter.fold(Self::default(), Add::add)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Usage;
+
+    #[test]
+    fn usage_sums_saturate_instead_of_wrapping() {
+        let absurd = Usage::new(u64::MAX - 1, u64::MAX).with_cached_input_tokens(u64::MAX);
+        let mut total = Usage::new(5, 5);
+        total += absurd;
+        assert_eq!(
+            (total.input_tokens, total.output_tokens, total.cached_input_tokens),
+            (u64::MAX, u64::MAX, u64::MAX)
+        );
+        assert_eq!(total.total_tokens(), u64::MAX);
+        let summed: Usage = [absurd, absurd, Usage::new(1, 1)].into_iter().sum();
+        assert_eq!(summed.output_tokens, u64::MAX);
+    }
+}

@@ -533,6 +533,11 @@ mod tests {
         assert!(matches!(Arguments::parse(r#"{"a": 1"#), Err(ArgumentError::InvalidJson { .. })));
         assert!(matches!(Arguments::parse("[1, 2]"), Err(ArgumentError::InvalidJson { .. })));
         assert!(matches!(Arguments::parse(r#"{"a": 1, "a": 2}"#), Err(ArgumentError::Duplicate { .. })));
+        // Past a few keys the check goes through a set; a duplicate is still found, by name.
+        let many: Vec<String> = (0..20).map(|i| format!(r#""k{i}": {i}"#)).collect();
+        let twice = format!("{{{}, \"k3\": 0}}", many.join(", "));
+        assert!(matches!(Arguments::parse(&twice), Err(ArgumentError::Duplicate { name }) if name == "k3"));
+        assert!(Arguments::parse(&format!("{{{}}}", many.join(", "))).is_ok());
         assert!(Arguments::parse("").is_ok());
         assert!(Arguments::parse("null").is_ok());
     }
