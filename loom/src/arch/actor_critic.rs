@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::control::Critique;
 use super::role::Member;
+use super::role::refuse;
 use super::run::{ChildKey, ChildSession};
 use super::{AgentRun, Architecture};
 use crate::agent::Agent;
@@ -73,18 +74,10 @@ impl Architecture for ActorCritic {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if self.max_rounds == 0 {
-            return Err(ConfigError::InvalidSetting {
-                setting: "max_rounds",
-                reason: "Actor-Critic needs at least one round of critique".to_owned(),
-            });
-        }
-        if !(0.0..=1.0).contains(&self.threshold) {
-            return Err(ConfigError::InvalidSetting {
-                setting: "approval_threshold",
-                reason: format!("the threshold is a score from 0 to 1, not {}", self.threshold),
-            });
-        }
+        refuse(self.max_rounds == 0, "max_rounds", || "Actor-Critic needs at least one round of critique")?;
+        refuse(!(0.0..=1.0).contains(&self.threshold), "approval_threshold", || {
+            format!("the threshold is a score from 0 to 1, not {}", self.threshold)
+        })?;
         self.actor.check().map_err(|e| member_error("actor", &e))?;
         self.critic.check().map_err(|e| member_error("critic", &e))
     }

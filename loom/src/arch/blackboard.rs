@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use super::control::Pick;
-use super::role::{Named, Role, check_members, roster};
+use super::role::{Named, Role, check_members, refuse, roster};
 use super::router::known;
 use super::run::ChildSession;
 use super::{AgentRun, Architecture};
@@ -125,12 +125,7 @@ impl Architecture for Blackboard {
 
     fn check(&self) -> Result<(), ConfigError> {
         check_members("blackboard", "agents", &self.agents, 1)?;
-        if self.max_rounds == 0 {
-            return Err(ConfigError::InvalidSetting {
-                setting: "max_rounds",
-                reason: "a blackboard needs at least one round".to_owned(),
-            });
-        }
+        refuse(self.max_rounds == 0, "max_rounds", || "a blackboard needs at least one round")?;
         if let Some(c) = &self.coordinator {
             c.check("coordinator")?;
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use futures::future::join_all;
 
 use super::actor_critic::member_error;
-use super::role::{Named, check_members, normalise, similarity};
+use super::role::{Named, check_members, normalise, refuse, similarity};
 use super::run::ChildSession;
 use super::{AgentRun, Architecture};
 use crate::agent::Agent;
@@ -155,18 +155,10 @@ impl Architecture for Debate {
 
     fn check(&self) -> Result<(), ConfigError> {
         check_members("debate", "debaters", &self.debaters, 2)?;
-        if self.rounds == 0 {
-            return Err(ConfigError::InvalidSetting {
-                setting: "rounds",
-                reason: "a debate needs at least one round after the opening answers".to_owned(),
-            });
-        }
-        if !(0.0..=1.0).contains(&self.convergence_similarity) {
-            return Err(ConfigError::InvalidSetting {
-                setting: "convergence_similarity",
-                reason: format!("a similarity is from 0 to 1, not {}", self.convergence_similarity),
-            });
-        }
+        refuse(self.rounds == 0, "rounds", || "a debate needs at least one round after the opening answers")?;
+        refuse(!(0.0..=1.0).contains(&self.convergence_similarity), "convergence_similarity", || {
+            format!("a similarity is from 0 to 1, not {}", self.convergence_similarity)
+        })?;
         match &self.judge {
             Some(judge) => judge.agent.check().map_err(|e| member_error("judge", &e)),
             None => Ok(()),

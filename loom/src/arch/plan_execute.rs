@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 
 use super::control::Plan;
 use super::react::{Loop, LoopTools, react_on};
-use super::role::{Role, role_methods};
+use super::role::{Role, refuse, role_methods};
 use super::run::with_system;
 use super::{AgentRun, Architecture};
 use crate::error::{ConfigError, Error, RunError};
@@ -135,18 +135,8 @@ impl Architecture for PlanAndExecute {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if self.max_steps == 0 {
-            return Err(ConfigError::InvalidSetting {
-                setting: "max_steps",
-                reason: "a plan needs room for at least one step".to_owned(),
-            });
-        }
-        if self.executor_turns == Some(0) {
-            return Err(ConfigError::InvalidSetting {
-                setting: "executor_turns",
-                reason: "an executor needs at least one turn".to_owned(),
-            });
-        }
+        refuse(self.max_steps == 0, "max_steps", || "a plan needs room for at least one step")?;
+        refuse(self.executor_turns == Some(0), "executor_turns", || "an executor needs at least one turn")?;
         self.planner.check("planner")?;
         self.executor.check("executor")?;
         self.synthesizer.check("synthesizer")

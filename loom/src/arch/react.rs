@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use futures::future::BoxFuture;
 
 use super::Architecture;
+use super::role::refuse;
 use super::run::{AgentRun, ModelCall};
 use crate::error::{ConfigError, Error, PartialRun, RunError};
 use crate::event::EventKind;
@@ -49,12 +50,7 @@ impl Architecture for ReAct {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if self.max_turns == Some(0) {
-            return Err(ConfigError::InvalidSetting {
-                setting: "max_turns",
-                reason: "ReAct needs at least one turn".to_owned(),
-            });
-        }
+        refuse(self.max_turns == Some(0), "max_turns", || "ReAct needs at least one turn")?;
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! Reflexion: attempt, evaluate, learn a lesson, try again with what was learned.
 
 use super::control::Evaluation;
-use super::role::{Role, role_methods};
+use super::role::{Role, refuse, role_methods};
 use super::{AgentRun, Architecture, Base};
 use crate::error::{ConfigError, Error, RunError};
 use crate::id::{RunId, SessionId};
@@ -101,18 +101,10 @@ impl Architecture for Reflexion {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if self.max_attempts == 0 {
-            return Err(ConfigError::InvalidSetting {
-                setting: "max_attempts",
-                reason: "Reflexion needs at least one attempt".to_owned(),
-            });
-        }
-        if !(0.0..=1.0).contains(&self.threshold) {
-            return Err(ConfigError::InvalidSetting {
-                setting: "threshold",
-                reason: format!("the threshold is a score from 0 to 1, not {}", self.threshold),
-            });
-        }
+        refuse(self.max_attempts == 0, "max_attempts", || "Reflexion needs at least one attempt")?;
+        refuse(!(0.0..=1.0).contains(&self.threshold), "threshold", || {
+            format!("the threshold is a score from 0 to 1, not {}", self.threshold)
+        })?;
         self.base.check()?;
         self.evaluator.check("evaluator")?;
         self.reflector.check("reflector")

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::control::{WorkPlan, WorkStep};
-use super::role::{Role, role_methods};
+use super::role::{Role, refuse, role_methods};
 use super::{AgentRun, Architecture, react};
 use crate::error::{ConfigError, Error};
 use crate::model::ToolCall;
@@ -287,12 +287,7 @@ impl Architecture for ReWoo {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if self.max_steps == 0 {
-            return Err(ConfigError::InvalidSetting {
-                setting: "max_steps",
-                reason: "a ReWOO plan needs room for at least one step".to_owned(),
-            });
-        }
+        refuse(self.max_steps == 0, "max_steps", || "a ReWOO plan needs room for at least one step")?;
         self.planner.check("planner")?;
         self.solver.check("solver")
     }

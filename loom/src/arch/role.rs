@@ -10,6 +10,16 @@ use crate::agent::Agent;
 use crate::error::{ConfigError, Error};
 use crate::model::{Content, IntoModel, Message, Model};
 
+/// Refuses a configuration: `Err` with `setting` and the reason (made only when refused) when
+/// `refused` holds.
+pub(crate) fn refuse<R: Into<String>>(
+    refused: bool,
+    setting: &'static str,
+    reason: impl FnOnce() -> R,
+) -> Result<(), ConfigError> {
+    if refused { Err(ConfigError::InvalidSetting { setting, reason: reason().into() }) } else { Ok(()) }
+}
+
 /// A role an architecture asks: its system prompt and, when it has one, its own model (the
 /// agent's otherwise, with its retries and fallbacks).
 #[derive(Clone)]
@@ -45,12 +55,9 @@ impl Role {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        if self.prompt.trim().is_empty() {
-            return Err(ConfigError::InvalidSetting {
-                setting: "prompt",
-                reason: format!("the {role}'s prompt is empty; give it instructions or keep the default"),
-            });
-        }
+        refuse(self.prompt.trim().is_empty(), "prompt", || {
+            format!("the {role}'s prompt is empty; give it instructions or keep the default")
+        })?;
         Ok(())
     }
 
@@ -174,18 +181,12 @@ pub(crate) fn check_members(architecture: &str, what: &str, members: &[Named], m
         });
     }
     for (i, m) in members.iter().enumerate() {
-        if m.name.trim().is_empty() {
-            return Err(ConfigError::InvalidSetting {
-                setting: "architecture",
-                reason: format!("a {architecture}'s {what} need names; #{} has none", i + 1),
-            });
-        }
-        if members[..i].iter().any(|o| o.name == m.name) {
-            return Err(ConfigError::InvalidSetting {
-                setting: "architecture",
-                reason: format!("the {architecture} has two {what} named `{}`", m.name),
-            });
-        }
+        refuse(m.name.trim().is_empty(), "architecture", || {
+            format!("a {architecture}'s {what} need names; #{} has none", i + 1)
+        })?;
+        refuse(members[..i].iter().any(|o| o.name == m.name), "architecture", || {
+            format!("the {architecture} has two {what} named `{}`", m.name)
+        })?;
         m.agent.check().map_err(|e| ConfigError::InvalidSetting {
             setting: "architecture",
             reason: format!("the {architecture}'s member `{}` is misconfigured: {e}", m.name),

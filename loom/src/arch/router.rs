@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::control::RouteChoice;
-use super::role::{Named, Role, check_members, role_methods, roster};
+use super::role::{Named, Role, check_members, refuse, role_methods, roster};
 use super::run::ChildSession;
 use super::{AgentRun, Architecture};
 use crate::agent::Agent;
@@ -129,19 +129,14 @@ impl Architecture for Router {
             known("route", fallback, &names)
                 .map_err(|reason| ConfigError::InvalidSetting { setting: "fallback", reason })?;
         }
-        if !(0.0..=1.0).contains(&self.min_confidence) {
-            return Err(ConfigError::InvalidSetting {
-                setting: "min_confidence",
-                reason: format!("a confidence is from 0 to 1, not {}", self.min_confidence),
-            });
-        }
-        if self.min_confidence > 0.0 && self.fallback.is_none() {
-            return Err(ConfigError::InvalidSetting {
-                setting: "min_confidence",
-                reason: "a confidence threshold needs a fallback route for the requests below it; add `.fallback(..)`"
-                    .to_owned(),
-            });
-        }
+        refuse(!(0.0..=1.0).contains(&self.min_confidence), "min_confidence", || {
+            format!("a confidence is from 0 to 1, not {}", self.min_confidence)
+        })?;
+        refuse(
+            self.min_confidence > 0.0 && self.fallback.is_none(),
+            "min_confidence",
+            || "a confidence threshold needs a fallback route for the requests below it; add `.fallback(..)`",
+        )?;
         self.classifier.check("classifier")
     }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::role::{Role, normalise, role_methods};
+use super::role::{Role, normalise, refuse, role_methods};
 use super::{AgentRun, Architecture, Base};
 use crate::error::{ConfigError, Error};
 use crate::model::Message;
@@ -111,18 +111,12 @@ impl Architecture for SelfRefine {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if self.max_rounds == 0 {
-            return Err(ConfigError::InvalidSetting {
-                setting: "max_rounds",
-                reason: "Self-Refine needs at least one round of critique".to_owned(),
-            });
-        }
-        if normalise(&self.stop_phrase).is_empty() {
-            return Err(ConfigError::InvalidSetting {
-                setting: "stop_phrase",
-                reason: "the stop phrase has no words; the critic could never stop the loop".to_owned(),
-            });
-        }
+        refuse(self.max_rounds == 0, "max_rounds", || "Self-Refine needs at least one round of critique")?;
+        refuse(
+            normalise(&self.stop_phrase).is_empty(),
+            "stop_phrase",
+            || "the stop phrase has no words; the critic could never stop the loop",
+        )?;
         self.base.check()?;
         self.critic.check("critic")?;
         self.refiner.check("refiner")

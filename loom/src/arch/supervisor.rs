@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::future::BoxFuture;
 
 use super::react::{Loop, LoopTools, react_with};
-use super::role::{Member, Named, check_members, roster};
+use super::role::{Member, Named, check_members, refuse, roster};
 use super::router::known;
 use super::run::{ChildKey, ChildSession, with_system};
 use super::{AgentRun, Architecture};
@@ -154,12 +154,7 @@ impl Architecture for Supervisor {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if self.max_turns == Some(0) {
-            return Err(ConfigError::InvalidSetting {
-                setting: "max_turns",
-                reason: "the manager needs at least one turn".to_owned(),
-            });
-        }
+        refuse(self.max_turns == Some(0), "max_turns", || "the manager needs at least one turn")?;
         let min = if self.allow_spawn { 0 } else { 1 };
         check_members("supervisor", "workers", &self.workers, min)
     }

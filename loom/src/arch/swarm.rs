@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
+use super::role::refuse;
 use super::router::known;
 use super::run::{ChildKey, ChildSession, LoopExit};
 use super::{AgentRun, Architecture};
@@ -362,12 +363,11 @@ impl Architecture for Swarm {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if self.max_handoffs == 0 {
-            return Err(ConfigError::InvalidSetting {
-                setting: "max_handoffs",
-                reason: "a swarm that allows no handoff is one agent; allow at least 1".to_owned(),
-            });
-        }
+        refuse(
+            self.max_handoffs == 0,
+            "max_handoffs",
+            || "a swarm that allows no handoff is one agent; allow at least 1",
+        )?;
         self.ready().map(drop)
     }
 

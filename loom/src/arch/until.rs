@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::control::GoalCheck;
-use super::role::{Role, normalise};
+use super::role::{Role, normalise, refuse};
 use super::run::LoopExit;
 use super::{AgentRun, Architecture, Base};
 use crate::error::{ConfigError, Error};
@@ -135,25 +135,14 @@ impl Architecture for RunUntil {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if self.max_iterations == 0 {
-            return Err(ConfigError::InvalidSetting {
-                setting: "max_iterations",
-                reason: "run_until needs at least one iteration".to_owned(),
-            });
-        }
-        if self.max_no_progress == 0 {
-            return Err(ConfigError::InvalidSetting {
-                setting: "max_no_progress",
-                reason: "allow at least one iteration without progress".to_owned(),
-            });
-        }
+        refuse(self.max_iterations == 0, "max_iterations", || "run_until needs at least one iteration")?;
+        refuse(self.max_no_progress == 0, "max_no_progress", || "allow at least one iteration without progress")?;
         if let Goal::Checker { condition, role } = &self.goal {
-            if condition.trim().is_empty() {
-                return Err(ConfigError::InvalidSetting {
-                    setting: "run_until",
-                    reason: "the condition is empty; say what the answer must achieve".to_owned(),
-                });
-            }
+            refuse(
+                condition.trim().is_empty(),
+                "run_until",
+                || "the condition is empty; say what the answer must achieve",
+            )?;
             role.check("checker")?;
         }
         self.base.check()
