@@ -45,6 +45,7 @@ mod context;
 pub mod error;
 pub mod event;
 mod id;
+pub mod memory;
 pub mod model;
 pub mod output;
 #[cfg(test)]

@@ -165,6 +165,12 @@ impl SessionStore for InMemoryStore {
                 out.extend(sessions.keys().cloned());
             }
         }
+        for shard in &self.journals {
+            let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(sessions) = shard.get(user) {
+                out.extend(sessions.keys().filter(|s| !out.contains(s)).cloned().collect::<Vec<_>>());
+            }
+        }
         Ok(out)
     }
 }

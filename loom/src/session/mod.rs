@@ -15,7 +15,7 @@ mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
-mod sqlite;
+pub(crate) mod sqlite;
 mod writer;
 
 pub use journal::{
@@ -80,7 +80,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// the databases); returns whether there was anything.
     async fn clear(&self, user: &UserId, session: &SessionId) -> Result<bool, StoreError>;
 
-    /// The user's sessions, in no particular order.
+    /// The user's sessions — those with messages and those with runs only (a run that crashed
+    /// before its first answer) — each once, in no particular order.
     async fn sessions(&self, user: &UserId) -> Result<Vec<SessionId>, StoreError>;
 }
 

@@ -270,7 +270,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn sessions(&self, user: &UserId) -> Result<Vec<SessionId>, StoreError> {
-        let rows = sqlx::query("SELECT DISTINCT session FROM loom_messages WHERE user_id = $1")
+        let rows = sqlx::query("SELECT session FROM loom_messages WHERE user_id = $1 UNION SELECT session FROM loom_runs WHERE user_id = $1")
             .bind(user.as_str())
             .fetch_all(&self.pool)
             .await

@@ -13,9 +13,10 @@ use crate::id::{RunId, SessionId, UserId};
 use crate::model::Message;
 
 /// The schema version this Loom writes (SQLite's `user_version`).
-pub const SQLITE_SCHEMA_VERSION: i64 = 1;
+pub const SQLITE_SCHEMA_VERSION: i64 = 2;
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE loom_messages (
         user TEXT NOT NULL, session TEXT NOT NULL, seq INTEGER NOT NULL, message TEXT NOT NULL,
         PRIMARY KEY (user, session, seq)
@@ -33,13 +34,43 @@ const MIGRATIONS: &[&str] = &["
         user TEXT NOT NULL, session TEXT NOT NULL, run TEXT NOT NULL, seq INTEGER NOT NULL, record BLOB NOT NULL,
         PRIMARY KEY (user, session, run, seq)
     ) WITHOUT ROWID;
-"];
+",
+    "
+    CREATE TABLE loom_blocks (
+        user TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL, updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (user, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE loom_episodes (
+        rowid INTEGER PRIMARY KEY, user TEXT NOT NULL, id TEXT NOT NULL UNIQUE, session TEXT,
+        kind TEXT NOT NULL, text TEXT NOT NULL, at_ms INTEGER NOT NULL, metadata TEXT NOT NULL,
+        embedder TEXT, vector BLOB
+    );
+    CREATE INDEX loom_episodes_by_user ON loom_episodes (user, at_ms);
+    CREATE VIRTUAL TABLE loom_episodes_text USING fts5(
+        text, content = 'loom_episodes', content_rowid = 'rowid', tokenize = 'unicode61'
+    );
+    CREATE TRIGGER loom_episodes_indexed AFTER INSERT ON loom_episodes BEGIN
+        INSERT INTO loom_episodes_text (rowid, text) VALUES (new.rowid, new.text);
+    END;
+    CREATE TRIGGER loom_episodes_unindexed AFTER DELETE ON loom_episodes BEGIN
+        INSERT INTO loom_episodes_text (loom_episodes_text, rowid, text) VALUES ('delete', old.rowid, old.text);
+    END;
+    CREATE TABLE loom_facts (
+        user TEXT NOT NULL, id TEXT NOT NULL, subject TEXT NOT NULL, subject_key TEXT NOT NULL,
+        predicate TEXT NOT NULL, object TEXT NOT NULL, confidence REAL NOT NULL,
+        valid_from INTEGER NOT NULL, valid_until INTEGER, recorded_at INTEGER NOT NULL,
+        closed_at INTEGER, retracted_at INTEGER, sources TEXT NOT NULL,
+        PRIMARY KEY (user, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX loom_facts_by_subject ON loom_facts (user, subject_key, predicate);
+",
+];
 
-fn error(kind: StoreErrorKind, message: impl Into<String>) -> StoreError {
+pub(crate) fn error(kind: StoreErrorKind, message: impl Into<String>) -> StoreError {
     StoreError::new(kind, "sqlite", message)
 }
 
-fn db(e: rusqlite::Error) -> StoreError {
+pub(crate) fn db(e: rusqlite::Error) -> StoreError {
     let kind = match &e {
         rusqlite::Error::SqliteFailure(f, _) => match f.code {
             rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => StoreErrorKind::Unavailable,
@@ -105,7 +136,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` with the connection on the blocking pool.
-    async fn with<T: Send + 'static>(
+    pub(crate) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -250,7 +281,7 @@ impl SessionStore for SqliteStore {
         let user = user.to_string();
         self.with(move |conn| {
             let mut stmt =
-                conn.prepare_cached("SELECT DISTINCT session FROM loom_messages WHERE user = ?1").map_err(db)?;
+                conn.prepare_cached("SELECT session FROM loom_messages WHERE user = ?1 UNION SELECT session FROM loom_runs WHERE user = ?1").map_err(db)?;
             let rows = stmt.query_map(params![user], |r| r.get::<_, String>(0)).map_err(db)?;
             let mut out = Vec::new();
             for row in rows {

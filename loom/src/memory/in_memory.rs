@@ -1,0 +1,381 @@
+//! Memory in the process: bounded per user and in users, for tests, demos and single processes.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::rank::{Bm25, cosine, fuse, words};
+use super::store::{MemoryStore, by_valid_time, record, supersede};
+use super::time::Timestamp;
+use super::types::{
+    Episode, Fact, FactQuery, ForgetReport, ForgetScope, MemoryData, NewFact, RecallQuery, Recalled, WorkingBlock,
+};
+use crate::error::{StoreError, StoreErrorKind};
+use crate::id::UserId;
+
+/// How much an [`InMemoryMemory`] keeps before it lets the oldest go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryLimits {
+    /// Users kept; past it the least recently used user's memory is dropped.
+    pub max_users: usize,
+    /// A user unused for this long is dropped.
+    pub idle_ttl: Duration,
+    /// Episodes kept per user; past it the oldest is dropped.
+    pub max_episodes_per_user: usize,
+    /// Facts kept per user; past it the oldest-recorded is dropped.
+    pub max_facts_per_user: usize,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        Self {
+            max_users: 100_000,
+            idle_ttl: Duration::from_secs(24 * 3_600),
+            max_episodes_per_user: 10_000,
+            max_facts_per_user: 10_000,
+        }
+    }
+}
+
+impl MemoryLimits {
+    /// At most `n` users.
+    #[must_use]
+    pub fn max_users(mut self, n: usize) -> Self {
+        self.max_users = n;
+        self
+    }
+
+    /// Users idle longer than `ttl` are dropped.
+    #[must_use]
+    pub fn idle_ttl(mut self, ttl: Duration) -> Self {
+        self.idle_ttl = ttl;
+        self
+    }
+
+    /// At most `n` episodes per user.
+    #[must_use]
+    pub fn max_episodes_per_user(mut self, n: usize) -> Self {
+        self.max_episodes_per_user = n;
+        self
+    }
+
+    /// At most `n` facts per user.
+    #[must_use]
+    pub fn max_facts_per_user(mut self, n: usize) -> Self {
+        self.max_facts_per_user = n;
+        self
+    }
+}
+
+/// One user's memory.
+#[derive(Default)]
+struct UserMemory {
+    blocks: BTreeMap<String, WorkingBlock>,
+    episodes: VecDeque<(Episode, Option<Vec<f32>>)>,
+    facts: Vec<Fact>,
+    /// Its place in the recency order.
+    tick: u64,
+    last_used: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Users {
+    by_user: HashMap<UserId, UserMemory>,
+    /// Users by last use, oldest first.
+    order: BTreeMap<u64, UserId>,
+    next_tick: u64,
+}
+
+/// Memory kept in the process, bounded: at most `max_users` users (least recently used
+/// dropped first), users idle past `idle_ttl` dropped, and per user at most
+/// `max_episodes_per_user` episodes and `max_facts_per_user` facts (oldest dropped first).
+/// Words are ranked by BM25 computed at recall, meaning by exact cosine similarity.
+pub struct InMemoryMemory {
+    users: Mutex<Users>,
+    limits: MemoryLimits,
+}
+
+impl std::fmt::Debug for InMemoryMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemoryMemory").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl Default for InMemoryMemory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const BACKEND: &str = "in-memory";
+
+impl InMemoryMemory {
+    /// With the default limits.
+    pub fn new() -> Self {
+        Self::with_limits(MemoryLimits::default())
+    }
+
+    /// With these limits.
+    pub fn with_limits(limits: MemoryLimits) -> Self {
+        Self { users: Mutex::new(Users::default()), limits }
+    }
+
+    /// How many users it holds now.
+    pub fn users(&self) -> usize {
+        self.lock().by_user.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Users> {
+        self.users.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on `user`'s memory, creating it when `create`, after dropping idle and excess
+    /// users; `None` when the user has none and `create` is off.
+    fn with_user<T>(&self, user: &UserId, create: bool, f: impl FnOnce(&mut UserMemory) -> T) -> Option<T> {
+        let mut users = self.lock();
+        let now = Instant::now();
+        let users = &mut *users;
+        // Drop the users idle past the TTL: the oldest are first.
+        while let Some((&tick, oldest)) = users.order.first_key_value() {
+            let idle = users
+                .by_user
+                .get(oldest)
+                .and_then(|m| m.last_used)
+                .is_none_or(|t| now.duration_since(t) > self.limits.idle_ttl);
+            if !idle || oldest == user {
+                break;
+            }
+            let oldest = oldest.clone();
+            users.order.remove(&tick);
+            users.by_user.remove(&oldest);
+        }
+        if !users.by_user.contains_key(user) {
+            if !create {
+                return None;
+            }
+            while users.by_user.len() >= self.limits.max_users.max(1) {
+                let Some((_, oldest)) = users.order.pop_first() else { break };
+                users.by_user.remove(&oldest);
+            }
+            users.by_user.insert(user.clone(), UserMemory::default());
+        }
+        let tick = users.next_tick;
+        users.next_tick += 1;
+        let memory = users.by_user.get_mut(user)?;
+        users.order.remove(&memory.tick);
+        memory.tick = tick;
+        memory.last_used = Some(now);
+        users.order.insert(tick, user.clone());
+        Some(f(memory))
+    }
+}
+
+#[async_trait::async_trait]
+impl MemoryStore for InMemoryMemory {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn blocks(&self, user: &UserId) -> Result<Vec<WorkingBlock>, StoreError> {
+        Ok(self.with_user(user, false, |m| m.blocks.values().cloned().collect()).unwrap_or_default())
+    }
+
+    async fn write_block(
+        &self,
+        user: &UserId,
+        name: &str,
+        text: &str,
+        append: bool,
+    ) -> Result<WorkingBlock, StoreError> {
+        let block = self.with_user(user, true, |m| {
+            let now = Timestamp::now();
+            let block = m.blocks.entry(name.to_owned()).or_insert_with(|| WorkingBlock {
+                name: name.to_owned(),
+                text: String::new(),
+                updated_at: now,
+            });
+            if append && !block.text.is_empty() {
+                block.text.push('\n');
+                block.text.push_str(text);
+            } else {
+                block.text = text.to_owned();
+            }
+            block.updated_at = now;
+            block.clone()
+        });
+        block.ok_or_else(|| StoreError::new(StoreErrorKind::Other, BACKEND, "the user's memory could not be made"))
+    }
+
+    async fn remember(&self, episode: &Episode, vector: Option<&[f32]>) -> Result<(), StoreError> {
+        let max = self.limits.max_episodes_per_user.max(1);
+        self.with_user(&episode.user, true, |m| {
+            m.episodes.push_back((episode.clone(), vector.map(<[f32]>::to_vec)));
+            while m.episodes.len() > max {
+                m.episodes.pop_front();
+            }
+        });
+        Ok(())
+    }
+
+    async fn recall(
+        &self,
+        user: &UserId,
+        query: &RecallQuery,
+        vector: Option<&[f32]>,
+    ) -> Result<Vec<Recalled>, StoreError> {
+        let found = self.with_user(user, false, |m| {
+            // Newest first: equal scores go to the more recent episode.
+            let admitted: Vec<&(Episode, Option<Vec<f32>>)> =
+                m.episodes.iter().rev().filter(|(e, _)| query.admits(e)).collect();
+            let terms: Vec<String> = words(&query.text).collect();
+            let index = Bm25::new(&terms, admitted.iter().map(|(e, _)| e.text.as_str()));
+            let mut by_words: Vec<(usize, f64)> =
+                (0..admitted.len()).map(|i| (i, index.score(i, &terms))).filter(|(_, s)| *s > 0.0).collect();
+            by_words.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let mut by_meaning: Vec<(usize, f64)> = match vector {
+                Some(q) => admitted
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (_, v))| v.as_deref().map(|v| (i, cosine(q, v))))
+                    .filter(|(_, s)| *s > 0.0)
+                    .collect(),
+                None => Vec::new(),
+            };
+            by_meaning.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let words: Vec<usize> = by_words.iter().map(|(i, _)| *i).collect();
+            let meaning: Vec<usize> = by_meaning.iter().map(|(i, _)| *i).collect();
+            fuse(&words, &meaning, query.alpha, query.limit)
+                .into_iter()
+                .filter(|(_, score, ..)| *score > 0.0)
+                .map(|(i, score, word_rank, meaning_rank)| Recalled {
+                    episode: admitted[i].0.clone(),
+                    score,
+                    word_rank,
+                    meaning_rank,
+                })
+                .collect::<Vec<_>>()
+        });
+        Ok(found.unwrap_or_default())
+    }
+
+    async fn add_fact(&self, user: &UserId, fact: NewFact, now: Timestamp) -> Result<Fact, StoreError> {
+        let max = self.limits.max_facts_per_user.max(1);
+        let recorded = self.with_user(user, true, |m| {
+            let mut fact = record(user, fact, now);
+            if let Some(same) = m.facts.iter_mut().find(|f| same_claim(f, &fact)) {
+                for s in fact.sources {
+                    if !same.sources.contains(&s) {
+                        same.sources.push(s);
+                    }
+                }
+                return same.clone();
+            }
+            for (i, until) in supersede(&m.facts, &mut fact, now) {
+                m.facts[i].valid_until = Some(until);
+                m.facts[i].closed_at = Some(now);
+            }
+            m.facts.push(fact.clone());
+            if m.facts.len() > max {
+                let excess = m.facts.len() - max;
+                m.facts.drain(..excess);
+            }
+            fact
+        });
+        recorded.ok_or_else(|| StoreError::new(StoreErrorKind::Other, BACKEND, "the user's memory could not be made"))
+    }
+
+    async fn facts(&self, user: &UserId, query: &FactQuery) -> Result<Vec<Fact>, StoreError> {
+        let mut found = self
+            .with_user(user, false, |m| m.facts.iter().filter(|f| query.admits(f)).cloned().collect::<Vec<_>>())
+            .unwrap_or_default();
+        by_valid_time(&mut found);
+        if let Some(limit) = query.limit {
+            found.truncate(limit);
+        }
+        Ok(found)
+    }
+
+    async fn rectify(
+        &self,
+        user: &UserId,
+        id: &str,
+        object: &str,
+        source: &str,
+        now: Timestamp,
+    ) -> Result<Fact, StoreError> {
+        let fixed = self.with_user(user, false, |m| {
+            let old = m.facts.iter_mut().find(|f| &*f.id == id && f.retracted_at.is_none())?;
+            old.retracted_at = Some(now);
+            let mut new = old.clone();
+            new.retracted_at = None;
+            new.id = super::types::new_id("fact");
+            new.object = object.trim().to_owned();
+            new.recorded_at = now;
+            new.closed_at = old.closed_at.map(|_| now);
+            new.sources.push(format!("rectified {id}: {source}"));
+            m.facts.push(new.clone());
+            Some(new)
+        });
+        fixed.flatten().ok_or_else(|| {
+            StoreError::new(StoreErrorKind::NotFound, BACKEND, format!("the user has no fact `{id}` to rectify"))
+        })
+    }
+
+    async fn export(&self, user: &UserId) -> Result<MemoryData, StoreError> {
+        let data = self.with_user(user, false, |m| MemoryData {
+            blocks: m.blocks.values().cloned().collect(),
+            episodes: m.episodes.iter().map(|(e, _)| e.clone()).collect(),
+            facts: m.facts.clone(),
+        });
+        Ok(data.unwrap_or_default())
+    }
+
+    async fn forget(&self, user: &UserId, scope: &ForgetScope) -> Result<ForgetReport, StoreError> {
+        if scope.is_everything() {
+            let mut users = self.lock();
+            let Some(m) = users.by_user.remove(user) else { return Ok(ForgetReport::default()) };
+            users.order.remove(&m.tick);
+            return Ok(ForgetReport {
+                episodes: m.episodes.len(),
+                facts: m.facts.len(),
+                blocks: m.blocks.len(),
+                sessions: 0,
+            });
+        }
+        let report = self.with_user(user, false, |m| {
+            let gone = |e: &Episode| {
+                scope.session.as_ref().is_none_or(|s| e.session.as_ref() == Some(s))
+                    && scope.before.is_none_or(|t| e.at < t)
+            };
+            let removed: Vec<String> =
+                m.episodes.iter().filter(|(e, _)| gone(e)).map(|(e, _)| e.id.to_string()).collect();
+            m.episodes.retain(|(e, _)| !gone(e));
+            let before = m.facts.len();
+            m.facts.retain(|f| !fact_forgotten(f, scope, &removed));
+            ForgetReport { episodes: removed.len(), facts: before - m.facts.len(), blocks: 0, sessions: 0 }
+        });
+        Ok(report.unwrap_or_default())
+    }
+}
+
+/// Whether `existing` already says what `new` says, from a time it still holds.
+pub(crate) fn same_claim(existing: &Fact, new: &Fact) -> bool {
+    existing.retracted_at.is_none()
+        && existing.subject.eq_ignore_ascii_case(&new.subject)
+        && existing.predicate == new.predicate
+        && existing.object.eq_ignore_ascii_case(&new.object)
+        && existing.valid_from <= new.valid_from
+        && existing.valid_until.is_none_or(|u| u > new.valid_from)
+}
+
+/// Whether a scoped forget removes `fact`: recorded before `before`, or drawn only from the
+/// episodes it removes.
+pub(crate) fn fact_forgotten(fact: &Fact, scope: &ForgetScope, removed_episodes: &[String]) -> bool {
+    if let Some(before) = scope.before
+        && scope.session.is_none()
+    {
+        return fact.recorded_at < before;
+    }
+    !fact.sources.is_empty() && fact.sources.iter().all(|s| removed_episodes.contains(s))
+}

@@ -1,0 +1,134 @@
+//! Ranking: words (BM25), meaning (cosine similarity), and their fusion by reciprocal rank.
+
+use std::collections::HashMap;
+
+use super::types::RRF_K;
+
+/// The words of a text, as recall compares them: lowercase runs of letters and digits.
+pub(crate) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase)
+}
+
+/// BM25's parameters: term-frequency saturation and length normalisation.
+const K1: f64 = 1.2;
+const B: f64 = 0.75;
+
+/// A BM25 index of one user's texts, built for one query (a store with a text index of its
+/// own, such as SQLite's FTS5, ranks there instead).
+pub(crate) struct Bm25<'d> {
+    docs: Vec<(usize, HashMap<String, u32>)>,
+    df: HashMap<&'d str, usize>,
+    avg_len: f64,
+}
+
+impl<'d> Bm25<'d> {
+    /// The index of `docs` for the words of `query` only (the others cannot score).
+    pub(crate) fn new(query: &'d [String], docs: impl Iterator<Item = &'d str>) -> Self {
+        let mut out = Vec::new();
+        let mut df: HashMap<&'d str, usize> = HashMap::new();
+        let mut total = 0usize;
+        for doc in docs {
+            let mut len = 0;
+            let mut tf: HashMap<String, u32> = HashMap::new();
+            for w in words(doc) {
+                len += 1;
+                if query.contains(&w) {
+                    *tf.entry(w).or_default() += 1;
+                }
+            }
+            for q in query {
+                if tf.contains_key(q) {
+                    *df.entry(q.as_str()).or_default() += 1;
+                }
+            }
+            total += len;
+            out.push((len, tf));
+        }
+        let avg_len = if out.is_empty() { 1.0 } else { (total as f64 / out.len() as f64).max(1.0) };
+        Self { docs: out, df, avg_len }
+    }
+
+    /// The score of document `i` for `query` (0 when no word matches).
+    pub(crate) fn score(&self, i: usize, query: &[String]) -> f64 {
+        let n = self.docs.len() as f64;
+        let Some((len, tf)) = self.docs.get(i) else { return 0.0 };
+        query
+            .iter()
+            .filter_map(|q| {
+                let f = f64::from(*tf.get(q)?);
+                let df = *self.df.get(q.as_str())? as f64;
+                let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
+                Some(idf * f * (K1 + 1.0) / (f + K1 * (1.0 - B + B * *len as f64 / self.avg_len)))
+            })
+            .sum()
+    }
+}
+
+/// The cosine similarity of two vectors (0 when either is zero or they differ in length).
+pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() || a.is_empty() {
+        return 0.0;
+    }
+    let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na.sqrt() * nb.sqrt()) }
+}
+
+/// Fuses two rankings of the same candidates by reciprocal rank: each candidate scores
+/// `(1 - alpha) / (K + word_rank) + alpha / (K + meaning_rank)`. Candidates are keyed by their
+/// index; a ranking lists indices best first. Returns `(index, score, word_rank, meaning_rank)`,
+/// best first, ties broken by the earlier index.
+pub(crate) fn fuse(
+    by_words: &[usize],
+    by_meaning: &[usize],
+    alpha: f64,
+    limit: usize,
+) -> Vec<(usize, f64, Option<usize>, Option<usize>)> {
+    let mut scores: HashMap<usize, (f64, Option<usize>, Option<usize>)> = HashMap::new();
+    for (rank, &i) in by_words.iter().enumerate() {
+        let e = scores.entry(i).or_default();
+        e.0 += (1.0 - alpha) / (RRF_K + (rank + 1) as f64);
+        e.1 = Some(rank + 1);
+    }
+    for (rank, &i) in by_meaning.iter().enumerate() {
+        let e = scores.entry(i).or_default();
+        e.0 += alpha / (RRF_K + (rank + 1) as f64);
+        e.2 = Some(rank + 1);
+    }
+    let mut out: Vec<_> = scores.into_iter().map(|(i, (s, w, m))| (i, s, w, m)).collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out.truncate(limit);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bm25_prefers_rare_words_and_short_documents() {
+        let query: Vec<String> = words("loom rust").collect();
+        let docs = ["the loom weaves", "rust rust rust and more words here", "a loom in rust", "nothing"];
+        let index = Bm25::new(&query, docs.iter().copied());
+        let scores: Vec<f64> = (0..docs.len()).map(|i| index.score(i, &query)).collect();
+        assert!(scores[2] > scores[0] && scores[2] > scores[1], "{scores:?}");
+        assert_eq!(scores[3], 0.0);
+    }
+
+    #[test]
+    fn fusion_weighs_the_two_rankings_by_alpha() {
+        // Words prefer 0 then 1; meaning prefers 1 then 2.
+        let words_only = fuse(&[0, 1], &[1, 2], 0.0, 3);
+        assert_eq!(words_only.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 1, 2]);
+        let meaning_only = fuse(&[0, 1], &[1, 2], 1.0, 3);
+        assert_eq!(meaning_only[0].0, 1);
+        let both = fuse(&[0, 1], &[1, 2], 0.5, 2);
+        assert_eq!(both[0], (1, 0.5 / 62.0 + 0.5 / 61.0, Some(2), Some(1)));
+        assert!((cosine(&[1.0, 0.0], &[1.0, 0.0]) - 1.0).abs() < 1e-9 && cosine(&[1.0], &[0.0]) == 0.0);
+    }
+}

@@ -1,0 +1,380 @@
+//! One conformance suite for every memory backend: partitioning, supersession, as-of queries,
+//! recall ranking, export and forget completeness, concurrent writers.
+
+mod common;
+
+use std::sync::Arc;
+
+use loomflow::UserId;
+use loomflow::memory::{
+    Episode, FactQuery, ForgetScope, InMemoryMemory, Memory, MemoryLimits, MemoryStore, NewFact, RecallQuery, Timestamp,
+};
+use loomflow::prelude::SessionId;
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn day(y: i32, m: u32, d: u32) -> Timestamp {
+    Timestamp::from_ymd(y, m, d)
+}
+
+macro_rules! suite {
+    ($($backend:ident => $make:expr;)*) => {$(
+        mod $backend {
+            use super::*;
+
+            fn store() -> (Arc<dyn MemoryStore>, Option<common::TempFile>) {
+                $make
+            }
+
+            fn memory() -> (Memory, Option<common::TempFile>) {
+                let (store, file) = store();
+                (Memory::shared(store), file)
+            }
+
+            #[tokio::test]
+            async fn users_never_see_each_other() -> anyhow::Result<()> {
+                super::users_never_see_each_other(memory().0).await
+            }
+
+            #[tokio::test]
+            async fn a_new_fact_ends_the_one_it_supersedes_in_valid_time_order() -> anyhow::Result<()> {
+                super::supersession(store().0).await
+            }
+
+            #[tokio::test]
+            async fn as_of_queries_see_what_was_believed_then() -> anyhow::Result<()> {
+                super::as_of(store().0).await
+            }
+
+            #[tokio::test]
+            async fn recall_ranks_by_words_and_meaning_and_filters() -> anyhow::Result<()> {
+                super::recall(memory().0).await
+            }
+
+            #[tokio::test]
+            async fn export_has_everything_and_forget_removes_it() -> anyhow::Result<()> {
+                super::export_and_forget(memory().0).await
+            }
+
+            #[tokio::test]
+            async fn concurrent_writers_lose_nothing() -> anyhow::Result<()> {
+                super::concurrent_writers(memory().0).await
+            }
+
+            #[tokio::test]
+            async fn a_thousand_users_stay_apart() -> anyhow::Result<()> {
+                super::thousand_users(memory().0).await
+            }
+        }
+    )*};
+}
+
+suite! {
+    in_memory => (Arc::new(InMemoryMemory::new()), None);
+    sqlite => {
+        let file = common::TempFile::new("memory.db");
+        let store = loomflow::session::SqliteStore::open(file.path()).unwrap_or_else(|e| panic!("{e}"));
+        (Arc::new(store), Some(file))
+    };
+}
+
+async fn users_never_see_each_other(memory: Memory) -> anyhow::Result<()> {
+    let (ann, bob) = (user("ann"), user("bob"));
+    memory.remember(&ann, "note", "Ann's locker code is 4412").await?;
+    memory.set_block(&ann, "persona", "Ann likes short answers").await?;
+    memory.add_fact(&ann, NewFact::new("ann", "lives in", "Oslo")).await?;
+    assert!(memory.recall(&bob, "locker code").await?.is_empty());
+    assert!(memory.blocks(&bob).await?.is_empty());
+    assert!(memory.facts(&bob, FactQuery::new()).await?.is_empty());
+    let exported = memory.export(&bob).await?;
+    assert!(
+        exported.memory.episodes.is_empty() && exported.memory.facts.is_empty() && exported.memory.blocks.is_empty()
+    );
+    assert_eq!(memory.recall(&ann, "locker code").await?.len(), 1);
+    // Forgetting bob leaves ann alone.
+    assert_eq!(memory.forget(&bob, ForgetScope::all()).await?.total(), 0);
+    assert_eq!(memory.profile(&ann).await?.episodes, 1);
+    Ok(())
+}
+
+async fn supersession(store: Arc<dyn MemoryStore>) -> anyhow::Result<()> {
+    let ann = user("ann");
+    let now = day(2026, 6, 1);
+    let acme = store.add_fact(&ann, NewFact::new("Ann", "Works-At", "Acme").valid_from(day(2025, 1, 1)), now).await?;
+    let globex =
+        store.add_fact(&ann, NewFact::new("ann", "worksAt", "Globex").valid_from(day(2026, 3, 1)), now).await?;
+    assert_eq!(globex.predicate, "works_at");
+    let at = |t| FactQuery::new().subject("ANN").predicate("works at").valid_at(t);
+    let then = store.facts(&ann, &at(day(2025, 6, 1))).await?;
+    assert_eq!(then.iter().map(|f| f.object.as_str()).collect::<Vec<_>>(), ["Acme"]);
+    assert_eq!(then[0].valid_until, Some(day(2026, 3, 1)));
+    let later = store.facts(&ann, &at(day(2026, 4, 1))).await?;
+    assert_eq!(later.iter().map(|f| f.object.as_str()).collect::<Vec<_>>(), ["Globex"]);
+    // Without a valid time: both, by valid time.
+    let all = store.facts(&ann, &FactQuery::new().subject("ann")).await?;
+    assert_eq!(all.iter().map(|f| f.object.as_str()).collect::<Vec<_>>(), ["Acme", "Globex"]);
+
+    // A fact about an earlier time arriving late ends where the later one begins.
+    let initech =
+        store.add_fact(&ann, NewFact::new("ann", "works at", "Initech").valid_from(day(2024, 1, 1)), now).await?;
+    assert_eq!(initech.valid_until, Some(day(2025, 1, 1)));
+    let acme_now = store.facts(&ann, &FactQuery::new().object("acme")).await?;
+    assert_eq!(acme_now[0].valid_until, Some(day(2026, 3, 1)), "the late fact does not touch a later one");
+    assert_eq!(acme_now[0].id, acme.id);
+
+    // The same claim again is one fact, its sources merged.
+    let again = store
+        .add_fact(&ann, NewFact::new("ann", "works_at", "globex").valid_from(day(2026, 5, 1)).source("ep_1"), now)
+        .await?;
+    assert_eq!(again.id, globex.id);
+    assert_eq!(again.sources, ["ep_1"]);
+    assert_eq!(store.facts(&ann, &FactQuery::new()).await?.len(), 3);
+    Ok(())
+}
+
+async fn as_of(store: Arc<dyn MemoryStore>) -> anyhow::Result<()> {
+    let ann = user("ann");
+    let (t1, t2, t3) = (day(2025, 1, 10), day(2025, 2, 10), day(2025, 3, 10));
+    store.add_fact(&ann, NewFact::new("ann", "lives in", "Oslo").valid_from(day(2024, 1, 1)), t1).await?;
+    store.add_fact(&ann, NewFact::new("ann", "lives in", "Bergen").valid_from(day(2025, 2, 1)), t2).await?;
+    let where_ = |valid, as_of| FactQuery::new().subject("ann").valid_at(valid).as_of(as_of);
+    // On Feb 5th Ann lived in Bergen; but on Jan 20th Loom did not know that yet.
+    let known_then = store.facts(&ann, &where_(day(2025, 2, 5), day(2025, 1, 20))).await?;
+    assert_eq!(known_then.iter().map(|f| f.object.as_str()).collect::<Vec<_>>(), ["Oslo"]);
+    let known_now = store.facts(&ann, &FactQuery::new().subject("ann").valid_at(day(2025, 2, 5))).await?;
+    assert_eq!(known_now.iter().map(|f| f.object.as_str()).collect::<Vec<_>>(), ["Bergen"]);
+    // Before anything was recorded, nothing was known.
+    assert!(store.facts(&ann, &FactQuery::new().as_of(day(2025, 1, 1))).await?.is_empty());
+
+    // A correction replaces the fact from now; what was believed before stays visible as-of.
+    let bergen = known_now[0].clone();
+    let fixed = store.rectify(&ann, &bergen.id, "Trondheim", "the user corrected it", t3).await?;
+    assert_eq!((fixed.object.as_str(), fixed.valid_from), ("Trondheim", bergen.valid_from));
+    assert!(fixed.sources.iter().any(|s| s.contains("the user corrected it")));
+    let now = store.facts(&ann, &FactQuery::new().subject("ann").valid_at(day(2025, 6, 1))).await?;
+    assert_eq!(now.iter().map(|f| f.object.as_str()).collect::<Vec<_>>(), ["Trondheim"]);
+    let before = store.facts(&ann, &where_(day(2025, 6, 1), day(2025, 3, 1))).await?;
+    assert_eq!(before.iter().map(|f| f.object.as_str()).collect::<Vec<_>>(), ["Bergen"]);
+    assert!(
+        store
+            .rectify(&ann, &bergen.id, "x", "twice", t3)
+            .await
+            .is_err_and(|e| e.kind() == loomflow::StoreErrorKind::NotFound)
+    );
+    assert!(store.rectify(&user("bob"), &fixed.id, "x", "not his", t3).await.is_err());
+    Ok(())
+}
+
+async fn recall(memory: Memory) -> anyhow::Result<()> {
+    let ann = user("ann");
+    let session = SessionId::new("trip")?;
+    let texts = [
+        ("note", "The invoice for March was paid by card", day(2025, 3, 5)),
+        ("turn", "Ann asked about trains from Oslo to Bergen", day(2025, 4, 1)),
+        ("turn", "The weather in Bergen was rainy all week", day(2025, 4, 2)),
+        ("note", "Ann's favourite train seat is by the window", day(2025, 4, 3)),
+    ];
+    for (kind, text, at) in texts {
+        memory.remember_episode(&Episode::new(ann.clone(), kind, text).at(at).in_session(session.clone())).await?;
+    }
+    let hits = memory.recall(&ann, "trains to Bergen").await?;
+    assert_eq!(hits[0].episode.text, "Ann asked about trains from Oslo to Bergen");
+    assert_eq!(hits[0].word_rank, Some(1));
+    assert!(hits.iter().all(|h| h.score > 0.0) && hits.windows(2).all(|w| w[0].score >= w[1].score));
+    // Filters: kind, time range, limit.
+    let notes = memory.recall(&ann, RecallQuery::new("train").kind("note")).await?;
+    assert!(notes.iter().all(|h| h.episode.kind == "note") && !notes.is_empty());
+    let april = memory
+        .recall(&ann, RecallQuery::new("Bergen").alpha(0.0).between(Some(day(2025, 4, 2)), Some(day(2025, 5, 1))))
+        .await?;
+    assert_eq!(
+        april.iter().map(|h| h.episode.text.as_str()).collect::<Vec<_>>(),
+        ["The weather in Bergen was rainy all week"]
+    );
+    assert_eq!(memory.recall(&ann, RecallQuery::new("Bergen").limit(1)).await?.len(), 1);
+    // Words only: nothing without a shared word; meaning only: a near spelling is found.
+    assert!(memory.recall(&ann, RecallQuery::new("invoices").alpha(0.0)).await?.is_empty());
+    let by_meaning = memory.recall(&ann, RecallQuery::new("invoices").alpha(1.0)).await?;
+    assert_eq!(by_meaning.first().map(|h| h.episode.text.as_str()), Some("The invoice for March was paid by card"));
+    assert!(by_meaning[0].word_rank.is_none() && by_meaning[0].meaning_rank == Some(1));
+    Ok(())
+}
+
+async fn export_and_forget(memory: Memory) -> anyhow::Result<()> {
+    let (ann, bob) = (user("ann"), user("bob"));
+    let (s1, s2) = (SessionId::new("s1")?, SessionId::new("s2")?);
+    let old = Episode::new(ann.clone(), "turn", "old secret").at(day(2020, 1, 1)).in_session(s1.clone());
+    memory.remember_episode(&old).await?;
+    memory.remember_episode(&Episode::new(ann.clone(), "turn", "recent secret").in_session(s2.clone())).await?;
+    let e = Episode::new(ann.clone(), "turn", "session one secret").in_session(s1.clone());
+    memory.remember_episode(&e).await?;
+    memory.add_fact(&ann, NewFact::new("ann", "pet", "cat").source(e.id.to_string())).await?;
+    memory.add_fact(&ann, NewFact::new("ann", "city", "Oslo")).await?;
+    memory.set_block(&ann, "prefs", "tea").await?;
+    memory.append_block(&ann, "prefs", "no sugar").await?;
+    memory.remember(&bob, "turn", "bob's secret").await?;
+
+    let export = memory.export(&ann).await?;
+    assert_eq!((export.memory.episodes.len(), export.memory.facts.len(), export.memory.blocks.len()), (3, 2, 1));
+    assert_eq!(export.memory.blocks[0].text, "tea\nno sugar");
+    assert_eq!(export.memory.episodes[0].text, "old secret", "oldest first");
+    let json = serde_json::to_string(&export)?;
+    assert!(json.contains("recent secret") && !json.contains("bob's secret"));
+
+    // One session: its episodes, and the facts drawn only from them.
+    let report = memory.forget(&ann, ForgetScope::session(s1.clone())).await?;
+    assert_eq!((report.episodes, report.facts), (2, 1));
+    // Older than a date.
+    memory.remember_episode(&Episode::new(ann.clone(), "turn", "ancient").at(day(2019, 1, 1))).await?;
+    assert_eq!(memory.forget(&ann, ForgetScope::before(day(2021, 1, 1))).await?.episodes, 1);
+    // Everything.
+    let report = memory.forget(&ann, ForgetScope::all()).await?;
+    assert_eq!((report.episodes, report.facts, report.blocks), (1, 1, 1));
+    assert!(memory.recall(&ann, "secret").await?.is_empty());
+    assert!(memory.facts(&ann, FactQuery::new()).await?.is_empty());
+    assert!(memory.blocks(&ann).await?.is_empty());
+    let after = memory.export(&ann).await?;
+    assert!(after.memory.episodes.is_empty() && after.memory.facts.is_empty() && after.memory.blocks.is_empty());
+    assert_eq!(memory.recall(&bob, "secret").await?.len(), 1);
+    Ok(())
+}
+
+async fn concurrent_writers(memory: Memory) -> anyhow::Result<()> {
+    let ann = user("ann");
+    let writers = (0..32).map(|i| {
+        let (memory, ann) = (memory.clone(), ann.clone());
+        tokio::spawn(async move {
+            memory.remember(&ann, "turn", &format!("message number {i}")).await?;
+            memory.append_block(&ann, "log", &format!("{i}")).await?;
+            memory.add_fact(&ann, NewFact::new(format!("item {i}"), "state", "done")).await?;
+            Ok::<_, loomflow::Error>(())
+        })
+    });
+    for w in futures::future::join_all(writers).await {
+        w??;
+    }
+    let export = memory.export(&ann).await?;
+    assert_eq!((export.memory.episodes.len(), export.memory.facts.len()), (32, 32));
+    assert_eq!(export.memory.blocks[0].text.lines().count(), 32);
+    Ok(())
+}
+
+async fn thousand_users(memory: Memory) -> anyhow::Result<()> {
+    for i in 0..1_000 {
+        memory.remember(&user(&format!("u{i}")), "note", &format!("the secret of u{i} is {i}")).await?;
+    }
+    for i in (0..1_000).step_by(97) {
+        let hits = memory.recall(&user(&format!("u{i}")), "secret").await?;
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].episode.text, format!("the secret of u{i} is {i}"));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_memory_limits_drop_the_least_recently_used() -> anyhow::Result<()> {
+    let limits = MemoryLimits::default().max_users(2).max_episodes_per_user(2);
+    let store = Arc::new(InMemoryMemory::with_limits(limits));
+    let memory = Memory::shared(store.clone());
+    for i in 0..3 {
+        memory.remember(&user("ann"), "turn", &format!("ann {i}")).await?;
+    }
+    assert_eq!(
+        memory.export(&user("ann")).await?.memory.episodes.iter().map(|e| e.text.as_str()).collect::<Vec<_>>(),
+        ["ann 1", "ann 2"]
+    );
+    memory.remember(&user("bob"), "turn", "bob").await?;
+    memory.recall(&user("ann"), "ann").await?; // ann is used again: bob is now the oldest
+    memory.remember(&user("cid"), "turn", "cid").await?;
+    assert_eq!(store.users(), 2);
+    assert!(memory.export(&user("bob")).await?.memory.episodes.is_empty());
+    assert_eq!(memory.export(&user("ann")).await?.memory.episodes.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn related_facts_are_found_hop_by_hop_at_a_point_in_time() -> anyhow::Result<()> {
+    let memory = Memory::in_memory();
+    let ann = user("ann");
+    memory.add_fact(&ann, NewFact::new("ann", "works at", "Acme").valid_from(day(2025, 1, 1))).await?;
+    memory.add_fact(&ann, NewFact::new("Acme", "located in", "Oslo").valid_from(day(2020, 1, 1))).await?;
+    memory.add_fact(&ann, NewFact::new("oslo", "capital of", "Norway").valid_from(day(1900, 1, 1))).await?;
+    memory.add_fact(&ann, NewFact::new("ann", "works at", "Globex").valid_from(day(2026, 1, 1))).await?;
+    let then = memory.related(&ann, "ann", 3, Some(day(2025, 6, 1))).await?;
+    let hops: Vec<(&str, &str)> = then.iter().map(|f| (f.subject.as_str(), f.object.as_str())).collect();
+    assert_eq!(hops, [("ann", "Acme"), ("Acme", "Oslo"), ("oslo", "Norway")]);
+    assert_eq!(memory.related(&ann, "ann", 1, Some(day(2025, 6, 1))).await?.len(), 1);
+    let now = memory.related(&ann, "ann", 3, Some(day(2026, 6, 1))).await?;
+    assert_eq!(now.iter().map(|f| f.object.as_str()).collect::<Vec<_>>(), ["Globex"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
+    let memory = Memory::in_memory();
+    let ann = user("ann");
+    assert!(memory.add_fact(&ann, NewFact::new(" ", "is", "x")).await.is_err());
+    assert!(memory.add_fact(&ann, NewFact::new("a", "--", "x")).await.is_err());
+    assert!(memory.set_block(&ann, "", "x").await.is_err());
+    assert!(memory.set_block(&ann, "bad\nname", "x").await.is_err());
+    let f = memory.add_fact(&ann, NewFact::new("a", "b", "c").confidence(7.0)).await?;
+    assert_eq!(f.confidence, 1.0);
+    assert_eq!(memory.export(&ann).await?.memory.facts.len(), 1);
+    Ok(())
+}
+
+/// GDPR on SQLite, end to end: an agent's sessions and journals, and memory, in one file;
+/// after `forget`, no API and no query of the database returns the user's data.
+#[tokio::test]
+async fn forget_leaves_nothing_of_the_user_in_the_database() -> anyhow::Result<()> {
+    use loomflow::prelude::*;
+    let file = common::TempFile::new("gdpr.db");
+    let store = Arc::new(loomflow::session::SqliteStore::open(file.path())?);
+    let agent =
+        Agent::new("Help.").model(ScriptedModel::from_fn(|_| ScriptedTurn::text("noted"))).store(Arc::clone(&store));
+    for (who, session) in [("ann", "s1"), ("ann", "s2"), ("bob", "s1")] {
+        agent.run(format!("{who} says zebracode")).user(who).session(session).await?;
+    }
+    let memory = Memory::shared(store.clone()).sessions(store.clone()).journal(store.clone());
+    let ann = user("ann");
+    memory.remember(&ann, "turn", "ann said zebracode").await?;
+    memory.add_fact(&ann, NewFact::new("ann", "code", "zebracode")).await?;
+    memory.set_block(&ann, "notes", "zebracode").await?;
+
+    let export = memory.export(&ann).await?;
+    assert_eq!(export.sessions.iter().map(|s| s.session.as_str()).collect::<Vec<_>>(), ["s1", "s2"]);
+    assert_eq!(export.sessions[0].messages.len(), 2);
+    assert!(export.sessions[0].runs[0].journal.iter().any(|e| e["kind"] == "run_started"));
+    let json = serde_json::to_string(&export)?;
+    assert!(json.contains("ann says zebracode") && !json.contains("bob says"));
+
+    let report = memory.forget(&ann, ForgetScope::all()).await?;
+    assert_eq!((report.episodes, report.facts, report.blocks, report.sessions), (1, 1, 1, 2));
+    let after = memory.export(&ann).await?;
+    assert!(after.sessions.is_empty() && after.memory.episodes.is_empty());
+
+    // Straight to the database: no table holds a row of ann's, and the text index has no trace.
+    let conn = rusqlite::Connection::open(file.path())?;
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'loom_%' AND sql LIKE '%user TEXT%'",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    assert!(tables.len() >= 7, "{tables:?}");
+    for table in &tables {
+        let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table} WHERE user = 'ann'"), [], |r| r.get(0))?;
+        assert_eq!(n, 0, "{table} still holds ann's rows");
+    }
+    let indexed: i64 = conn.query_row(
+        "SELECT count(*) FROM loom_episodes_text WHERE loom_episodes_text MATCH 'zebracode'",
+        [],
+        |r| r.get(0),
+    )?;
+    assert_eq!(indexed, 0);
+    let bobs: i64 = conn.query_row("SELECT count(*) FROM loom_messages WHERE user = 'bob'", [], |r| r.get(0))?;
+    assert_eq!(bobs, 2);
+    Ok(())
+}
