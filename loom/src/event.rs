@@ -207,6 +207,13 @@ pub enum EventKind {
         /// Its data.
         payload: serde_json::Value,
     },
+    /// An event of the agent's memory (`memory.recalled`, `memory.remembered`, `memory.failed`).
+    Memory {
+        /// What happened, as `memory.event`.
+        name: String,
+        /// Its data.
+        payload: serde_json::Value,
+    },
     /// An event of an application, a tool or an extension.
     Custom {
         /// Its name.

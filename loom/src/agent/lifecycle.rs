@@ -228,6 +228,10 @@ where
             session: ctx.session().cloned(),
             parent: ctx.parent(),
         });
+        if let Some(memory) = &agent.memory {
+            // Boxed, as memory is rare: a run without it pays nothing.
+            Box::pin(memory.recall_into(ctx, &input, &mut messages)).await?;
+        }
         let input_index = messages.len();
         messages.push(Message::User { content: input });
         let mut slot = Slot::new(&agent.output);
@@ -264,8 +268,7 @@ where
         }
         let duration = started.elapsed();
         let Tally { usage, cost, turns, tool_calls, exit } = tally;
-        ctx.emit(|| EventKind::RunFinished { turns, tool_calls, usage, duration });
-        Ok(RunResult {
+        let result = RunResult {
             output,
             messages,
             usage,
@@ -278,7 +281,18 @@ where
             cost_usd: cost,
             exit,
             input_index,
-        })
+        };
+        let result = match &agent.memory {
+            Some(memory) => Box::pin(memory.keep(ctx, result)).await?,
+            None => result,
+        };
+        ctx.emit(|| EventKind::RunFinished {
+            turns: result.turns,
+            tool_calls: result.tool_calls,
+            usage: result.usage,
+            duration: result.duration,
+        });
+        Ok(result)
     }
 }
 

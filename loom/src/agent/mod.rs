@@ -2,6 +2,7 @@
 
 mod durable;
 mod lifecycle;
+mod memory;
 mod prepared;
 mod run;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 pub(crate) use durable::Durable;
 pub use durable::{AgentInput, ToolDecision};
 pub(crate) use lifecycle::run as run_future;
+pub use memory::AgentMemory;
 pub(crate) use prepared::Prepared;
 pub use run::RunResult;
 
@@ -105,6 +107,8 @@ pub struct Agent<O = String> {
     pub(crate) lease_ttl: Duration,
     /// The loop; `None` for ReAct (called directly).
     pub(crate) architecture: Option<Arc<dyn Architecture>>,
+    /// What the agent recalls before a run and keeps after it.
+    pub(crate) memory: Option<Arc<AgentMemory>>,
     /// What every run of this configuration shares (system prompt, tool list, response
     /// format), computed at the first run; every builder method resets it.
     prepared: OnceLock<Prepared>,
@@ -131,6 +135,7 @@ impl<O> Clone for Agent<O> {
             journal: self.journal.clone(),
             lease_ttl: self.lease_ttl,
             architecture: self.architecture.clone(),
+            memory: self.memory.clone(),
             prepared: self.prepared.clone(),
         }
     }
@@ -171,6 +176,7 @@ impl Agent<String> {
             journal: None,
             lease_ttl: DEFAULT_LEASE,
             architecture: None,
+            memory: None,
             prepared: OnceLock::new(),
         }
     }
@@ -233,6 +239,7 @@ impl<O> Agent<O> {
             journal: self.journal,
             lease_ttl: self.lease_ttl,
             architecture: self.architecture,
+            memory: self.memory,
             prepared: OnceLock::new(),
         }
     }
@@ -359,6 +366,34 @@ impl<O> Agent<O> {
     /// The agent with other instructions.
     pub(crate) fn replace_instructions(mut self, instructions: impl Into<Arc<str>>) -> Self {
         self.instructions = instructions.into();
+        self.changed()
+    }
+
+    /// Gives the agent a memory: before each run it recalls the user's working blocks, the
+    /// facts that bear on the input and the most relevant episodes into its system prompt;
+    /// after each run it keeps the turn. A [`Memory`](crate::memory::Memory) with the defaults,
+    /// or an [`AgentMemory`] with settings of its own.
+    ///
+    /// ```
+    /// use loomflow::memory::Memory;
+    /// use loomflow::prelude::*;
+    ///
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # rt.block_on(async {
+    /// let memory = Memory::in_memory();
+    /// let model = ScriptedModel::new([ScriptedTurn::text("Noted: trains."), ScriptedTurn::text("By train, as you like.")]);
+    /// let agent = Agent::new("You plan trips.").model(model.clone()).memory(memory.clone());
+    /// agent.run("I always travel by train").user("ann").session("s1").await?;
+    /// // Another session: the agent recalls the earlier turn.
+    /// agent.run("How should I travel to Bergen? train?").user("ann").session("s2").await?;
+    /// assert!(model.requests()[1].messages[0].text().contains("I always travel by train"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn memory(mut self, memory: impl Into<AgentMemory>) -> Self {
+        self.memory = Some(Arc::new(memory.into()));
         self.changed()
     }
 

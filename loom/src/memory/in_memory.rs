@@ -73,6 +73,8 @@ impl MemoryLimits {
 struct UserMemory {
     blocks: BTreeMap<String, WorkingBlock>,
     episodes: VecDeque<(Episode, Option<Vec<f32>>)>,
+    /// The ids of `episodes`: an episode kept again (a resumed run's turn) is kept once.
+    ids: std::collections::HashSet<std::sync::Arc<str>>,
     facts: Vec<Fact>,
     /// Its place in the recency order.
     tick: u64,
@@ -210,9 +212,14 @@ impl MemoryStore for InMemoryMemory {
     async fn remember(&self, episode: &Episode, vector: Option<&[f32]>) -> Result<(), StoreError> {
         let max = self.limits.max_episodes_per_user.max(1);
         self.with_user(&episode.user, true, |m| {
+            if !m.ids.insert(std::sync::Arc::clone(&episode.id)) {
+                return;
+            }
             m.episodes.push_back((episode.clone(), vector.map(<[f32]>::to_vec)));
             while m.episodes.len() > max {
-                m.episodes.pop_front();
+                if let Some((old, _)) = m.episodes.pop_front() {
+                    m.ids.remove(&old.id);
+                }
             }
         });
         Ok(())
@@ -351,6 +358,7 @@ impl MemoryStore for InMemoryMemory {
             let removed: Vec<String> =
                 m.episodes.iter().filter(|(e, _)| gone(e)).map(|(e, _)| e.id.to_string()).collect();
             m.episodes.retain(|(e, _)| !gone(e));
+            m.ids.retain(|id| !removed.iter().any(|r| **r == **id));
             let before = m.facts.len();
             m.facts.retain(|f| !fact_forgotten(f, scope, &removed));
             ForgetReport { episodes: removed.len(), facts: before - m.facts.len(), blocks: 0, sessions: 0 }

@@ -53,8 +53,10 @@ mod types;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+pub use crate::agent::AgentMemory;
 pub use embed::{Embedder, HashingEmbedder};
 pub use in_memory::{InMemoryMemory, MemoryLimits};
+pub(crate) use rank::words as rank_words;
 pub use store::MemoryStore;
 pub use time::{Timestamp, TimestampError};
 pub use types::{

@@ -195,7 +195,7 @@ impl MemoryStore for SqliteStore {
         self.with(move |conn| {
             conn.prepare_cached(
                 "INSERT INTO loom_episodes (user, id, session, kind, text, at_ms, metadata, vector)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
             )
             .map_err(db)?
             .execute(params![

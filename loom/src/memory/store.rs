@@ -29,7 +29,8 @@ pub trait MemoryStore: Send + Sync + 'static {
         append: bool,
     ) -> Result<WorkingBlock, StoreError>;
 
-    /// Keeps an episode, with its vector when the memory has an embedder.
+    /// Keeps an episode, with its vector when the memory has an embedder; an episode whose id
+    /// is kept already is not kept again (a resumed run keeps its turn once).
     async fn remember(&self, episode: &Episode, vector: Option<&[f32]>) -> Result<(), StoreError>;
 
     /// The user's episodes that match `query`, fused from its word ranking and, with `vector`,
