@@ -19,64 +19,96 @@ fn day(y: i32, m: u32, d: u32) -> Timestamp {
     Timestamp::from_ymd(y, m, d)
 }
 
+/// What keeps a test's backend alive and cleans it up when the test ends (a file, a schema).
+type Guard = Box<dyn std::any::Any + Send>;
+
 macro_rules! suite {
-    ($($backend:ident => $make:expr;)*) => {$(
+    ($($(#[$attr:meta])* $backend:ident => $make:expr;)*) => {$(
         mod $backend {
             use super::*;
 
-            fn store() -> (Arc<dyn MemoryStore>, Option<common::TempFile>) {
+            async fn store() -> (Arc<dyn MemoryStore>, Guard) {
                 $make
             }
 
-            fn memory() -> (Memory, Option<common::TempFile>) {
-                let (store, file) = store();
-                (Memory::shared(store), file)
+            async fn memory() -> (Memory, Guard) {
+                let (store, guard) = store().await;
+                (Memory::shared(store), guard)
             }
 
             #[tokio::test]
+            $(#[$attr])*
             async fn users_never_see_each_other() -> anyhow::Result<()> {
-                super::users_never_see_each_other(memory().0).await
+                let (it, _guard) = memory().await;
+                super::users_never_see_each_other(it).await
             }
 
             #[tokio::test]
+            $(#[$attr])*
             async fn a_new_fact_ends_the_one_it_supersedes_in_valid_time_order() -> anyhow::Result<()> {
-                super::supersession(store().0).await
+                let (it, _guard) = store().await;
+                super::supersession(it).await
             }
 
             #[tokio::test]
+            $(#[$attr])*
             async fn as_of_queries_see_what_was_believed_then() -> anyhow::Result<()> {
-                super::as_of(store().0).await
+                let (it, _guard) = store().await;
+                super::as_of(it).await
             }
 
             #[tokio::test]
+            $(#[$attr])*
             async fn recall_ranks_by_words_and_meaning_and_filters() -> anyhow::Result<()> {
-                super::recall(memory().0).await
+                let (it, _guard) = memory().await;
+                super::recall(it).await
             }
 
             #[tokio::test]
+            $(#[$attr])*
             async fn export_has_everything_and_forget_removes_it() -> anyhow::Result<()> {
-                super::export_and_forget(memory().0).await
+                let (it, _guard) = memory().await;
+                super::export_and_forget(it).await
             }
 
             #[tokio::test]
+            $(#[$attr])*
             async fn concurrent_writers_lose_nothing() -> anyhow::Result<()> {
-                super::concurrent_writers(memory().0).await
+                let (it, _guard) = memory().await;
+                super::concurrent_writers(it).await
             }
 
             #[tokio::test]
+            $(#[$attr])*
             async fn a_thousand_users_stay_apart() -> anyhow::Result<()> {
-                super::thousand_users(memory().0).await
+                let (it, _guard) = memory().await;
+                super::thousand_users(it).await
             }
         }
     )*};
 }
 
 suite! {
-    in_memory => (Arc::new(InMemoryMemory::new()), None);
+    in_memory => (Arc::new(InMemoryMemory::new()), Box::new(()));
     sqlite => {
         let file = common::TempFile::new("memory.db");
         let store = loomflow::session::SqliteStore::open(file.path()).unwrap_or_else(|e| panic!("{e}"));
-        (Arc::new(store), Some(file))
+        (Arc::new(store), Box::new(file))
+    };
+    #[ignore = "needs PostgreSQL: LOOM_TEST_POSTGRES_URL (.ci/run starts one)"]
+    postgres => {
+        let schema = common::PgSchema::new().await;
+        (Arc::new(schema.store().await), Box::new(schema))
+    };
+    #[ignore = "needs Redis: LOOM_TEST_REDIS_URL (.ci/run starts one)"]
+    redis => {
+        let prefix = common::RedisPrefix::new();
+        (Arc::new(prefix.memory().await), Box::new(prefix))
+    };
+    #[ignore = "needs Chroma: LOOM_TEST_CHROMA_URL (.ci/run starts one)"]
+    chroma => {
+        let prefix = common::ChromaPrefix::new();
+        (Arc::new(prefix.memory().await), Box::new(prefix))
     };
 }
 
@@ -375,6 +407,302 @@ async fn forget_leaves_nothing_of_the_user_in_the_database() -> anyhow::Result<(
     )?;
     assert_eq!(indexed, 0);
     let bobs: i64 = conn.query_row("SELECT count(*) FROM loom_messages WHERE user = 'bob'", [], |r| r.get(0))?;
+    assert_eq!(bobs, 2);
+    Ok(())
+}
+
+/// Every key and value, as text, of `key` (a hash or a string) on the Redis server.
+fn redis_dump(con: &mut ::redis::Connection, key: &str, out: &mut String) -> ::redis::RedisResult<()> {
+    let kind: String = ::redis::cmd("TYPE").arg(key).query(con)?;
+    match kind.as_str() {
+        "hash" => {
+            let fields: Vec<(Vec<u8>, Vec<u8>)> = ::redis::cmd("HGETALL").arg(key).query(con)?;
+            for (field, value) in fields {
+                let (field, value) = (String::from_utf8_lossy(&field), String::from_utf8_lossy(&value));
+                out.push_str(&format!("{key} {field} {value}\n"));
+            }
+        }
+        "string" => {
+            let value: Vec<u8> = ::redis::cmd("GET").arg(key).query(con)?;
+            out.push_str(&format!("{key} {}\n", String::from_utf8_lossy(&value)));
+        }
+        other => out.push_str(&format!("{key} is a {other}\n")),
+    }
+    Ok(())
+}
+
+/// GDPR on Redis: after `forget`, no key under the memory's prefix is the user's and no value
+/// holds anything the user said, while another user's memory stays whole.
+#[tokio::test]
+#[ignore = "needs Redis: LOOM_TEST_REDIS_URL (.ci/run starts one)"]
+async fn forget_leaves_nothing_of_the_user_in_redis() -> anyhow::Result<()> {
+    let prefix = common::RedisPrefix::new();
+    let memory = Memory::new(prefix.memory().await);
+    let (ann, bob) = (user("ann"), user("bob"));
+    memory.remember(&ann, "turn", "ann said zebracode").await?;
+    let in_s1 = Episode::new(ann.clone(), "turn", "in s1 ann said zebracode").in_session(SessionId::new("s1")?);
+    memory.remember_episode(&in_s1).await?;
+    let fact = memory.add_fact(&ann, NewFact::new("ann", "code", "zebracode").source(in_s1.id.to_string())).await?;
+    memory.rectify(&ann, &fact.id, "zebracode too", "ann corrected it").await?;
+    memory.set_block(&ann, "notes", "zebracode").await?;
+    memory.remember(&bob, "turn", "bob said quaggacode").await?;
+    memory.add_fact(&bob, NewFact::new("bob", "code", "quaggacode")).await?;
+    memory.set_block(&bob, "notes", "quaggacode").await?;
+
+    let mut con = common::RedisPrefix::connection();
+    let before = prefix.keys(&mut con)?;
+    assert_eq!(before.iter().filter(|k| k.contains(":mem:{ann}:")).count(), 6, "{before:?}");
+
+    let report = memory.forget(&ann, ForgetScope::all()).await?;
+    assert_eq!((report.episodes, report.facts, report.blocks), (2, 2, 1));
+
+    // Straight to the server: no key of ann's, no value with her words; bob's all there.
+    let keys = prefix.keys(&mut con)?;
+    assert!(keys.iter().all(|k| !k.contains("{ann}")), "ann's keys remain: {keys:?}");
+    let mut stored = String::new();
+    for key in &keys {
+        redis_dump(&mut con, key, &mut stored)?;
+    }
+    assert!(!stored.contains("zebracode") && !stored.contains("\"ann\""), "{stored}");
+    assert!(stored.contains("bob said quaggacode") && stored.contains("\"object\":\"quaggacode\""), "{stored}");
+    assert_eq!(keys.iter().filter(|k| k.contains(":mem:{bob}:")).count(), 6, "{keys:?}");
+    assert_eq!(memory.recall(&bob, "quaggacode").await?.len(), 1);
+    Ok(())
+}
+
+/// A value in Redis that is not what Loom wrote is an error naming its key and field, and
+/// forgetting the user still works.
+#[tokio::test]
+#[ignore = "needs Redis: LOOM_TEST_REDIS_URL (.ci/run starts one)"]
+async fn a_corrupt_value_in_redis_is_an_error_naming_its_key() -> anyhow::Result<()> {
+    let prefix = common::RedisPrefix::new();
+    let memory = Memory::new(prefix.memory().await);
+    let ann = user("ann");
+    memory.remember(&ann, "note", "a good episode").await?;
+    let key = format!("{}:mem:{{ann}}:ep", prefix.name());
+    let mut con = common::RedisPrefix::connection();
+    let _: i64 = ::redis::cmd("HSET").arg(&key).arg("ep_bad").arg("{not json").query(&mut con)?;
+    let corrupt = |e: &loomflow::StoreError| {
+        e.kind() == loomflow::StoreErrorKind::Corrupt
+            && e.backend() == "redis"
+            && e.message().contains(&key)
+            && e.message().contains("ep_bad")
+    };
+    match memory.recall(&ann, "good").await {
+        Err(loomflow::Error::Store(e)) => assert!(corrupt(&e), "{e}"),
+        other => panic!("recall over a corrupt episode: {other:?}"),
+    }
+    match memory.store().export(&ann).await {
+        Err(e) => assert!(corrupt(&e), "{e}"),
+        Ok(data) => panic!("export over a corrupt episode: {data:?}"),
+    }
+    assert_eq!(memory.forget(&ann, ForgetScope::all()).await?.episodes, 2);
+    assert!(prefix.keys(&mut con)?.is_empty());
+    Ok(())
+}
+
+/// A Redis server that cannot be reached is a transient store error naming Redis, within
+/// seconds.
+#[tokio::test]
+async fn an_unreachable_redis_server_is_a_transient_error() -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let connecting = loomflow::memory::RedisMemory::connect("redis://127.0.0.1:1/");
+    let Err(e) = tokio::time::timeout(std::time::Duration::from_secs(20), connecting).await? else {
+        panic!("something answers on port 1")
+    };
+    assert_eq!((e.kind(), e.backend()), (loomflow::StoreErrorKind::Unavailable, "redis"), "{e}");
+    assert!(loomflow::Error::from(e).is_transient());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+    Ok(())
+}
+
+/// Asks the Chroma server directly for the ids of the records of collection `name` matching
+/// `filter` (a `where`, or a `where_document` with `document`).
+async fn chroma_ids(name: &str, filter: serde_json::Value, document: bool) -> anyhow::Result<Vec<String>> {
+    let client = reqwest::Client::new();
+    let url = common::ChromaPrefix::collection_url(&common::chroma_url(), name);
+    let info: serde_json::Value =
+        serde_json::from_slice(&client.get(&url).send().await?.error_for_status()?.bytes().await?)?;
+    let id = info["id"].as_str().ok_or_else(|| anyhow::anyhow!("collection {name} has no id: {info}"))?;
+    let url = url.replace(&format!("/collections/{name}"), &format!("/collections/{id}/get"));
+    let body =
+        if document { serde_json::json!({ "where_document": filter }) } else { serde_json::json!({ "where": filter }) };
+    let answer = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body)?)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let answer: serde_json::Value = serde_json::from_slice(&answer)?;
+    Ok(answer["ids"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+}
+
+/// GDPR on Chroma: after `forget`, no collection of the server holds a record of the user, or
+/// a document with the user's words; another user's records stay.
+#[tokio::test]
+#[ignore = "needs Chroma: LOOM_TEST_CHROMA_URL (.ci/run starts one)"]
+async fn chroma_forget_leaves_nothing_of_the_user_on_the_server() -> anyhow::Result<()> {
+    let prefix = common::ChromaPrefix::new();
+    let store = Arc::new(prefix.memory().await);
+    let memory = Memory::shared(store.clone());
+    let (ann, bob) = (user("ann"), user("bob"));
+    for who in [&ann, &bob] {
+        let session = SessionId::new("s1")?;
+        // Words only first: the placeholder vector of a collection without a dimension yet.
+        memory.clone().without_embedder().remember(who, "note", &format!("{who} keeps a zebracode note")).await?;
+        memory
+            .remember_episode(&Episode::new(who.clone(), "turn", format!("{who} said zebracode")).in_session(session))
+            .await?;
+        memory.add_fact(who, NewFact::new(who.as_str(), "code", "zebracode")).await?;
+        memory.set_block(who, "notes", "zebracode").await?;
+    }
+    let report = memory.forget(&ann, ForgetScope::all()).await?;
+    assert_eq!((report.episodes, report.facts, report.blocks), (2, 1, 1));
+    for name in store.collections() {
+        let anns = chroma_ids(name, serde_json::json!({ "user": "ann" }), false).await?;
+        assert!(anns.is_empty(), "{name} still holds ann's records: {anns:?}");
+        let bobs = chroma_ids(name, serde_json::json!({ "user": "bob" }), false).await?;
+        assert!(!bobs.is_empty(), "{name} lost bob's records");
+        let traces = chroma_ids(name, serde_json::json!({ "$contains": "ann" }), true).await?;
+        assert!(traces.is_empty(), "{name} still holds a document naming ann: {traces:?}");
+    }
+    assert_eq!(memory.export(&bob).await?.memory.episodes.len(), 2);
+    // The words-only episode is found by words, never by meaning.
+    let hits = memory.recall(&bob, "zebracode note").await?;
+    let note = hits.iter().find(|h| h.episode.kind == "note").ok_or_else(|| anyhow::anyhow!("{hits:?}"))?;
+    assert!(note.word_rank.is_some() && note.meaning_rank.is_none(), "{note:?}");
+    Ok(())
+}
+
+/// A record the store cannot read is an error naming it, not a panic or a silent gap.
+#[tokio::test]
+#[ignore = "needs Chroma: LOOM_TEST_CHROMA_URL (.ci/run starts one)"]
+async fn chroma_a_corrupt_record_is_reported_with_its_id() -> anyhow::Result<()> {
+    let prefix = common::ChromaPrefix::new();
+    let store = prefix.memory().await;
+    let ann = user("ann");
+    store.write_block(&ann, "persona", "short answers", false).await?;
+    let name = store.collections()[2];
+    let url = common::ChromaPrefix::collection_url(&common::chroma_url(), name);
+    let client = reqwest::Client::new();
+    let info: serde_json::Value =
+        serde_json::from_slice(&client.get(&url).send().await?.error_for_status()?.bytes().await?)?;
+    let id = info["id"].as_str().unwrap_or_default();
+    let upsert = url.replace(&format!("/collections/{name}"), &format!("/collections/{id}/upsert"));
+    let body = serde_json::json!({
+        "ids": ["ann\u{1f}broken"],
+        "embeddings": [[1.0]],
+        "documents": ["not a block"],
+        "metadatas": [{ "user": "ann", "name": "broken" }],
+    });
+    client
+        .post(upsert)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body)?)
+        .send()
+        .await?
+        .error_for_status()?;
+    let e = store.blocks(&ann).await.err().ok_or_else(|| anyhow::anyhow!("a corrupt block was read"))?;
+    assert_eq!((e.kind(), e.backend()), (loomflow::StoreErrorKind::Corrupt, "chroma"));
+    assert!(e.to_string().contains("broken"), "{e}");
+    Ok(())
+}
+
+/// A Chroma server that does not answer is a transient error of the `chroma` store, at once.
+#[tokio::test]
+async fn a_dead_chroma_server_is_a_transient_error_naming_chroma() {
+    let started = std::time::Instant::now();
+    let e = loomflow::memory::ChromaMemory::connect("http://127.0.0.1:1").await.err();
+    let e = e.unwrap_or_else(|| panic!("connected to a dead server"));
+    assert_eq!((e.kind(), e.backend()), (loomflow::StoreErrorKind::Unavailable, "chroma"), "{e}");
+    assert!(loomflow::Error::from(e).is_transient());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    let bad = loomflow::memory::ChromaMemory::builder("http://127.0.0.1:1").prefix("no spaces allowed").connect().await;
+    assert!(bad.is_err_and(|e| e.kind() == loomflow::StoreErrorKind::Other));
+}
+
+/// Writers on several connections at once (as several worker processes would be): every fact on
+/// one subject and predicate arrives in any order, and validity still ends up one chain in
+/// valid-time order; no block line and no episode is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis: LOOM_TEST_REDIS_URL (.ci/run starts one)"]
+async fn redis_writers_on_many_connections_keep_one_chain_of_facts() -> anyhow::Result<()> {
+    let prefix = common::RedisPrefix::new();
+    let mut memories = Vec::new();
+    for _ in 0..4 {
+        memories.push(Memory::new(prefix.memory().await));
+    }
+    let ann = user("ann");
+    let writers = (0..64u32).map(|i| {
+        let (memory, ann) = (memories[i as usize % 4].clone(), ann.clone());
+        tokio::spawn(async move {
+            let fact = NewFact::new("ann", "lives in", format!("city {i}")).valid_from(day(2000, 1, i + 1));
+            memory.add_fact(&ann, fact).await?;
+            memory.append_block(&ann, "log", &format!("{i}")).await?;
+            memory.remember(&ann, "turn", &format!("moved to city {i}")).await?;
+            Ok::<_, loomflow::Error>(())
+        })
+    });
+    for w in futures::future::join_all(writers).await {
+        w??;
+    }
+    let facts = memories[0].facts(&ann, FactQuery::new().predicate("lives in")).await?;
+    assert_eq!(facts.len(), 64);
+    for pair in facts.windows(2) {
+        assert_eq!(pair[0].valid_until, Some(pair[1].valid_from), "{} then {}", pair[0].object, pair[1].object);
+    }
+    assert_eq!(facts.last().map(|f| f.valid_until), Some(None));
+    let export = memories[1].export(&ann).await?;
+    assert_eq!((export.memory.episodes.len(), export.memory.blocks[0].text.lines().count()), (64, 64));
+    Ok(())
+}
+
+/// GDPR on PostgreSQL, end to end: an agent's sessions and journals, and memory, in one
+/// database; after `forget`, no table holds a row of the user's.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: LOOM_TEST_POSTGRES_URL (.ci/run starts one)"]
+async fn forget_leaves_nothing_of_the_user_in_postgres() -> anyhow::Result<()> {
+    use loomflow::prelude::*;
+    use sqlx::Row as _;
+    let schema = common::PgSchema::new().await;
+    let store = Arc::new(schema.store().await);
+    let agent =
+        Agent::new("Help.").model(ScriptedModel::from_fn(|_| ScriptedTurn::text("noted"))).store(Arc::clone(&store));
+    for (who, session) in [("ann", "s1"), ("ann", "s2"), ("bob", "s1")] {
+        agent.run(format!("{who} says zebracode")).user(who).session(session).await?;
+    }
+    let memory = Memory::shared(store.clone()).sessions(store.clone()).journal(store.clone());
+    let ann = user("ann");
+    memory.remember(&ann, "turn", "ann said zebracode").await?;
+    memory.add_fact(&ann, NewFact::new("ann", "code", "zebracode")).await?;
+    memory.set_block(&ann, "notes", "zebracode").await?;
+    let export = memory.export(&ann).await?;
+    assert_eq!(export.sessions.len(), 2);
+    assert_eq!(export.memory.episodes.len(), 1);
+
+    let report = memory.forget(&ann, ForgetScope::all()).await?;
+    assert_eq!((report.episodes, report.facts, report.blocks, report.sessions), (1, 1, 1, 2));
+
+    let pool = schema.pool().await;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.columns
+         WHERE table_schema = current_schema() AND column_name = 'user_id' AND table_name LIKE 'loom_%'",
+    )
+    .fetch_all(&pool)
+    .await?;
+    assert!(tables.len() >= 7, "{tables:?}");
+    for table in &tables {
+        let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table} WHERE user_id = 'ann'")))
+            .fetch_one(&pool)
+            .await?
+            .try_get(0)?;
+        assert_eq!(n, 0, "{table} still holds ann's rows");
+    }
+    let bobs: i64 =
+        sqlx::query("SELECT count(*) FROM loom_messages WHERE user_id = 'bob'").fetch_one(&pool).await?.try_get(0)?;
     assert_eq!(bobs, 2);
     Ok(())
 }

@@ -68,6 +68,30 @@ pub fn postgres_url() -> String {
     }
 }
 
+/// The Redis server the tests talk to (`.ci/run` starts one and sets the variable). Only
+/// `#[ignore]`d tests call it: without the variable they fail, they never pass by skipping.
+pub fn redis_url() -> String {
+    match std::env::var("LOOM_TEST_REDIS_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "LOOM_TEST_REDIS_URL is not set: start Redis and set it (`.ci/run` does both), \
+             or run without --include-ignored to leave the Redis tests out"
+        ),
+    }
+}
+
+/// The Chroma server the tests talk to (`.ci/run` starts one and sets the variable). Only
+/// `#[ignore]`d tests call it: without the variable they fail, they never pass by skipping.
+pub fn chroma_url() -> String {
+    match std::env::var("LOOM_TEST_CHROMA_URL") {
+        Ok(url) if !url.trim().is_empty() => url.trim().trim_end_matches('/').to_owned(),
+        _ => panic!(
+            "LOOM_TEST_CHROMA_URL is not set: start Chroma and set it (`.ci/run` does both), \
+             or run without --include-ignored to leave the Chroma tests out"
+        ),
+    }
+}
+
 /// Retries `attempt` while it fails with `AlreadyRunning` (a dead worker's lease has not run
 /// out yet), for at most five seconds.
 pub async fn when_free<T, F, Fut>(mut attempt: F) -> Result<T, loomflow::Error>
@@ -148,5 +172,176 @@ impl Drop for TempFile {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
         }
+    }
+}
+
+/// A PostgreSQL schema of its own for one test (tests share one database and run at once).
+/// Schemas of earlier runs are dropped when a new one is made an hour later: a test's own
+/// cannot be dropped as it ends without blocking its runtime.
+pub struct PgSchema {
+    name: String,
+}
+
+impl PgSchema {
+    pub async fn new() -> Self {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let name = format!("loom_test_{secs}_{}_{n}", std::process::id());
+        let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap_or_else(|e| panic!("{e}"));
+        let old: Vec<String> =
+            sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'loom\\_test\\_%'")
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+        for schema in old {
+            let made = schema.split('_').nth(2).and_then(|s| s.parse::<u64>().ok()).unwrap_or(u64::MAX);
+            if made.saturating_add(3600) < secs {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+                    .execute(&pool)
+                    .await;
+            }
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        pool.close().await;
+        Self { name }
+    }
+
+    /// A pool whose connections use the schema.
+    pub async fn pool(&self) -> sqlx::PgPool {
+        use std::str::FromStr as _;
+        let options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .options([("search_path", self.name.as_str())]);
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A store on the schema.
+    pub async fn store(&self) -> loomflow::session::PostgresStore {
+        loomflow::session::PostgresStore::with_pool(self.pool().await).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// A key prefix of its own for one test (tests share one Redis server and run at once); its
+/// keys are deleted when the test ends.
+pub struct RedisPrefix {
+    name: String,
+}
+
+impl RedisPrefix {
+    pub fn new() -> Self {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        Self { name: format!("loom_test_{}_{nanos}_{n}", std::process::id()) }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A memory store under the prefix.
+    pub async fn memory(&self) -> loomflow::memory::RedisMemory {
+        loomflow::memory::RedisMemory::connect(&redis_url())
+            .await
+            .and_then(|m| m.prefix(&self.name))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A plain connection to the server, to look at what is stored.
+    pub fn connection() -> redis::Connection {
+        redis::Client::open(redis_url()).and_then(|c| c.get_connection()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Every key under the prefix, now.
+    pub fn keys(&self, con: &mut redis::Connection) -> redis::RedisResult<Vec<String>> {
+        let (mut cursor, mut keys) = (0u64, Vec::new());
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}:*", self.name))
+                .arg("COUNT")
+                .arg(1_000)
+                .query(con)?;
+            keys.extend(batch);
+            if next == 0 {
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        // Not `redis_url()`: a drop must not panic.
+        let Ok(url) = std::env::var("LOOM_TEST_REDIS_URL") else { return };
+        let Ok(mut con) = redis::Client::open(url).and_then(|c| c.get_connection()) else { return };
+        if let Ok(keys) = self.keys(&mut con) {
+            for key in keys {
+                let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(key).query(&mut con);
+            }
+        }
+    }
+}
+
+/// A collection prefix of its own for one test (tests share one Chroma server and run at
+/// once); its collections are deleted when the test ends.
+pub struct ChromaPrefix {
+    name: String,
+}
+
+impl ChromaPrefix {
+    pub fn new() -> Self {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        Self { name: format!("loom_test_{}_{nanos}_{n}", std::process::id()) }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A memory store under the prefix.
+    pub async fn memory(&self) -> loomflow::memory::ChromaMemory {
+        loomflow::memory::ChromaMemory::builder(chroma_url())
+            .prefix(&self.name)
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The URL of collection `name` in the default tenant and database of the server at `url`.
+    pub fn collection_url(url: &str, name: &str) -> String {
+        format!("{url}/api/v2/tenants/default_tenant/databases/default_database/collections/{name}")
+    }
+}
+
+impl Drop for ChromaPrefix {
+    fn drop(&mut self) {
+        // Not `chroma_url()`: a drop must not panic.
+        let Ok(url) = std::env::var("LOOM_TEST_CHROMA_URL") else { return };
+        let url = url.trim().trim_end_matches('/').to_owned();
+        let name = std::mem::take(&mut self.name);
+        // A runtime of its own: the test's may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                let client = reqwest::Client::new();
+                for kind in ["episodes", "facts", "blocks"] {
+                    let _ = client.delete(Self::collection_url(&url, &format!("{name}_{kind}"))).send().await;
+                }
+            });
+        })
+        .join();
     }
 }

@@ -41,9 +41,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "chroma")]
+mod chroma;
 mod embed;
 mod in_memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod rank;
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
@@ -53,7 +59,11 @@ mod types;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+#[cfg(feature = "redis")]
+pub use self::redis::RedisMemory;
 pub use crate::agent::AgentMemory;
+#[cfg(feature = "chroma")]
+pub use chroma::{ChromaBuilder, ChromaMemory};
 pub use embed::{Embedder, HashingEmbedder};
 pub use in_memory::{InMemoryMemory, MemoryLimits};
 pub(crate) use rank::words as rank_words;

@@ -19,6 +19,8 @@ pub(crate) struct Bm25<'d> {
     docs: Vec<(usize, HashMap<String, u32>)>,
     df: HashMap<&'d str, usize>,
     avg_len: f64,
+    /// The number of documents in the collection, when `docs` are only the ones that match.
+    total: Option<usize>,
 }
 
 impl<'d> Bm25<'d> {
@@ -45,12 +47,19 @@ impl<'d> Bm25<'d> {
             out.push((len, tf));
         }
         let avg_len = if out.is_empty() { 1.0 } else { (total as f64 / out.len() as f64).max(1.0) };
-        Self { docs: out, df, avg_len }
+        Self { docs: out, df, avg_len, total: None }
+    }
+
+    /// Scores as if the collection had `total` documents, of which the ones given are every one
+    /// containing a word of the query (so their document frequencies are exact).
+    pub(crate) fn with_total(mut self, total: usize) -> Self {
+        self.total = Some(total.max(self.docs.len()));
+        self
     }
 
     /// The score of document `i` for `query` (0 when no word matches).
     pub(crate) fn score(&self, i: usize, query: &[String]) -> f64 {
-        let n = self.docs.len() as f64;
+        let n = self.total.unwrap_or(self.docs.len()) as f64;
         let Some((len, tf)) = self.docs.get(i) else { return 0.0 };
         query
             .iter()

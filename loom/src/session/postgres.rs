@@ -12,9 +12,10 @@ use crate::id::{RunId, SessionId, UserId};
 use crate::model::Message;
 
 /// The schema version this Loom writes (in `loom_meta`).
-pub const POSTGRES_SCHEMA_VERSION: i64 = 1;
+pub const POSTGRES_SCHEMA_VERSION: i64 = 2;
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE loom_messages (
         user_id TEXT NOT NULL, session TEXT NOT NULL, seq BIGINT NOT NULL, message TEXT NOT NULL,
         PRIMARY KEY (user_id, session, seq)
@@ -32,13 +33,36 @@ const MIGRATIONS: &[&str] = &["
         user_id TEXT NOT NULL, session TEXT NOT NULL, run TEXT NOT NULL, seq BIGINT NOT NULL, record BYTEA NOT NULL,
         PRIMARY KEY (user_id, session, run, seq)
     );
-"];
+",
+    "
+    CREATE TABLE loom_blocks (
+        user_id TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL, updated_ms BIGINT NOT NULL,
+        PRIMARY KEY (user_id, name)
+    );
+    CREATE TABLE loom_episodes (
+        user_id TEXT NOT NULL, id TEXT NOT NULL, session TEXT, kind TEXT NOT NULL, text TEXT NOT NULL,
+        at_ms BIGINT NOT NULL, metadata TEXT NOT NULL, vector REAL[],
+        words TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', text)) STORED,
+        PRIMARY KEY (user_id, id)
+    );
+    CREATE INDEX loom_episodes_by_time ON loom_episodes (user_id, at_ms);
+    CREATE INDEX loom_episodes_by_words ON loom_episodes USING GIN (words);
+    CREATE TABLE loom_facts (
+        user_id TEXT NOT NULL, id TEXT NOT NULL, subject TEXT NOT NULL, subject_key TEXT NOT NULL,
+        predicate TEXT NOT NULL, object TEXT NOT NULL, confidence DOUBLE PRECISION NOT NULL,
+        valid_from BIGINT NOT NULL, valid_until BIGINT, recorded_at BIGINT NOT NULL, closed_at BIGINT,
+        retracted_at BIGINT, sources TEXT NOT NULL,
+        PRIMARY KEY (user_id, id)
+    );
+    CREATE INDEX loom_facts_by_claim ON loom_facts (user_id, subject_key, predicate);
+",
+];
 
-fn error(kind: StoreErrorKind, message: impl Into<String>) -> StoreError {
+pub(crate) fn error(kind: StoreErrorKind, message: impl Into<String>) -> StoreError {
     StoreError::new(kind, "postgres", message)
 }
 
-fn db(e: sqlx::Error) -> StoreError {
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
     let kind = match &e {
         sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => StoreErrorKind::Conflict,
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
