@@ -114,3 +114,48 @@ async fn bad_settings_are_refused_before_any_model_call() {
     }
     assert_eq!(model.calls(), 0);
 }
+
+#[tokio::test]
+async fn with_a_memory_lessons_are_episodes_recalled_by_the_task_exported_and_forgotten() -> anyhow::Result<()> {
+    use loomflow::memory::{ForgetScope, Memory, RecallQuery};
+    let memory = Memory::in_memory();
+    let model = ScriptedModel::new([
+        ScriptedTurn::text("4"),
+        ScriptedTurn::text(json!({"score": 0.2, "reason": "wrong sum"}).to_string()),
+        ScriptedTurn::text("Check the arithmetic of every sum twice."),
+        ScriptedTurn::text("5"),
+        ScriptedTurn::text(json!({"score": 1}).to_string()),
+    ]);
+    let solver = agent(&model).memory(memory.clone());
+    solver.run("What is the sum 2+3?").user("ann").session("s1").await?;
+    let ann = UserId::new("ann")?;
+    let lessons = memory.recall(&ann, RecallQuery::new("sum arithmetic").kind("lesson/solver")).await?;
+    assert_eq!(lessons.len(), 1);
+    assert_eq!(lessons[0].episode.text, "Check the arithmetic of every sum twice.");
+    // Nothing of it in the session store.
+    let store = solver.session_store();
+    assert!(store.load(&ann, &SessionId::new("loom:lessons")?.sub("solver"), None).await?.is_empty());
+
+    // A later task that bears on it recalls it, in the Reflexion section and not twice.
+    model.push(ScriptedTurn::text("9"));
+    model.push(ScriptedTurn::text(json!({"score": 1}).to_string()));
+    solver.run("Another sum: 4+5?").user("ann").session("s2").await?;
+    let system = model.requests()[5].messages[0].text().into_owned();
+    assert!(system.contains("Lessons from earlier attempts"), "{system}");
+    assert_eq!(system.matches("Check the arithmetic of every sum twice.").count(), 1, "{system}");
+
+    // The same lesson learned again is kept once.
+    model.push(ScriptedTurn::text("8"));
+    model.push(ScriptedTurn::text(json!({"score": 0.1}).to_string()));
+    model.push(ScriptedTurn::text("Check the arithmetic of every sum twice."));
+    model.push(ScriptedTurn::text("7"));
+    model.push(ScriptedTurn::text(json!({"score": 1}).to_string()));
+    solver.run("The sum 3+4?").user("ann").session("s3").await?;
+    let export = memory.export(&ann).await?;
+    assert_eq!(export.memory.episodes.iter().filter(|e| e.kind == "lesson/solver").count(), 1);
+
+    // Forgetting the user forgets what was learned from them.
+    memory.forget(&ann, ForgetScope::all()).await?;
+    assert!(memory.recall(&ann, RecallQuery::new("sum arithmetic").kind("lesson/solver")).await?.is_empty());
+    Ok(())
+}

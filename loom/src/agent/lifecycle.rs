@@ -247,6 +247,7 @@ where
             sessions: &agent.sessions,
             prepared: agent.prepared(),
             max_turns: agent.max_turns,
+            memory: agent.memory.as_deref().map(|m| &m.memory),
         };
         let mut run = AgentRun::new(parts, ctx, durable, messages, input_index, Some(&mut slot));
         match &agent.architecture {

@@ -97,7 +97,10 @@ impl AgentMemory {
         let blocks = self.memory.blocks(user).await?;
         let facts = if self.facts > 0 { self.relevant_facts(ctx, input).await? } else { Vec::new() };
         let episodes = if self.episodes > 0 && !input.trim().is_empty() {
-            self.memory.recall(user, RecallQuery::new(input).limit(self.episodes)).await?
+            let mut found = self.memory.recall(user, RecallQuery::new(input).limit(self.episodes)).await?;
+            // Reflexion's lessons have a section of their own.
+            found.retain(|r| !r.episode.kind.starts_with("lesson/"));
+            found
         } else {
             Vec::new()
         };

@@ -5,6 +5,7 @@ use super::role::{Role, refuse, role_methods};
 use super::{AgentRun, Architecture, Base};
 use crate::error::{ConfigError, Error, RunError};
 use crate::id::{RunId, SessionId};
+use crate::memory::{Episode, RecallQuery};
 use crate::model::{Content, Message};
 
 const EVALUATOR: &str = "You grade an answer to a task. Give a score from 0 (wrong or useless) to 1 (correct \
@@ -20,10 +21,12 @@ const LESSONS: &str = "loom:lessons";
 /// threshold the answer stands. Otherwise a reflector writes a one-sentence lesson, which is
 /// kept, and the next attempt starts again from the user's message.
 ///
-/// Lessons are kept per user, in the agent's session store (session `loom:lessons/{agent}`),
-/// so they are recalled by later runs of the same agent for the same user, in any process.
-/// The most recent `top_k_lessons` are recalled; a lesson already kept is not kept twice (a
-/// resumed run does not repeat one).
+/// Lessons are kept per user, so they are recalled by later runs of the same agent for the
+/// same user, in any process. With a [memory](crate::Agent::memory) they are episodes of kind
+/// `lesson/{agent}` there, and the `top_k_lessons` that bear most on the task are recalled
+/// (they are exported and forgotten with the rest of the user's memory); without one they are
+/// kept in the agent's session store (session `loom:lessons/{agent}`) and the most recent are
+/// recalled. A lesson already kept is not kept twice (a resumed run does not repeat one).
 ///
 /// An attempt that runs out of turns scores 0. An evaluation that is still malformed after
 /// its retry scores 0 (event `control.rejected`). When no attempt reaches the threshold, the
@@ -188,10 +191,21 @@ fn lesson_session(agent: Option<&str>) -> Result<SessionId, ConfigError> {
     Ok(SessionId::new(LESSONS).map_err(ConfigError::InvalidId)?.sub(agent.unwrap_or("agent")))
 }
 
-/// The latest `k` lessons of the run's user.
+/// The kind of the episodes that hold an agent's lessons, in its memory.
+fn lesson_kind(agent: Option<&str>) -> String {
+    format!("lesson/{}", agent.unwrap_or("agent"))
+}
+
+/// The `k` lessons of the run's user that bear most on the task (by words and meaning), from
+/// the agent's memory; or, without one, the latest `k` from the session store.
 async fn recall(run: &AgentRun<'_>, session: &SessionId, k: usize) -> Result<Vec<String>, Error> {
     if k == 0 {
         return Ok(Vec::new());
+    }
+    if let Some(memory) = run.memory() {
+        let query = RecallQuery::new(run.input_text()).kind(lesson_kind(run.agent_name())).limit(k);
+        let found = memory.recall(run.ctx().user(), query).await?;
+        return Ok(found.into_iter().map(|r| r.episode.text).collect());
     }
     let kept = run.session_store().load(run.ctx().user(), session, Some(k)).await?;
     Ok(kept.iter().map(|m| m.text().into_owned()).filter(|t| !t.trim().is_empty()).collect())
@@ -199,6 +213,13 @@ async fn recall(run: &AgentRun<'_>, session: &SessionId, k: usize) -> Result<Vec
 
 /// Keeps `lesson` for the run's user, unless it is kept already.
 async fn keep(run: &AgentRun<'_>, session: &SessionId, attempt: u32, lesson: &str) -> Result<(), Error> {
+    if let Some(memory) = run.memory() {
+        let kind = lesson_kind(run.agent_name());
+        // The id is the lesson's own: the same lesson is kept once, however often it is learned.
+        let mut episode = Episode::new(run.ctx().user().clone(), kind.clone(), lesson);
+        episode.id = format!("lesson_{:016x}", fnv1a(kind.as_bytes(), lesson.as_bytes())).into();
+        return memory.remember_episode(&episode).await;
+    }
     let store = run.session_store();
     let user = run.ctx().user();
     let kept = store.load(user, session, None).await?;
@@ -208,6 +229,16 @@ async fn keep(run: &AgentRun<'_>, session: &SessionId, attempt: u32, lesson: &st
     let id = RunId::derived(run.ctx().run_id(), "reflexion.lesson", attempt, 0);
     store.append(user, session, id, &[Message::User { content: Content::from(lesson) }]).await?;
     Ok(())
+}
+
+/// FNV-1a over `parts`, separated: a stable id for a text.
+fn fnv1a(a: &[u8], b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in a.iter().chain(&[0x1f]).chain(b) {
+        h ^= u64::from(byte);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// The system prompt with `lessons` (or as it was, with none).

@@ -99,6 +99,7 @@ pub(crate) struct Parts<'r> {
     pub(crate) sessions: &'r Sessions,
     pub(crate) prepared: &'r Prepared,
     pub(crate) max_turns: u32,
+    pub(crate) memory: Option<&'r crate::memory::Memory>,
 }
 
 /// One model call of an architecture: who is asked (the role, for events and spans), which
@@ -392,6 +393,12 @@ impl<'r> AgentRun<'r> {
     /// user across runs, such as Reflexion's lessons).
     pub fn session_store(&self) -> &Arc<dyn SessionStore> {
         self.parts.sessions.store()
+    }
+
+    /// The agent's memory, when it has one ([`Agent::memory`](crate::Agent::memory)): where an
+    /// architecture keeps what it learns about the user (Reflexion's lessons).
+    pub fn memory(&self) -> Option<&crate::memory::Memory> {
+        self.parts.memory
     }
 
     /// The agent's tools, one per line with its description and argument schema, for a

@@ -52,6 +52,7 @@ impl<'d> Bm25<'d> {
 
     /// Scores as if the collection had `total` documents, of which the ones given are every one
     /// containing a word of the query (so their document frequencies are exact).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn with_total(mut self, total: usize) -> Self {
         self.total = Some(total.max(self.docs.len()));
         self
