@@ -227,6 +227,15 @@ pub enum RunError {
         /// Why.
         reason: String,
     },
+    /// Work Loom ran in the background (a memory consolidation) ended without an outcome: it
+    /// panicked or its runtime shut down.
+    #[error("the background {task} did not finish: {reason}")]
+    Background {
+        /// What it was.
+        task: String,
+        /// Why it has no outcome.
+        reason: String,
+    },
 }
 
 impl RunError {

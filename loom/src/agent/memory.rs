@@ -4,7 +4,7 @@ use crate::agent::RunResult;
 use crate::context::RunContext;
 use crate::error::Error;
 use crate::event::EventKind;
-use crate::memory::{Episode, FactQuery, Memory, RecallQuery, Timestamp};
+use crate::memory::{Consolidator, Episode, FactQuery, Memory, RecallQuery, Timestamp};
 use crate::model::{Content, Message};
 
 /// How an agent uses a [`Memory`]: before each run it recalls the user's working blocks, the
@@ -29,6 +29,8 @@ pub struct AgentMemory {
     pub remember_turns: bool,
     /// Whether a failing memory fails the run (no: the run goes on without it).
     pub fail_on_error: bool,
+    /// What turns each kept turn into facts, in the background (none).
+    pub consolidator: Option<Consolidator>,
 }
 
 impl From<Memory> for AgentMemory {
@@ -40,7 +42,15 @@ impl From<Memory> for AgentMemory {
 impl AgentMemory {
     /// `memory`, with the defaults.
     pub fn new(memory: Memory) -> Self {
-        Self { memory, episodes: 5, facts: 10, budget_chars: 8_000, remember_turns: true, fail_on_error: false }
+        Self {
+            memory,
+            episodes: 5,
+            facts: 10,
+            budget_chars: 8_000,
+            remember_turns: true,
+            fail_on_error: false,
+            consolidator: None,
+        }
     }
 
     /// Episodes recalled per run.
@@ -68,6 +78,15 @@ impl AgentMemory {
     #[must_use]
     pub fn remember_turns(mut self, remember: bool) -> Self {
         self.remember_turns = remember;
+        self
+    }
+
+    /// Consolidates each kept turn into facts with `consolidator`, in the background after the
+    /// run (event `memory.consolidated` with the outcome). [`Memory::consolidated`] waits for
+    /// them; a forget of the user cancels those in flight.
+    #[must_use]
+    pub fn consolidate(mut self, consolidator: Consolidator) -> Self {
+        self.consolidator = Some(consolidator);
         self
     }
 
@@ -195,6 +214,18 @@ impl AgentMemory {
                 payload: serde_json::json!({"episode": &*episode.id}),
             });
         });
+        if outcome.is_ok()
+            && let Some(consolidator) = &self.consolidator
+        {
+            let events = ctx.clone();
+            consolidator.spawn_then(&self.memory, ctx.user(), vec![episode], move |outcome| {
+                let payload = match outcome {
+                    Ok(done) => serde_json::json!({"outcome": done.outcome, "facts": done.facts.len()}),
+                    Err(e) => serde_json::json!({"error": e.to_string()}),
+                };
+                events.emit(|| EventKind::Memory { name: "memory.consolidated".to_owned(), payload });
+            });
+        }
         self.settle(ctx, outcome).map(drop)
     }
 

@@ -43,6 +43,7 @@
 
 #[cfg(feature = "chroma")]
 mod chroma;
+mod consolidate;
 mod embed;
 mod in_memory;
 #[cfg(feature = "postgres")]
@@ -64,6 +65,7 @@ pub use self::redis::RedisMemory;
 pub use crate::agent::AgentMemory;
 #[cfg(feature = "chroma")]
 pub use chroma::{ChromaBuilder, ChromaMemory};
+pub use consolidate::{Consolidation, ConsolidationHandle, ConsolidationOutcome, Consolidator};
 pub use embed::{Embedder, HashingEmbedder};
 pub use in_memory::{InMemoryMemory, MemoryLimits};
 pub(crate) use rank::words as rank_words;
@@ -87,6 +89,8 @@ pub struct Memory {
     embedder: Option<Arc<dyn Embedder>>,
     sessions: Option<Arc<dyn SessionStore>>,
     journal: Option<Arc<dyn Journal>>,
+    /// The consolidations in flight, which a forget cancels.
+    gate: Arc<consolidate::Gate>,
 }
 
 impl std::fmt::Debug for Memory {
@@ -107,7 +111,13 @@ impl Memory {
 
     /// A memory over a shared store, with the hashing embedder.
     pub fn shared(store: Arc<dyn MemoryStore>) -> Self {
-        Self { store, embedder: Some(Arc::new(HashingEmbedder::default())), sessions: None, journal: None }
+        Self {
+            store,
+            embedder: Some(Arc::new(HashingEmbedder::default())),
+            sessions: None,
+            journal: None,
+            gate: Arc::default(),
+        }
     }
 
     /// A bounded memory in the process ([`InMemoryMemory`] with its default limits).
@@ -307,7 +317,12 @@ impl Memory {
 
     /// Removes what `scope` names for the user — memory, and the covered sessions with their
     /// messages, runs, journals and checkpoints — and says how much. Other users are untouched.
+    ///
+    /// The user's [consolidations](Consolidator) in flight are cancelled first, and a fact one
+    /// is writing is waited for: none can write back what this removes.
     pub async fn forget(&self, user: &UserId, scope: ForgetScope) -> Result<ForgetReport, StoreError> {
+        let _closed = self.gate.stripe(user).write().await;
+        self.gate.cancel(user);
         let mut report = self.store.forget(user, &scope).await?;
         if let Some(store) = &self.sessions
             && scope.before.is_none()
@@ -323,6 +338,20 @@ impl Memory {
             }
         }
         Ok(report)
+    }
+}
+
+impl Memory {
+    /// Cancels the user's [consolidations](Consolidator) in flight: nothing more of them is
+    /// recorded.
+    pub fn cancel_consolidations(&self, user: &UserId) {
+        self.gate.cancel(user);
+    }
+
+    /// Waits until no consolidation of this memory (or its clones) is in flight — before a
+    /// shutdown, or in a test that reads what a turn's consolidation recorded.
+    pub async fn consolidated(&self) {
+        self.gate.settled().await;
     }
 }
 
