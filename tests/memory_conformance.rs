@@ -375,6 +375,7 @@ async fn forget_leaves_nothing_of_the_user_in_the_database() -> anyhow::Result<(
     memory.add_fact(&ann, NewFact::new("ann", "code", "zebracode")).await?;
     memory.set_block(&ann, "notes", "zebracode").await?;
 
+    assert_eq!(memory.messages(&ann, &SessionId::new("s1")?, None).await?.len(), 2);
     let export = memory.export(&ann).await?;
     assert_eq!(export.sessions.iter().map(|s| s.session.as_str()).collect::<Vec<_>>(), ["s1", "s2"]);
     assert_eq!(export.sessions[0].messages.len(), 2);
@@ -386,6 +387,9 @@ async fn forget_leaves_nothing_of_the_user_in_the_database() -> anyhow::Result<(
     assert_eq!((report.episodes, report.facts, report.blocks, report.sessions), (1, 1, 1, 2));
     let after = memory.export(&ann).await?;
     assert!(after.sessions.is_empty() && after.memory.episodes.is_empty());
+    let s1 = SessionId::new("s1")?;
+    assert!(memory.messages(&ann, &s1, None).await?.is_empty());
+    assert_eq!(memory.messages(&user("bob"), &s1, Some(2)).await?.len(), 2);
 
     // Straight to the database: no table holds a row of ann's, and the text index has no trace.
     let conn = rusqlite::Connection::open(file.path())?;

@@ -123,6 +123,15 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// A file loaded from disk at build time (a local embedding model's weights, tokenizer or
+    /// config) is missing, unreadable, or not what it should be.
+    #[error("`{}`: {problem}", .path.display())]
+    ModelFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it, and what to do.
+        problem: String,
+    },
 }
 
 fn suggest(suggestion: &Option<String>) -> String {

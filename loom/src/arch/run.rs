@@ -800,12 +800,7 @@ async fn recover(
                     let delay = match decision {
                         RetryDecision::Retry(delay) => delay,
                         RetryDecision::WaitTooLong(wait) => {
-                            let max = models.retry.max_delay;
-                            let note = format!(
-                                "the provider asked to wait {wait:?}, longer than the retry policy's max_delay \
-                                 ({max:?}): not retried; try again after the wait, or raise max_delay"
-                            );
-                            break (error.with_note(note), emitted);
+                            break (models.retry.wait_too_long(error, wait), emitted);
                         }
                         _ => break (error, emitted),
                     };

@@ -1,13 +1,24 @@
 //! Embedders: text to vectors, for recall by meaning.
 
+#[cfg(feature = "embed-candle")]
+mod candle;
+#[cfg(feature = "openai")]
+mod openai;
+
+#[cfg(feature = "embed-candle")]
+pub use candle::CandleEmbedder;
+#[cfg(feature = "openai")]
+pub use openai::OpenAiEmbedder;
+
 use crate::model::ModelError;
 
 /// Turns texts into vectors of a fixed dimension, for recall by meaning.
 ///
 /// Loom's default, [`HashingEmbedder`], needs no model and no download: it hashes words and
 /// character trigrams into a vector, so texts that share words and word parts are close. A
-/// real embedding model (an OpenAI-compatible endpoint, a local model behind a feature) gives
-/// recall by meaning proper.
+/// real embedding model gives recall by meaning proper: `OpenAiEmbedder` (feature `openai`)
+/// calls an OpenAI-compatible `/embeddings` endpoint, `CandleEmbedder` (feature
+/// `embed-candle`) runs a BERT sentence encoder such as all-MiniLM-L6-v2 on the CPU.
 #[async_trait::async_trait]
 pub trait Embedder: Send + Sync + 'static {
     /// The embedder's name (stored with the vectors it made: vectors of another embedder are

@@ -60,12 +60,18 @@ mod types;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use tracing::Instrument as _;
+
 #[cfg(feature = "redis")]
 pub use self::redis::RedisMemory;
 pub use crate::agent::AgentMemory;
 #[cfg(feature = "chroma")]
 pub use chroma::{ChromaBuilder, ChromaMemory};
 pub use consolidate::{Consolidation, ConsolidationHandle, ConsolidationOutcome, Consolidator};
+#[cfg(feature = "embed-candle")]
+pub use embed::CandleEmbedder;
+#[cfg(feature = "openai")]
+pub use embed::OpenAiEmbedder;
 pub use embed::{Embedder, HashingEmbedder};
 pub use in_memory::{InMemoryMemory, MemoryLimits};
 pub(crate) use rank::words as rank_words;
@@ -160,10 +166,30 @@ impl Memory {
         &self.store
     }
 
+    /// The span of one memory operation: `loom.memory`, with the operation, the backend and
+    /// the user.
+    fn span(&self, op: &'static str, user: &UserId) -> tracing::Span {
+        tracing::info_span!("loom.memory", op, backend = self.store.backend(), user = %user)
+    }
+
     async fn embed_one(&self, text: &str) -> Result<Option<Vec<f32>>, Error> {
         let Some(embedder) = &self.embedder else { return Ok(None) };
         let mut vectors = embedder.embed(&[text]).await?;
         Ok(vectors.pop())
+    }
+
+    /// The last `limit` messages (`None`: all) of the user's session `session`, from the
+    /// session store the memory covers ([`sessions`](Self::sessions)); empty without one.
+    pub async fn messages(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        limit: Option<usize>,
+    ) -> Result<Vec<crate::model::Message>, StoreError> {
+        match &self.sessions {
+            Some(store) => store.load(user, session, limit).instrument(self.span("messages", user)).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The user's working blocks.
@@ -190,9 +216,13 @@ impl Memory {
 
     /// Keeps `episode` (its user is the partition it goes to).
     pub async fn remember_episode(&self, episode: &Episode) -> Result<(), Error> {
-        let vector = self.embed_one(&episode.text).await?;
-        self.store.remember(episode, vector.as_deref()).await?;
-        Ok(())
+        async {
+            let vector = self.embed_one(&episode.text).await?;
+            self.store.remember(episode, vector.as_deref()).await?;
+            Ok(())
+        }
+        .instrument(self.span("remember", &episode.user))
+        .await
     }
 
     /// The user's episodes that match `query` (a text, or a [`RecallQuery`] with filters),
@@ -202,8 +232,12 @@ impl Memory {
         if query.limit == 0 {
             return Ok(Vec::new());
         }
-        let vector = if query.alpha > 0.0 { self.embed_one(&query.text).await? } else { None };
-        Ok(self.store.recall(user, &query, vector.as_deref()).await?)
+        async {
+            let vector = if query.alpha > 0.0 { self.embed_one(&query.text).await? } else { None };
+            Ok(self.store.recall(user, &query, vector.as_deref()).await?)
+        }
+        .instrument(self.span("recall", user))
+        .await
     }
 
     /// Records a fact for the user, ending the validity of the facts it supersedes.
@@ -218,18 +252,18 @@ impl Memory {
                 "a fact needs a subject, a predicate and an object; one of them is empty",
             ));
         }
-        self.store.add_fact(user, fact, Timestamp::now()).await
+        self.store.add_fact(user, fact, Timestamp::now()).instrument(self.span("add_fact", user)).await
     }
 
     /// The user's facts that answer `query`, by valid time.
     pub async fn facts(&self, user: &UserId, query: FactQuery) -> Result<Vec<Fact>, StoreError> {
-        self.store.facts(user, &query).await
+        self.store.facts(user, &query).instrument(self.span("facts", user)).await
     }
 
     /// Corrects fact `id` to say `object`, with `source` as its provenance: the old fact is
     /// retracted (as-of queries before now still see it), the corrected one recorded.
     pub async fn rectify(&self, user: &UserId, id: &str, object: &str, source: &str) -> Result<Fact, StoreError> {
-        self.store.rectify(user, id, object, source, Timestamp::now()).await
+        self.store.rectify(user, id, object, source, Timestamp::now()).instrument(self.span("rectify", user)).await
     }
 
     /// The facts reachable from `subject` in at most `hops` steps (a fact's object is the next
@@ -293,7 +327,7 @@ impl Memory {
     /// Everything Loom holds for the user across the stores this memory covers: working
     /// blocks, episodes and facts, and each session with its messages and its runs' journals.
     pub async fn export(&self, user: &UserId) -> Result<MemoryExport, StoreError> {
-        let memory = self.store.export(user).await?;
+        let memory = self.store.export(user).instrument(self.span("export", user)).await?;
         let mut sessions = Vec::new();
         if let Some(store) = &self.sessions {
             let mut ids = store.sessions(user).await?;
@@ -323,7 +357,7 @@ impl Memory {
     pub async fn forget(&self, user: &UserId, scope: ForgetScope) -> Result<ForgetReport, StoreError> {
         let _closed = self.gate.stripe(user).write().await;
         self.gate.cancel(user);
-        let mut report = self.store.forget(user, &scope).await?;
+        let mut report = self.store.forget(user, &scope).instrument(self.span("forget", user)).await?;
         if let Some(store) = &self.sessions
             && scope.before.is_none()
         {

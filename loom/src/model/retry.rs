@@ -97,6 +97,16 @@ impl RetryPolicy {
             None => RetryDecision::Retry(delay),
         }
     }
+
+    /// `error`, with a note that the provider asked to wait `wait`, past `max_delay`, so the
+    /// call was not retried.
+    pub(crate) fn wait_too_long(&self, error: ModelError, wait: Duration) -> ModelError {
+        let max = self.max_delay;
+        error.with_note(format!(
+            "the provider asked to wait {wait:?}, longer than the retry policy's max_delay ({max:?}): not retried; \
+             try again after the wait, or raise max_delay"
+        ))
+    }
 }
 
 /// What the retry policy says after a failed attempt.

@@ -5,10 +5,10 @@
 //! that says whether a retry can help. Retries, fallback and cost are handled by the agent
 //! loop for every model alike (see [`RetryPolicy`](crate::model::RetryPolicy)).
 
-mod http;
+pub(crate) mod http;
 pub(crate) mod sse;
-mod status;
-mod wire;
+pub(crate) mod status;
+pub(crate) mod wire;
 
 #[cfg(feature = "anthropic")]
 pub mod anthropic;

@@ -54,7 +54,8 @@ impl Compatible {
         })
     }
 
-    fn provider(self) -> &'static str {
+    /// The provider's name in errors.
+    pub(crate) fn provider(self) -> &'static str {
         match self {
             Self::DeepSeek => "deepseek",
             Self::Groq => "groq",
@@ -79,6 +80,44 @@ impl Compatible {
             Self::Ollama => ("http://localhost:11434/v1", Some("OLLAMA_BASE_URL"), None, false),
         }
     }
+
+    /// The server's settings from its environment variables; a required key that is not set
+    /// is a [`ConfigError::MissingApiKey`].
+    pub(crate) fn config(self) -> Result<HttpConfig, ConfigError> {
+        let (default_url, url_var, key_var, key_required) = self.endpoint();
+        let base = url_var.and_then(env).unwrap_or_else(|| default_url.to_owned());
+        let key = key_var.and_then(env);
+        if key.is_none()
+            && key_required
+            && let Some(variable) = key_var
+        {
+            return Err(ConfigError::MissingApiKey { provider: self.provider(), variable });
+        }
+        let mut config = HttpConfig::new(base);
+        config.api_key = key.map(ApiKey::new);
+        Ok(config)
+    }
+}
+
+/// OpenAI's settings from `OPENAI_API_KEY` and `OPENAI_BASE_URL` (default [`OPENAI_BASE_URL`]);
+/// the key is required unless the base URL points elsewhere (a local compatible server).
+pub(crate) fn env_config() -> Result<HttpConfig, ConfigError> {
+    let base = env("OPENAI_BASE_URL");
+    let key = env("OPENAI_API_KEY");
+    if key.is_none() && base.is_none() {
+        return Err(ConfigError::MissingApiKey { provider: "openai", variable: "OPENAI_API_KEY" });
+    }
+    let mut config = HttpConfig::new(base.as_deref().unwrap_or(OPENAI_BASE_URL));
+    config.api_key = key.map(ApiKey::new);
+    Ok(config)
+}
+
+/// The settings of the compatible server at `base_url`, with the key in `OPENAI_API_KEY` if it
+/// is set.
+pub(crate) fn config_at(base_url: &str) -> HttpConfig {
+    let mut config = HttpConfig::new(base_url);
+    config.api_key = env("OPENAI_API_KEY").map(ApiKey::new);
+    config
 }
 
 /// A model served through OpenAI's Chat Completions API.
@@ -139,38 +178,18 @@ impl OpenAiModel {
     /// URL points elsewhere (a local OpenAI-compatible server). A base URL other than OpenAI's
     /// gets the request of a compatible server (see [`new`](Self::new)).
     pub fn from_env(model: impl Into<String>) -> Result<Self, ConfigError> {
-        let base = env("OPENAI_BASE_URL");
-        let key = env("OPENAI_API_KEY");
-        if key.is_none() && base.is_none() {
-            return Err(ConfigError::MissingApiKey { provider: "openai", variable: "OPENAI_API_KEY" });
-        }
-        let mut config = HttpConfig::new(base.as_deref().unwrap_or(OPENAI_BASE_URL));
-        config.api_key = key.map(ApiKey::new);
-        Self::build(model.into(), config, "openai")
+        Self::build(model.into(), env_config()?, "openai")
     }
 
     /// `model` on a compatible server, configured from its environment variables.
     pub fn compatible(preset: Compatible, model: impl Into<String>) -> Result<Self, ConfigError> {
-        let (default_url, url_var, key_var, key_required) = preset.endpoint();
-        let base = url_var.and_then(env).unwrap_or_else(|| default_url.to_owned());
-        let key = key_var.and_then(env);
-        if key.is_none()
-            && key_required
-            && let Some(variable) = key_var
-        {
-            return Err(ConfigError::MissingApiKey { provider: preset.provider(), variable });
-        }
-        let mut config = HttpConfig::new(base);
-        config.api_key = key.map(ApiKey::new);
-        Self::build(model.into(), config, preset.provider())
+        Self::build(model.into(), preset.config()?, preset.provider())
     }
 
     /// `model` on the OpenAI-compatible server at `base_url`, with the key in
     /// `OPENAI_API_KEY` if it is set.
     pub fn at(base_url: &str, model: impl Into<String>) -> Result<Self, ConfigError> {
-        let mut config = HttpConfig::new(base_url);
-        config.api_key = env("OPENAI_API_KEY").map(ApiKey::new);
-        Self::build(model.into(), config, "openai-compatible")
+        Self::build(model.into(), config_at(base_url), "openai-compatible")
     }
 
     /// Overrides the capabilities (e.g. to use native structured output on a compatible
@@ -346,8 +365,8 @@ fn message(m: &Message) -> Value {
 }
 
 /// OpenAI's error bodies name quota, context-length and content-filter problems; the status
-/// alone cannot.
-fn classify(status: u16, body: &str) -> Option<ModelErrorKind> {
+/// alone cannot. (The embeddings endpoint answers errors in the same shape.)
+pub(crate) fn classify(status: u16, body: &str) -> Option<ModelErrorKind> {
     let error = serde_json::from_str::<Value>(body).ok()?;
     let error = error.get("error")?;
     let names = [error.get("code").and_then(Value::as_str), error.get("type").and_then(Value::as_str)];

@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use super::http::{ApiKey, Auth, Endpoint, Http, HttpConfig, env};
 use super::sse::{SseEvent, StreamParser};
 use super::status::{invalid_body, malformed};
-use super::wire::nullable;
+use super::wire::{decode_base64, nullable};
 use crate::error::ConfigError;
 use crate::model::{
     Capabilities, Content, Effort, FinishReason, MediaSource, Message, Model, ModelError, ModelErrorKind, ModelRequest,
