@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 
 use self::api::{Api, BACKEND, Collection, Record, Write, corrupt, error, valid_name};
 use super::in_memory::{fact_forgotten, same_claim};
-use super::rank::{Bm25, fuse, words};
-use super::store::{MemoryStore, by_valid_time, record, supersede};
+use super::rank::{fuse, rank_by_words};
+use super::store::{MemoryStore, answer, corrected, no_fact_to_rectify, record, supersede};
 use super::time::Timestamp;
 use super::types::{
     Episode, Fact, FactQuery, ForgetReport, ForgetScope, MemoryData, NewFact, RecallQuery, Recalled, WorkingBlock,
@@ -461,11 +461,7 @@ impl MemoryStore for ChromaMemory {
         for r in records.iter().rev() {
             admitted.push((episode(r, user)?, r.metadata.get("vector") == Some(&Value::Bool(true))));
         }
-        let terms: Vec<String> = words(&query.text).collect();
-        let index = Bm25::new(&terms, admitted.iter().map(|(e, _)| e.text.as_str()));
-        let mut by_words: Vec<(usize, f64)> =
-            (0..admitted.len()).map(|i| (i, index.score(i, &terms))).filter(|(_, s)| *s > 0.0).collect();
-        by_words.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let words = rank_by_words(&query.text, admitted.iter().map(|(e, _)| e.text.as_str()));
 
         let with_vectors = admitted.iter().filter(|(_, v)| *v).count();
         let dims = self.dims.load(Ordering::Relaxed);
@@ -486,11 +482,9 @@ impl MemoryStore for ChromaMemory {
             }
             by_meaning.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
         }
-        let words: Vec<usize> = by_words.iter().map(|(i, _)| *i).collect();
         let meaning: Vec<usize> = by_meaning.iter().map(|(i, _)| *i).collect();
         Ok(fuse(&words, &meaning, query.alpha, query.limit)
             .into_iter()
-            .filter(|(_, score, ..)| *score > 0.0)
             .map(|(i, score, word_rank, meaning_rank)| Recalled {
                 episode: admitted[i].0.clone(),
                 score,
@@ -544,13 +538,9 @@ impl MemoryStore for ChromaMemory {
         if let Some(predicate) = &query.predicate {
             clauses.push(eq("predicate", predicate.as_str()));
         }
-        let mut found: Vec<Fact> =
+        let found: Vec<Fact> =
             self.user_facts(user, all(clauses)).await?.into_iter().filter(|f| query.admits(f)).collect();
-        by_valid_time(&mut found);
-        if let Some(limit) = query.limit {
-            found.truncate(limit);
-        }
-        Ok(found)
+        Ok(answer(found, query))
     }
 
     async fn rectify(
@@ -568,16 +558,10 @@ impl MemoryStore for ChromaMemory {
             None => None,
         };
         let Some(mut old) = old.filter(|f| f.retracted_at.is_none()) else {
-            return Err(error(StoreErrorKind::NotFound, format!("the user has no fact `{id}` to rectify")));
+            return Err(no_fact_to_rectify("chroma", id));
         };
         old.retracted_at = Some(now);
-        let mut new = old.clone();
-        new.retracted_at = None;
-        new.id = super::types::new_id("fact");
-        new.object = object.trim().to_owned();
-        new.recorded_at = now;
-        new.closed_at = old.closed_at.map(|_| now);
-        new.sources.push(format!("rectified {id}: {source}"));
+        let new = corrected(&old, object, source, now);
         let writes = [Self::fact_write(&old)?, Self::fact_write(&new)?];
         self.api.upsert(&self.facts, &writes).await?;
         Ok(new)

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::rank::{Bm25, cosine, fuse, words};
-use super::store::{MemoryStore, by_valid_time, record, supersede};
+use super::rank::{fuse, rank_by_meaning, rank_by_words};
+use super::store::{MemoryStore, answer, corrected, no_fact_to_rectify, record, supersede};
 use super::time::Timestamp;
 use super::types::{
     Episode, Fact, FactQuery, ForgetReport, ForgetScope, MemoryData, NewFact, RecallQuery, Recalled, WorkingBlock,
@@ -235,26 +235,13 @@ impl MemoryStore for InMemoryMemory {
             // Newest first: equal scores go to the more recent episode.
             let admitted: Vec<&(Episode, Option<Vec<f32>>)> =
                 m.episodes.iter().rev().filter(|(e, _)| query.admits(e)).collect();
-            let terms: Vec<String> = words(&query.text).collect();
-            let index = Bm25::new(&terms, admitted.iter().map(|(e, _)| e.text.as_str()));
-            let mut by_words: Vec<(usize, f64)> =
-                (0..admitted.len()).map(|i| (i, index.score(i, &terms))).filter(|(_, s)| *s > 0.0).collect();
-            by_words.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            let mut by_meaning: Vec<(usize, f64)> = match vector {
-                Some(q) => admitted
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, (_, v))| v.as_deref().map(|v| (i, cosine(q, v))))
-                    .filter(|(_, s)| *s > 0.0)
-                    .collect(),
+            let words = rank_by_words(&query.text, admitted.iter().map(|(e, _)| e.text.as_str()));
+            let meaning = match vector {
+                Some(q) => rank_by_meaning(q, admitted.iter().map(|(_, v)| v.as_deref())),
                 None => Vec::new(),
             };
-            by_meaning.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            let words: Vec<usize> = by_words.iter().map(|(i, _)| *i).collect();
-            let meaning: Vec<usize> = by_meaning.iter().map(|(i, _)| *i).collect();
             fuse(&words, &meaning, query.alpha, query.limit)
                 .into_iter()
-                .filter(|(_, score, ..)| *score > 0.0)
                 .map(|(i, score, word_rank, meaning_rank)| Recalled {
                     episode: admitted[i].0.clone(),
                     score,
@@ -293,14 +280,10 @@ impl MemoryStore for InMemoryMemory {
     }
 
     async fn facts(&self, user: &UserId, query: &FactQuery) -> Result<Vec<Fact>, StoreError> {
-        let mut found = self
+        let found = self
             .with_user(user, false, |m| m.facts.iter().filter(|f| query.admits(f)).cloned().collect::<Vec<_>>())
             .unwrap_or_default();
-        by_valid_time(&mut found);
-        if let Some(limit) = query.limit {
-            found.truncate(limit);
-        }
-        Ok(found)
+        Ok(answer(found, query))
     }
 
     async fn rectify(
@@ -314,19 +297,11 @@ impl MemoryStore for InMemoryMemory {
         let fixed = self.with_user(user, false, |m| {
             let old = m.facts.iter_mut().find(|f| &*f.id == id && f.retracted_at.is_none())?;
             old.retracted_at = Some(now);
-            let mut new = old.clone();
-            new.retracted_at = None;
-            new.id = super::types::new_id("fact");
-            new.object = object.trim().to_owned();
-            new.recorded_at = now;
-            new.closed_at = old.closed_at.map(|_| now);
-            new.sources.push(format!("rectified {id}: {source}"));
+            let new = corrected(old, object, source, now);
             m.facts.push(new.clone());
             Some(new)
         });
-        fixed.flatten().ok_or_else(|| {
-            StoreError::new(StoreErrorKind::NotFound, BACKEND, format!("the user has no fact `{id}` to rectify"))
-        })
+        fixed.flatten().ok_or_else(|| no_fact_to_rectify(BACKEND, id))
     }
 
     async fn export(&self, user: &UserId) -> Result<MemoryData, StoreError> {

@@ -7,7 +7,7 @@ use sqlx::{Postgres, Row as _, Transaction};
 
 use super::in_memory::{fact_forgotten, same_claim};
 use super::rank::{Bm25, fuse, words};
-use super::store::{MemoryStore, by_valid_time, record, supersede};
+use super::store::{MemoryStore, answer, corrected, no_fact_to_rectify, record, supersede};
 use super::time::Timestamp;
 use super::types::{
     Episode, Fact, FactQuery, ForgetReport, ForgetScope, MemoryData, NewFact, RecallQuery, Recalled, WorkingBlock,
@@ -336,7 +336,6 @@ impl MemoryStore for PostgresStore {
         let fused = fuse(&by_words, &by_meaning, query.alpha, query.limit);
         Ok(fused
             .into_iter()
-            .filter(|(_, score, ..)| *score > 0.0)
             .filter_map(|(i, score, word_rank, meaning_rank)| {
                 Some(Recalled { episode: candidates.get(i)?.clone(), score, word_rank, meaning_rank })
             })
@@ -420,11 +419,7 @@ impl MemoryStore for PostgresStore {
                 found.push(f);
             }
         }
-        by_valid_time(&mut found);
-        if let Some(limit) = query.limit {
-            found.truncate(limit);
-        }
-        Ok(found)
+        Ok(answer(found, query))
     }
 
     async fn rectify(
@@ -450,16 +445,10 @@ impl MemoryStore for PostgresStore {
             .await
             .map_err(db)?;
         let Some(row) = row else {
-            return Err(error(StoreErrorKind::NotFound, format!("the user has no fact `{id}` to rectify")));
+            return Err(no_fact_to_rectify("postgres", id));
         };
         let old = fact(&row)?;
-        let mut new = old.clone();
-        new.id = super::types::new_id("fact");
-        new.object = object.trim().to_owned();
-        new.recorded_at = now;
-        new.retracted_at = None;
-        new.closed_at = old.closed_at.map(|_| now);
-        new.sources.push(format!("rectified {id}: {source}"));
+        let new = corrected(&old, object, source, now);
         insert_fact(&mut tx, &new).await?;
         tx.commit().await.map_err(db)?;
         Ok(new)

@@ -25,7 +25,7 @@ pub(crate) struct Bm25<'d> {
 
 impl<'d> Bm25<'d> {
     /// The index of `docs` for the words of `query` only (the others cannot score).
-    pub(crate) fn new(query: &'d [String], docs: impl Iterator<Item = &'d str>) -> Self {
+    pub(crate) fn new<'t>(query: &'d [String], docs: impl Iterator<Item = &'t str>) -> Self {
         let mut out = Vec::new();
         let mut df: HashMap<&'d str, usize> = HashMap::new();
         let mut total = 0usize;
@@ -74,6 +74,26 @@ impl<'d> Bm25<'d> {
     }
 }
 
+/// The indices of `texts` that share a word with `query`, best first by BM25 (ties: the
+/// earlier index), for a store that ranks words in the process.
+pub(crate) fn rank_by_words<'d>(query: &str, texts: impl Iterator<Item = &'d str>) -> Vec<usize> {
+    let terms: Vec<String> = words(query).collect();
+    let index = Bm25::new(&terms, texts);
+    let mut scored: Vec<(usize, f64)> =
+        (0..index.docs.len()).map(|i| (i, index.score(i, &terms))).filter(|(_, s)| *s > 0.0).collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.into_iter().map(|(i, _)| i).collect()
+}
+
+/// The indices of `vectors` (`None`: an item without one) closer to `query` than orthogonal,
+/// best first by cosine similarity (ties: the earlier index).
+pub(crate) fn rank_by_meaning<'v>(query: &[f32], vectors: impl Iterator<Item = Option<&'v [f32]>>) -> Vec<usize> {
+    let mut scored: Vec<(usize, f64)> =
+        vectors.enumerate().filter_map(|(i, v)| Some((i, cosine(query, v?)))).filter(|(_, s)| *s > 0.0).collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.into_iter().map(|(i, _)| i).collect()
+}
+
 /// The cosine similarity of two vectors (0 when either is zero or they differ in length).
 pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f64 {
     if a.len() != b.len() || a.is_empty() {
@@ -91,8 +111,8 @@ pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 /// Fuses two rankings of the same candidates by reciprocal rank: each candidate scores
 /// `(1 - alpha) / (K + word_rank) + alpha / (K + meaning_rank)`. Candidates are keyed by their
-/// index; a ranking lists indices best first. Returns `(index, score, word_rank, meaning_rank)`,
-/// best first, ties broken by the earlier index.
+/// index; a ranking lists indices best first. Returns `(index, score, word_rank, meaning_rank)`
+/// for the candidates that score above 0, best first, ties broken by the earlier index.
 pub(crate) fn fuse(
     by_words: &[usize],
     by_meaning: &[usize],
@@ -110,7 +130,8 @@ pub(crate) fn fuse(
         e.0 += alpha / (RRF_K + (rank + 1) as f64);
         e.2 = Some(rank + 1);
     }
-    let mut out: Vec<_> = scores.into_iter().map(|(i, (s, w, m))| (i, s, w, m)).collect();
+    let mut out: Vec<_> =
+        scores.into_iter().filter(|(_, (s, ..))| *s > 0.0).map(|(i, (s, w, m))| (i, s, w, m)).collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     out.truncate(limit);
     out
@@ -133,10 +154,11 @@ mod tests {
     #[test]
     fn fusion_weighs_the_two_rankings_by_alpha() {
         // Words prefer 0 then 1; meaning prefers 1 then 2.
+        // A candidate only the ignored ranking lists scores 0 and is left out.
         let words_only = fuse(&[0, 1], &[1, 2], 0.0, 3);
-        assert_eq!(words_only.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(words_only.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 1]);
         let meaning_only = fuse(&[0, 1], &[1, 2], 1.0, 3);
-        assert_eq!(meaning_only[0].0, 1);
+        assert_eq!(meaning_only.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2]);
         let both = fuse(&[0, 1], &[1, 2], 0.5, 2);
         assert_eq!(both[0], (1, 0.5 / 62.0 + 0.5 / 61.0, Some(2), Some(1)));
         assert!((cosine(&[1.0, 0.0], &[1.0, 0.0]) - 1.0).abs() < 1e-9 && cosine(&[1.0], &[0.0]) == 0.0);

@@ -10,8 +10,8 @@ use ::redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 use serde::de::DeserializeOwned;
 
 use super::in_memory::{fact_forgotten, same_claim};
-use super::rank::{Bm25, cosine, fuse, words};
-use super::store::{MemoryStore, by_valid_time, record, supersede};
+use super::rank::{fuse, rank_by_meaning, rank_by_words};
+use super::store::{MemoryStore, answer, corrected, no_fact_to_rectify, record, supersede};
 use super::time::Timestamp;
 use super::types::{
     Episode, Fact, FactQuery, ForgetReport, ForgetScope, MemoryData, NewFact, RecallQuery, Recalled, WorkingBlock,
@@ -487,26 +487,13 @@ impl MemoryStore for RedisMemory {
         }
         // Newest first: equal scores go to the more recent episode.
         admitted.sort_by(|a, b| b.0.at.cmp(&a.0.at).then_with(|| b.0.id.cmp(&a.0.id)));
-        let terms: Vec<String> = words(&query.text).collect();
-        let index = Bm25::new(&terms, admitted.iter().map(|(e, _)| e.text.as_str()));
-        let mut by_words: Vec<(usize, f64)> =
-            (0..admitted.len()).map(|i| (i, index.score(i, &terms))).filter(|(_, s)| *s > 0.0).collect();
-        by_words.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let mut by_meaning: Vec<(usize, f64)> = match vector {
-            Some(q) => admitted
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (_, v))| v.as_deref().map(|v| (i, cosine(q, v))))
-                .filter(|(_, s)| *s > 0.0)
-                .collect(),
+        let words = rank_by_words(&query.text, admitted.iter().map(|(e, _)| e.text.as_str()));
+        let meaning = match vector {
+            Some(q) => rank_by_meaning(q, admitted.iter().map(|(_, v)| v.as_deref())),
             None => Vec::new(),
         };
-        by_meaning.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let words: Vec<usize> = by_words.iter().map(|(i, _)| *i).collect();
-        let meaning: Vec<usize> = by_meaning.iter().map(|(i, _)| *i).collect();
         Ok(fuse(&words, &meaning, query.alpha, query.limit)
             .into_iter()
-            .filter(|(_, score, ..)| *score > 0.0)
             .filter_map(|(i, score, word_rank, meaning_rank)| {
                 let episode = admitted.get(i)?.0.clone();
                 Some(Recalled { episode, score, word_rank, meaning_rank })
@@ -557,13 +544,9 @@ impl MemoryStore for RedisMemory {
     async fn facts(&self, user: &UserId, query: &FactQuery) -> Result<Vec<Fact>, StoreError> {
         let keys = self.keys(user);
         let facts: Hash = ::redis::cmd("HGETALL").arg(&keys.facts).query_async(&mut self.conn()).await.map_err(db)?;
-        let mut found: Vec<Fact> =
+        let found: Vec<Fact> =
             parse_all::<Fact>(&keys.facts, &facts)?.into_iter().filter(|f| query.admits(f)).collect();
-        by_valid_time(&mut found);
-        if let Some(limit) = query.limit {
-            found.truncate(limit);
-        }
-        Ok(found)
+        Ok(answer(found, query))
     }
 
     async fn rectify(
@@ -585,16 +568,10 @@ impl MemoryStore for RedisMemory {
                 .map_err(db)?;
             let old: Option<Fact> = old.map(|v| parse(&keys.facts, id, &v)).transpose()?;
             let Some(mut old) = old.filter(|f| f.retracted_at.is_none()) else {
-                return Err(error(StoreErrorKind::NotFound, format!("the user has no fact `{id}` to rectify")));
+                return Err(no_fact_to_rectify("redis", id));
             };
             old.retracted_at = Some(now);
-            let mut new = old.clone();
-            new.retracted_at = None;
-            new.id = new_id("fact");
-            new.object = object.trim().to_owned();
-            new.recorded_at = now;
-            new.closed_at = old.closed_at.map(|_| now);
-            new.sources.push(format!("rectified {id}: {source}"));
+            let new = corrected(&old, object, source, now);
             let change = Change { put: vec![&old, &new], ..Change::default() };
             if self.commit(&keys, &rev.unwrap_or_default(), change).await?.is_some() {
                 return Ok(new);

@@ -122,6 +122,33 @@ pub(crate) fn record(user: &UserId, new: NewFact, now: Timestamp) -> Fact {
     }
 }
 
+/// The correction of fact `old` to say `object`, recorded at `now` with `source` as its
+/// provenance: a new fact with the old one's validity (the old one is retracted by the store).
+pub(crate) fn corrected(old: &Fact, object: &str, source: &str, now: Timestamp) -> Fact {
+    let mut new = old.clone();
+    new.id = super::types::new_id("fact");
+    new.object = object.trim().to_owned();
+    new.recorded_at = now;
+    new.retracted_at = None;
+    new.closed_at = old.closed_at.map(|_| now);
+    new.sources.push(format!("rectified {}: {source}", old.id));
+    new
+}
+
+/// The error of a rectify that finds no fact `id` believed now.
+pub(crate) fn no_fact_to_rectify(backend: &'static str, id: &str) -> StoreError {
+    StoreError::new(crate::error::StoreErrorKind::NotFound, backend, format!("the user has no fact `{id}` to rectify"))
+}
+
+/// `found` (the facts `query` admits) as it asks for them: by valid time, at most its limit.
+pub(crate) fn answer(mut found: Vec<Fact>, query: &FactQuery) -> Vec<Fact> {
+    by_valid_time(&mut found);
+    if let Some(limit) = query.limit {
+        found.truncate(limit);
+    }
+    found
+}
+
 /// Orders facts by valid time, then record time.
 pub(crate) fn by_valid_time(facts: &mut [Fact]) {
     facts.sort_by(|a, b| a.valid_from.cmp(&b.valid_from).then(a.recorded_at.cmp(&b.recorded_at)).then(a.id.cmp(&b.id)));
