@@ -100,6 +100,13 @@ suite! {
         let schema = common::PgSchema::new().await;
         (Arc::new(schema.store().await), Box::new(schema))
     };
+    #[ignore = "needs PostgreSQL with pgvector: LOOM_TEST_PGVECTOR_URL (.ci/run starts one)"]
+    pgvector => {
+        let schema = common::PgSchema::on(common::pgvector_url()).await;
+        let store = schema.store().await;
+        assert!(store.uses_pgvector(), "the server at LOOM_TEST_PGVECTOR_URL has no usable pgvector");
+        (Arc::new(store), Box::new(schema))
+    };
     #[ignore = "needs Redis: LOOM_TEST_REDIS_URL (.ci/run starts one)"]
     redis => {
         let prefix = common::RedisPrefix::new();
@@ -708,5 +715,83 @@ async fn forget_leaves_nothing_of_the_user_in_postgres() -> anyhow::Result<()> {
     let bobs: i64 =
         sqlx::query("SELECT count(*) FROM loom_messages WHERE user_id = 'bob'").fetch_one(&pool).await?.try_get(0)?;
     assert_eq!(bobs, 2);
+    Ok(())
+}
+
+/// The PostgreSQL 15 of `postgres` has no pgvector: its suite runs the plain-SQL ranking.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: LOOM_TEST_POSTGRES_URL (.ci/run starts one)"]
+async fn postgres_without_pgvector_ranks_in_plain_sql() -> anyhow::Result<()> {
+    let schema = common::PgSchema::new().await;
+    let store = schema.store().await;
+    assert!(!store.uses_pgvector(), "LOOM_TEST_POSTGRES_URL has pgvector: the plain path goes untested");
+    let columns: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.columns
+         WHERE table_schema = current_schema() AND table_name = 'loom_episodes' AND column_name = 'embedding'",
+    )
+    .fetch_one(&schema.pool().await)
+    .await?;
+    assert_eq!(columns, 0);
+    Ok(())
+}
+
+/// With pgvector, vectors live in a `vector` column and meaning is ranked from it: with the
+/// `REAL[]` copies gone, recall still ranks by meaning. Vectors of another dimension and zero
+/// vectors are left out, and episodes written before pgvector are filled in when a store
+/// connects with it.
+#[tokio::test]
+#[ignore = "needs PostgreSQL with pgvector: LOOM_TEST_PGVECTOR_URL (.ci/run starts one)"]
+async fn pgvector_holds_and_ranks_the_vectors() -> anyhow::Result<()> {
+    use std::str::FromStr as _;
+    let schema = common::PgSchema::on(common::pgvector_url()).await;
+    let ann = user("ann");
+    // First without pgvector in sight (`public` off the search_path): the plain path.
+    let options =
+        sqlx::postgres::PgConnectOptions::from_str(&common::pgvector_url())?.options([("search_path", schema.name())]);
+    let plain = loomflow::session::PostgresStore::with_pool(sqlx::PgPool::connect_with(options).await?).await?;
+    assert!(!plain.uses_pgvector());
+    plain
+        .remember(&Episode::new(ann.clone(), "note", "older, plain").at(day(2024, 1, 1)), Some(&[0.0, 1.0, 0.0]))
+        .await?;
+    plain.pool().close().await;
+
+    let store = schema.store().await;
+    assert!(store.uses_pgvector());
+    let near = Episode::new(ann.clone(), "note", "near").at(day(2025, 1, 1));
+    store.remember(&near, Some(&[0.6, 0.8, 0.0])).await?;
+    store.remember(&Episode::new(ann.clone(), "note", "other dimension"), Some(&[1.0, 0.0])).await?;
+    store.remember(&Episode::new(ann.clone(), "note", "zero"), Some(&[0.0, 0.0, 0.0])).await?;
+    store.remember(&Episode::new(ann.clone(), "note", "opposite"), Some(&[-1.0, 0.0, 0.0])).await?;
+    store.remember(&Episode::new(user("bob"), "note", "bob's"), Some(&[1.0, 0.0, 0.0])).await?;
+
+    let pool = schema.pool().await;
+    let kind: String = sqlx::query_scalar(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+         WHERE attrelid = 'loom_episodes'::regclass AND attname = 'embedding' AND NOT attisdropped",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(kind, "vector");
+    let held: Vec<f32> =
+        sqlx::query_scalar("SELECT embedding::real[] FROM loom_episodes WHERE user_id = 'ann' AND id = $1")
+            .bind(&*near.id)
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(held, vec![0.6, 0.8, 0.0]);
+    let filled: Vec<f32> = sqlx::query_scalar(
+        "SELECT embedding::real[] FROM loom_episodes WHERE user_id = 'ann' AND text = 'older, plain'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(filled, vec![0.0, 1.0, 0.0]);
+
+    // Only the `vector` column left to rank by.
+    sqlx::query("UPDATE loom_episodes SET vector = NULL").execute(&pool).await?;
+    let hits = store.recall(&ann, &RecallQuery::new("").alpha(1.0), Some(&[1.0, 0.0, 0.0])).await?;
+    let texts: Vec<&str> = hits.iter().map(|h| h.episode.text.as_str()).collect();
+    assert_eq!(texts, ["near"]);
+    let hits = store.recall(&ann, &RecallQuery::new("").alpha(1.0), Some(&[0.1, 1.0, 0.0])).await?;
+    let texts: Vec<&str> = hits.iter().map(|h| h.episode.text.as_str()).collect();
+    assert_eq!(texts, ["older, plain", "near"]);
     Ok(())
 }

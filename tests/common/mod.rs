@@ -68,6 +68,21 @@ pub fn postgres_url() -> String {
     }
 }
 
+/// The PostgreSQL server with pgvector the tests talk to (`.ci/run` starts one, PostgreSQL 16,
+/// with the `vector` extension created in the database's `public` schema, and sets the
+/// variable). Only `#[ignore]`d tests call it: without the variable they fail, they never pass
+/// by skipping.
+pub fn pgvector_url() -> String {
+    match std::env::var("LOOM_TEST_PGVECTOR_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "LOOM_TEST_PGVECTOR_URL is not set: start PostgreSQL with pgvector and set it (`.ci/run` does both, \
+             with `CREATE EXTENSION vector` in the database), or run without --include-ignored to leave the \
+             pgvector tests out"
+        ),
+    }
+}
+
 /// The Redis server the tests talk to (`.ci/run` starts one and sets the variable). Only
 /// `#[ignore]`d tests call it: without the variable they fail, they never pass by skipping.
 pub fn redis_url() -> String {
@@ -180,15 +195,30 @@ impl Drop for TempFile {
 /// cannot be dropped as it ends without blocking its runtime.
 pub struct PgSchema {
     name: String,
+    url: String,
+    /// The `search_path` of its connections.
+    path: String,
 }
 
 impl PgSchema {
+    /// A schema on the server of [`postgres_url`]; its connections see only the schema.
     pub async fn new() -> Self {
+        Self::make(postgres_url(), false).await
+    }
+
+    /// A schema on the server at `url`; its connections see the schema, then `public` (where
+    /// the database's extensions are, such as pgvector's `vector`, which a database holds
+    /// once).
+    pub async fn on(url: String) -> Self {
+        Self::make(url, true).await
+    }
+
+    async fn make(url: String, public: bool) -> Self {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let name = format!("loom_test_{secs}_{}_{n}", std::process::id());
-        let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap_or_else(|e| panic!("{e}"));
+        let pool = sqlx::PgPool::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
         let old: Vec<String> =
             sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'loom\\_test\\_%'")
                 .fetch_all(&pool)
@@ -207,15 +237,21 @@ impl PgSchema {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         pool.close().await;
-        Self { name }
+        let path = if public { format!("{name}, public") } else { name.clone() };
+        Self { name, url, path }
+    }
+
+    /// The schema's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// A pool whose connections use the schema.
     pub async fn pool(&self) -> sqlx::PgPool {
         use std::str::FromStr as _;
-        let options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url())
+        let options = sqlx::postgres::PgConnectOptions::from_str(&self.url)
             .unwrap_or_else(|e| panic!("{e}"))
-            .options([("search_path", self.name.as_str())]);
+            .options([("search_path", self.path.as_str())]);
         sqlx::postgres::PgPoolOptions::new()
             .max_connections(8)
             .connect_with(options)

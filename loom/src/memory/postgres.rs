@@ -1,6 +1,7 @@
 //! Memory in PostgreSQL: the same database as the sessions and journals, for many workers.
 //! Words are found through a `tsvector` column and its GIN index and ranked by BM25; meaning is
-//! ranked by exact cosine similarity computed in SQL over the user's own vectors.
+//! ranked by exact cosine similarity over the user's own vectors: pgvector's `<=>` when the
+//! server has pgvector, computed in plain SQL otherwise.
 
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row as _, Transaction};
@@ -19,6 +20,15 @@ use crate::session::postgres::{db, error};
 
 /// How many episodes each ranking hands to the fusion.
 const CANDIDATES: i64 = 200;
+
+/// The most dimensions a pgvector `vector` holds.
+const PGVECTOR_MAX_DIMS: usize = 16_000;
+
+/// Whether pgvector can hold `v`: 1 to 16,000 values, all finite. Others stay in the `REAL[]`
+/// column only, ranked there.
+fn embeddable(v: &[f32]) -> bool {
+    (1..=PGVECTOR_MAX_DIMS).contains(&v.len()) && v.iter().all(|x| x.is_finite())
+}
 
 /// How many episodes matching a word are scored by BM25 (the best by PostgreSQL's own
 /// `ts_rank_cd` when more match).
@@ -149,9 +159,24 @@ macro_rules! filters {
 /// Recall finds the episodes that share a word with the query through a `tsvector` column (the
 /// `simple` configuration: lowercased words, no stemming) and its GIN index, and scores up to
 /// 1,000 of them by BM25 (document frequencies are exact up to that many matches; beyond, the
-/// best by `ts_rank_cd` are scored). Meaning is ranked by exact cosine similarity computed in
-/// SQL over the user's vectors (`REAL[]`), without pgvector: a full scan of one user's
-/// episodes, comfortable to some tens of thousands of episodes per user. Facts are written
+/// best by `ts_rank_cd` are scored). Meaning is ranked by exact cosine similarity over the
+/// user's vectors of the query's dimension, by one of two paths, decided when the store
+/// connects ([`PostgresStore::uses_pgvector`]):
+///
+/// - **pgvector** (the `vector` extension installed, or installable by the connecting role,
+///   and on the `search_path`): vectors are written to `REAL[]` and to an `embedding vector`
+///   column too (added, and filled from `REAL[]`, the first time a store connects with
+///   pgvector), and ranked by `embedding <=> query` (cosine distance) in C. The scan is exact,
+///   without an approximate (HNSW/IVFFlat) index: those need one fixed dimension, and
+///   embedders differ; a user's episodes are found by the `(user_id, at_ms)` index, so the
+///   cost grows with one user's episodes, comfortable to some hundreds of thousands per user.
+///   Vectors pgvector cannot hold (over 16,000 dimensions, or not finite) are ranked by the
+///   plain path.
+/// - **plain SQL** (no pgvector): similarity computed in SQL over `REAL[]`, a full scan of one
+///   user's episodes, comfortable to some tens of thousands of episodes per user.
+///
+/// Both rank the same episodes in the same order (up to floating-point ties). A worker that
+/// connected before pgvector was installed writes `REAL[]` only until it reconnects. Facts are written
 /// under a transaction-scoped advisory lock per user, subject and predicate, so concurrent
 /// writers in any number of processes supersede in valid-time order.
 #[async_trait::async_trait]
@@ -206,21 +231,30 @@ impl MemoryStore for PostgresStore {
 
     async fn remember(&self, episode: &Episode, vector: Option<&[f32]>) -> Result<(), StoreError> {
         let metadata = serde_json::to_string(&episode.metadata).map_err(|e| encode("an episode's metadata", e))?;
-        sqlx::query(
-            "INSERT INTO loom_episodes (user_id, id, session, kind, text, at_ms, metadata, vector)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (user_id, id) DO NOTHING",
-        )
-        .bind(episode.user.as_str())
-        .bind(&*episode.id)
-        .bind(episode.session.as_ref().map(SessionId::as_str))
-        .bind(&episode.kind)
-        .bind(&episode.text)
-        .bind(episode.at.as_millis())
-        .bind(metadata)
-        .bind(vector)
-        .execute(self.pool())
-        .await
-        .map_err(db)?;
+        let insert = if self.uses_pgvector() {
+            sqlx::query(
+                "INSERT INTO loom_episodes (user_id, id, session, kind, text, at_ms, metadata, vector, embedding)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::real[]::vector) ON CONFLICT (user_id, id) DO NOTHING",
+            )
+        } else {
+            sqlx::query(
+                "INSERT INTO loom_episodes (user_id, id, session, kind, text, at_ms, metadata, vector)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (user_id, id) DO NOTHING",
+            )
+        };
+        let mut insert = insert
+            .bind(episode.user.as_str())
+            .bind(&*episode.id)
+            .bind(episode.session.as_ref().map(SessionId::as_str))
+            .bind(&episode.kind)
+            .bind(&episode.text)
+            .bind(episode.at.as_millis())
+            .bind(metadata)
+            .bind(vector);
+        if self.uses_pgvector() {
+            insert = insert.bind(vector.filter(|v| embeddable(v)));
+        }
+        insert.execute(self.pool()).await.map_err(db)?;
         Ok(())
     }
 
@@ -297,7 +331,23 @@ impl MemoryStore for PostgresStore {
         }
         let mut by_meaning: Vec<usize> = Vec::new();
         if let Some(q) = vector.filter(|v| !v.is_empty() && query.alpha > 0.0) {
-            let sql = concat!(
+            let pgvector = self.uses_pgvector() && embeddable(q);
+            // Distance below 1 is similarity above 0; NaN (a zero vector) is not below 1. `<=>` fails on
+            // vectors of different dimensions, and the planner may compute it before any filter: the
+            // `CASE` leaves other dimensions out (NULL) first.
+            let nearest = concat!(
+                "SELECT ",
+                episode_columns!(),
+                " FROM (
+                     SELECT e.*, CASE WHEN vector_dims(e.embedding) = $8 THEN e.embedding <=> $6::real[]::vector END AS distance
+                     FROM loom_episodes e
+                     WHERE ",
+                filters!(),
+                " AND e.embedding IS NOT NULL AND vector_dims(e.embedding) = $8
+                 ) s
+                 WHERE distance < 1 ORDER BY distance, at_ms DESC LIMIT $7"
+            );
+            let plain = concat!(
                 "SELECT ",
                 episode_columns!(),
                 " FROM (
@@ -310,17 +360,18 @@ impl MemoryStore for PostgresStore {
                  ) s
                  WHERE similarity > 0 ORDER BY similarity DESC, at_ms DESC LIMIT $7"
             );
-            let rows = sqlx::query(sql)
+            let mut nearest = sqlx::query(if pgvector { nearest } else { plain })
                 .bind(user.as_str())
                 .bind(since)
                 .bind(until)
                 .bind(query.kind.as_deref())
                 .bind(session)
                 .bind(q)
-                .bind(CANDIDATES)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?;
+                .bind(CANDIDATES);
+            if pgvector {
+                nearest = nearest.bind(i32::try_from(q.len()).unwrap_or(i32::MAX));
+            }
+            let rows = nearest.fetch_all(&mut *tx).await.map_err(db)?;
             for row in &rows {
                 let e = episode(row)?;
                 match candidates.iter().position(|c| c.id == e.id) {

@@ -104,9 +104,14 @@ fn conflict(message: String) -> StoreError {
 /// The schema is versioned and migrated under
 /// an advisory lock, so workers starting together migrate once; a database migrated by a
 /// newer Loom is refused.
+///
+/// Memory ranks meaning with [pgvector](https://github.com/pgvector/pgvector) when the server
+/// has it (see [`uses_pgvector`](Self::uses_pgvector)), and with cosine similarity computed
+/// in plain SQL otherwise.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    pgvector: bool,
 }
 
 impl PostgresStore {
@@ -124,17 +129,26 @@ impl PostgresStore {
 
     /// Uses an existing pool and brings the schema up to date.
     pub async fn with_pool(pool: PgPool) -> Result<Self, StoreError> {
-        migrate(&pool).await?;
-        Ok(Self { pool })
+        let pgvector = migrate(&pool).await?;
+        Ok(Self { pool, pgvector })
     }
 
     /// The pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// Whether memory ranks meaning with pgvector: decided once, when the store connects, by
+    /// whether the `vector` extension is installed (Loom tries `CREATE EXTENSION IF NOT EXISTS
+    /// vector` and goes on without it when that fails) and its type is on the connection's
+    /// `search_path`.
+    pub fn uses_pgvector(&self) -> bool {
+        self.pgvector
+    }
 }
 
-async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+/// Brings the schema up to date; whether pgvector is used.
+async fn migrate(pool: &PgPool) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await.map_err(db)?;
     // Workers starting at once migrate one at a time.
     sqlx::query("SELECT pg_advisory_xact_lock(7405513051127931021)").execute(&mut *tx).await.map_err(db)?;
@@ -170,7 +184,56 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         .await
         .map_err(db)?;
     }
-    tx.commit().await.map_err(db)
+    let pgvector = with_pgvector(&mut tx).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(pgvector)
+}
+
+/// Within the migration (under its lock): when the server has pgvector, the `embedding` column
+/// of `loom_episodes`, a `vector` of any dimension, filled from `vector` when it is added.
+/// Not a numbered migration: a database used with and without pgvector keeps one schema
+/// version, and a server without pgvector never needs the column.
+async fn with_pgvector(tx: &mut Transaction<'_, Postgres>) -> Result<bool, StoreError> {
+    // Its own savepoint: without the extension's files or the right to create it, the
+    // statement fails and the migration goes on.
+    let mut attempt = sqlx::Acquire::begin(&mut *tx).await.map_err(db)?;
+    match sqlx::query("CREATE EXTENSION IF NOT EXISTS vector").execute(&mut *attempt).await {
+        Ok(_) => attempt.commit().await.map_err(db)?,
+        Err(_) => attempt.rollback().await.map_err(db)?,
+    }
+    let usable: bool = sqlx::query(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') AND to_regtype('vector') IS NOT NULL",
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?
+    .try_get(0)
+    .map_err(db)?;
+    if !usable {
+        return Ok(false);
+    }
+    let present: bool = sqlx::query(
+        "SELECT EXISTS (SELECT 1 FROM pg_attribute
+                        WHERE attrelid = 'loom_episodes'::regclass AND attname = 'embedding' AND NOT attisdropped)",
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?
+    .try_get(0)
+    .map_err(db)?;
+    if !present {
+        sqlx::query("ALTER TABLE loom_episodes ADD COLUMN embedding vector").execute(&mut **tx).await.map_err(db)?;
+        // Episodes written before: the vectors pgvector accepts (1 to 16,000 finite values).
+        sqlx::query(
+            "UPDATE loom_episodes SET embedding = vector::vector
+             WHERE vector IS NOT NULL AND cardinality(vector) BETWEEN 1 AND 16000
+               AND NOT ('NaN'::real = ANY(vector) OR 'Infinity'::real = ANY(vector) OR '-Infinity'::real = ANY(vector))",
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    Ok(true)
 }
 
 /// Serialises writers of one session within a transaction.
