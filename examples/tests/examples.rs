@@ -287,3 +287,69 @@ fn specialist_debate() {
         ],
     );
 }
+
+#[test]
+fn memory_showcase() {
+    let out = run_example("memory_showcase");
+    assert_lines(
+        &out,
+        &[
+            "memory: Memory { store: \"sqlite\", embedder: Some(\"hashing\"), sessions: true }",
+            "kept 5 episodes for ann",
+            "words #1  meaning #2  2026-01-12 Ann took the night train from Oslo to Bergen and loved the sleeper cabin",
+            "words #5  meaning #1  2026-03-20 Ann prefers window seats and quiet carriages on trains",
+            "only kind `trip`: 3 of 5 episodes",
+            "[preferences] Trains over planes. / Window seats, quiet carriages.",
+            "recorded later, about an earlier time: ann works_at Acme from 2025-01-01 — valid until 2026-03-01",
+            "employer on 2025-06-01: Acme",
+            "employer on 2026-06-01: Globex",
+            "employer on 2025-06-01, as Loom believed before it heard of Acme: (nothing)",
+            "Globex located in: Olso → Oslo",
+            "provenance: onboarding form | rectified <old fact>: Ann corrected the spelling",
+            "as of before the fix: Olso; now: Oslo",
+            "1 hop(s) from ann: Ann works at Globex\n",
+            "4 hop(s) from ann: Ann works at Globex → Globex located in Oslo → Oslo is in Norway → Norway uses currency NOK",
+            "│   - (2026-04-08) Ann's sister Maja lives in Tromsø",
+            ") User: My sister Maja lives in Tromsø and I visit her every winter.",
+            "│ assistant: You visit Maja in Tromsø every winter; the night train suits you.",
+            "2 blocks, 7 episodes, 6 facts (retracted and closed ones too), 2 sessions with 4 messages and 2 runs",
+            "forgot ann: 7 episodes, 6 facts, 2 blocks, 2 sessions (17 in all)",
+            "afterwards: recall 0 · blocks 0 · facts 0 · sessions 0 · export holds 0 episodes, 0 facts",
+            "the agent, asked again: I do not know yet.",
+        ],
+    );
+    assert!(out.contains("bytes of JSON"), "{out}");
+}
+
+#[test]
+fn multi_user_sessions() {
+    let out = run_example("multi_user_sessions");
+    for (user, colour, hobby) in [("ann", "teal", "pottery"), ("bob", "amber", "climbing"), ("chen", "violet", "chess")]
+    {
+        assert_lines(
+            &out,
+            &[
+                &format!(
+                    "{user}\n  s1 │ user: My favourite colour is {colour} and I spend my weekends on {hobby}.\n     │ recalled: nothing"
+                ),
+                &format!(
+                    "  s2 │ user: What is my favourite colour?\n     │ recalled: User: My favourite colour is {colour} and I spend my weekends on {hobby}. / Assistant: Noted.\n     │ assistant: Your favourite colour is {colour} (from memory)."
+                ),
+                &format!("     │ assistant: You spend them on {hobby} (from this session's 2 messages)."),
+                &format!("     │ assistant: You spend them on {hobby} (from memory)."),
+            ],
+        );
+    }
+    assert_lines(
+        &out,
+        &[
+            "cross-user recalls: 0",
+            "before forgetting bob: ann: 4 episodes, 3 sessions; bob: 4 episodes, 3 sessions; chen: 4 episodes, 3 sessions",
+            "forgot bob: 4 episodes, 3 sessions",
+            "after forgetting bob:  ann: 4 episodes, 3 sessions; bob: 0 episodes, 0 sessions; chen: 4 episodes, 3 sessions",
+            "ann asks again │ Your favourite colour is teal (from memory).",
+            "bob asks again │ I do not know your favourite colour.",
+            "chen asks again │ Your favourite colour is violet (from memory).",
+        ],
+    );
+}

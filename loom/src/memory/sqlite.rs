@@ -1,10 +1,15 @@
 //! Memory in SQLite: the same file as the sessions and journals, words ranked by FTS5's BM25,
 //! meaning by exact cosine over the user's own vectors.
 
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
+use rusqlite::types::ValueRef;
 use rusqlite::{OptionalExtension as _, Row, params};
 
 use super::in_memory::{fact_forgotten, same_claim};
-use super::rank::{cosine, fuse, words};
+use super::rank::{fuse, words};
 use super::store::{MemoryStore, by_valid_time, record, supersede};
 use super::time::Timestamp;
 use super::types::{
@@ -26,8 +31,31 @@ fn vector_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn blob_vector(b: &[u8]) -> Option<Vec<f32>> {
-    b.len().is_multiple_of(4).then(|| b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+/// The sum of the squares of `v`, as [`cosine`](super::rank::cosine) adds it up.
+fn squared_norm(v: &[f32]) -> f64 {
+    v.iter().map(|x| f64::from(*x) * f64::from(*x)).fold(0.0, |sum, x| sum + x)
+}
+
+/// [`cosine`](super::rank::cosine) of `q` (whose [`squared_norm`] is `q_norm`) and the vector
+/// stored as `blob`, read in place: the same sums in the same order, so the same value to the
+/// last bit.
+fn cosine_blob(q: &[f32], q_norm: f64, blob: &[u8]) -> f64 {
+    if blob.len() != q.len() * 4 || q.is_empty() {
+        return 0.0;
+    }
+    let (mut dot, mut norm) = (0.0f64, 0.0f64);
+    for (x, c) in q.iter().zip(blob.chunks_exact(4)) {
+        let (x, y) = (f64::from(*x), f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+        dot += x * y;
+        norm += y * y;
+    }
+    if q_norm == 0.0 || norm == 0.0 { 0.0 } else { dot / (q_norm.sqrt() * norm.sqrt()) }
+}
+
+/// The id of the episode at `rowid`, for an error message.
+fn episode_id(conn: &rusqlite::Connection, rowid: i64) -> String {
+    conn.query_row("SELECT id FROM loom_episodes WHERE rowid = ?1", params![rowid], |r| r.get(0))
+        .unwrap_or_else(|_| format!("at rowid {rowid}"))
 }
 
 /// The columns of an episode row, in `EPISODE_COLUMNS` order.
@@ -132,6 +160,131 @@ fn match_expression(text: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" OR "))
 }
 
+/// The filters of a recall, on the episodes `e`: the user, the time range, the kind, the session.
+const RECALL_FILTERS: &str = "e.user = ?1 AND e.at_ms >= ?2 AND e.at_ms < ?3 AND (?4 IS NULL OR e.kind = ?4) \
+                              AND (?5 IS NULL OR e.session = ?5)";
+
+/// `(score, time, order of arrival, rowid)` of a ranked row.
+type Ranked = (f64, i64, usize, i64);
+
+/// Keeps the first `k` of `items` in `order`, sorted.
+fn best(items: &mut Vec<Ranked>, k: usize, order: impl Fn(&Ranked, &Ranked) -> Ordering + Copy) {
+    if items.len() > k {
+        items.select_nth_unstable_by(k, order);
+        items.truncate(k);
+    }
+    items.sort_unstable_by(order);
+}
+
+/// Recall, in one read transaction (both rankings see one snapshot).
+///
+/// By words: FTS5's BM25 over the user's rows that pass the filters, best first, the later first
+/// among equals. The matches are restricted to those rows by `rowid IN (...)`, a set SQLite
+/// builds once per query from the user's index, not by joining each match to its row: a join
+/// reads a table page for every match of every user. By meaning: exact cosine over the same
+/// rows' vectors, read in place. Only the episodes returned are read in full.
+fn recall_rows(
+    conn: &mut rusqlite::Connection,
+    user: &str,
+    query: &RecallQuery,
+    vector: Option<&[f32]>,
+) -> Result<Vec<Recalled>, StoreError> {
+    let tx = conn.transaction().map_err(db)?;
+    let since = query.since.map_or(i64::MIN, Timestamp::as_millis);
+    let until = query.until.map_or(i64::MAX, Timestamp::as_millis);
+    let (kind, session) = (query.kind.as_deref(), query.session.as_ref().map(SessionId::as_str));
+    let expr = match_expression(&query.text).filter(|_| query.alpha < 1.0);
+    // The user's rows: their times (which order the words' equals) and their similarity.
+    let mut times: HashMap<i64, i64, RandomState> = HashMap::default();
+    let mut by_similarity: Vec<Ranked> = Vec::new();
+    if let Some(q) = vector.filter(|_| query.alpha > 0.0) {
+        let sql = format!("SELECT e.rowid, e.at_ms, e.vector FROM loom_episodes e WHERE {RECALL_FILTERS}");
+        let mut stmt = tx.prepare_cached(&sql).map_err(db)?;
+        let mut rows = stmt.query(params![user, since, until, kind, session]).map_err(db)?;
+        let q_norm = squared_norm(q);
+        while let Some(row) = rows.next().map_err(db)? {
+            let (rowid, at): (i64, i64) = (row.get(0).map_err(db)?, row.get(1).map_err(db)?);
+            if expr.is_some() {
+                times.insert(rowid, at);
+            }
+            let value = row.get_ref(2).map_err(db)?;
+            if value == ValueRef::Null {
+                continue;
+            }
+            let blob = value.as_blob().map_err(|e| db(e.into()))?;
+            if !blob.len().is_multiple_of(4) {
+                let id = episode_id(&tx, rowid);
+                return Err(corrupt("the vector of episode", &id, "its length is not a multiple of 4"));
+            }
+            let s = cosine_blob(q, q_norm, blob);
+            if s > 0.0 {
+                by_similarity.push((s, at, by_similarity.len(), rowid));
+            }
+        }
+    } else if expr.is_some() {
+        let sql = format!("SELECT e.rowid, e.at_ms FROM loom_episodes e WHERE {RECALL_FILTERS}");
+        let mut stmt = tx.prepare_cached(&sql).map_err(db)?;
+        let rows = stmt
+            .query_map(params![user, since, until, kind, session], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(db)?;
+        for row in rows {
+            let (rowid, at) = row.map_err(db)?;
+            times.insert(rowid, at);
+        }
+    }
+    // The candidates, by rowid: the word matches in their order, then the meaning matches that
+    // are not among them (the order `fuse` breaks ties by).
+    let mut candidates: Vec<i64> = Vec::new();
+    let mut position: HashMap<i64, usize, RandomState> = HashMap::default();
+    let mut by_words: Vec<usize> = Vec::new();
+    if let Some(expr) = &expr {
+        let sql = format!(
+            "SELECT t.rowid, bm25(loom_episodes_text) FROM loom_episodes_text t
+             WHERE loom_episodes_text MATCH ?6 AND +t.rowid IN (SELECT e.rowid FROM loom_episodes e WHERE {RECALL_FILTERS})"
+        );
+        let mut stmt = tx.prepare_cached(&sql).map_err(db)?;
+        let mut rows = stmt.query(params![user, since, until, kind, session, expr]).map_err(db)?;
+        // (BM25, lower is better; time; order of the matches; rowid)
+        let mut matched: Vec<Ranked> = Vec::new();
+        while let Some(row) = rows.next().map_err(db)? {
+            let rowid: i64 = row.get(0).map_err(db)?;
+            if let Some(&at) = times.get(&rowid) {
+                matched.push((row.get(1).map_err(db)?, at, matched.len(), rowid));
+            }
+        }
+        best(&mut matched, WORD_CANDIDATES, |a, b| {
+            a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2))
+        });
+        for (_, _, _, rowid) in matched {
+            position.insert(rowid, candidates.len());
+            by_words.push(candidates.len());
+            candidates.push(rowid);
+        }
+    }
+    // The most similar first, the later first among equals, then in the scan's order.
+    best(&mut by_similarity, WORD_CANDIDATES, |a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    let mut by_meaning: Vec<usize> = Vec::new();
+    for (_, _, _, rowid) in by_similarity {
+        let i = *position.entry(rowid).or_insert_with(|| {
+            candidates.push(rowid);
+            candidates.len() - 1
+        });
+        by_meaning.push(i);
+    }
+    let fused = fuse(&by_words, &by_meaning, query.alpha, query.limit);
+    let mut out = Vec::with_capacity(fused.len());
+    {
+        let sql = format!("SELECT {EPISODE_COLUMNS} FROM loom_episodes e WHERE e.rowid = ?1");
+        let mut stmt = tx.prepare_cached(&sql).map_err(db)?;
+        for (i, score, word_rank, meaning_rank) in fused.into_iter().filter(|(_, score, ..)| *score > 0.0) {
+            let episode = stmt.query_row(params![candidates[i]], episode).map_err(db)??;
+            out.push(Recalled { episode, score, word_rank, meaning_rank });
+        }
+    }
+    tx.commit().map_err(db)?;
+    Ok(out)
+}
+
 #[async_trait::async_trait]
 impl MemoryStore for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -223,67 +376,7 @@ impl MemoryStore for SqliteStore {
         let user = user.to_string();
         let query = query.clone();
         let vector = vector.map(<[f32]>::to_vec);
-        self.with(move |conn| {
-            let (since, until) = (query.since.map_or(i64::MIN, Timestamp::as_millis), query.until.map_or(i64::MAX, Timestamp::as_millis));
-            let kind = query.kind.clone();
-            let session = query.session.as_ref().map(|s| s.as_str().to_owned());
-            let filters = "e.user = ?1 AND e.at_ms >= ?2 AND e.at_ms < ?3 AND (?4 IS NULL OR e.kind = ?4) AND (?5 IS NULL OR e.session = ?5)";
-            // Candidates by words: FTS5's BM25 (lower is better), the user's rows only.
-            let mut candidates: Vec<Episode> = Vec::new();
-            let mut by_words: Vec<usize> = Vec::new();
-            if let Some(expr) = match_expression(&query.text).filter(|_| query.alpha < 1.0) {
-                let sql = format!(
-                    "SELECT {EPISODE_COLUMNS} FROM loom_episodes_text t JOIN loom_episodes e ON e.rowid = t.rowid
-                     WHERE loom_episodes_text MATCH ?6 AND {filters}
-                     ORDER BY bm25(loom_episodes_text), e.at_ms DESC LIMIT ?7"
-                );
-                let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
-                let rows = stmt
-                    .query_map(params![user, since, until, kind, session, expr, WORD_CANDIDATES as i64], episode)
-                    .map_err(db)?;
-                for e in collect(rows)? {
-                    by_words.push(candidates.len());
-                    candidates.push(e);
-                }
-            }
-            // By meaning: exact cosine over the user's vectors.
-            let mut by_meaning: Vec<usize> = Vec::new();
-            if let Some(q) = vector.as_deref().filter(|_| query.alpha > 0.0) {
-                let sql = format!("SELECT {EPISODE_COLUMNS}, e.vector FROM loom_episodes e WHERE {filters} AND e.vector IS NOT NULL");
-                let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
-                let mut rows = stmt.query(params![user, since, until, kind, session]).map_err(db)?;
-                let mut scored: Vec<(f64, i64, String)> = Vec::new();
-                while let Some(row) = rows.next().map_err(db)? {
-                    let blob: Vec<u8> = row.get(7).map_err(db)?;
-                    let id: String = row.get(0).map_err(db)?;
-                    let Some(v) = blob_vector(&blob) else { return Err(corrupt("the vector of episode", &id, "its length is not a multiple of 4")) };
-                    let s = cosine(q, &v);
-                    if s > 0.0 {
-                        scored.push((s, row.get(5).map_err(db)?, id));
-                    }
-                }
-                scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
-                scored.truncate(WORD_CANDIDATES);
-                for (_, _, id) in scored {
-                    match candidates.iter().position(|e| *e.id == *id) {
-                        Some(i) => by_meaning.push(i),
-                        None => {
-                            let sql = format!("SELECT {EPISODE_COLUMNS} FROM loom_episodes e WHERE e.id = ?1");
-                            let e = conn.prepare_cached(&sql).map_err(db)?.query_row(params![id], episode).map_err(db)??;
-                            by_meaning.push(candidates.len());
-                            candidates.push(e);
-                        }
-                    }
-                }
-            }
-            let fused = fuse(&by_words, &by_meaning, query.alpha, query.limit);
-            Ok(fused
-                .into_iter()
-                .filter(|(_, score, ..)| *score > 0.0)
-                .map(|(i, score, word_rank, meaning_rank)| Recalled { episode: candidates[i].clone(), score, word_rank, meaning_rank })
-                .collect())
-        })
-        .await
+        self.with(move |conn| recall_rows(conn, &user, &query, vector.as_deref())).await
     }
 
     async fn add_fact(&self, user: &UserId, new: NewFact, now: Timestamp) -> Result<Fact, StoreError> {
@@ -291,8 +384,11 @@ impl MemoryStore for SqliteStore {
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
             let mut fact = record(&user, new, now);
+            // By the subject's index: without statistics SQLite takes `user = ?` on the primary
+            // key for the narrower search and reads every fact of the user.
             let sql = format!(
-                "SELECT {FACT_COLUMNS} FROM loom_facts WHERE user = ?1 AND subject_key = ?2 AND predicate = ?3"
+                "SELECT {FACT_COLUMNS} FROM loom_facts INDEXED BY loom_facts_by_subject
+                 WHERE user = ?1 AND subject_key = ?2 AND predicate = ?3"
             );
             let existing = {
                 let mut stmt = tx.prepare_cached(&sql).map_err(db)?;
@@ -339,10 +435,19 @@ impl MemoryStore for SqliteStore {
         let user = user.to_string();
         let query = query.clone();
         self.with(move |conn| {
-            let sql = format!(
-                "SELECT {FACT_COLUMNS} FROM loom_facts WHERE user = ?1 AND (?2 IS NULL OR subject_key = ?2)
-                 AND (?3 IS NULL OR predicate = ?3) ORDER BY valid_from, recorded_at, id"
-            );
+            // With a subject, by the subject's index (SQLite would read every fact of the user).
+            let sql = if query.subject.is_some() {
+                format!(
+                    "SELECT {FACT_COLUMNS} FROM loom_facts INDEXED BY loom_facts_by_subject
+                     WHERE user = ?1 AND subject_key = ?2 AND (?3 IS NULL OR predicate = ?3)
+                     ORDER BY valid_from, recorded_at, id"
+                )
+            } else {
+                format!(
+                    "SELECT {FACT_COLUMNS} FROM loom_facts WHERE user = ?1 AND ?2 IS NULL
+                     AND (?3 IS NULL OR predicate = ?3) ORDER BY valid_from, recorded_at, id"
+                )
+            };
             let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
             let subject = query.subject.as_ref().map(|s| s.to_lowercase());
             let rows = stmt.query_map(params![user, subject, query.predicate], fact).map_err(db)?;
@@ -455,5 +560,31 @@ impl MemoryStore for SqliteStore {
             Ok(report)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rank::cosine;
+    use super::*;
+    use crate::memory::HashingEmbedder;
+
+    #[test]
+    fn cosine_of_a_stored_vector_is_cosine_to_the_last_bit() {
+        let e = HashingEmbedder::default();
+        let texts = ["the night train to Bergen", "Ann prefers trains", "quarterly invoice totals", ""];
+        for a in texts {
+            for b in texts {
+                let (q, v) = (e.vector(a), e.vector(b));
+                let fast = cosine_blob(&q, squared_norm(&q), &vector_blob(&v));
+                assert_eq!(fast.to_bits(), cosine(&q, &v).to_bits(), "{a:?} {b:?}");
+            }
+        }
+        let q = [0.25f32, -1.5, 3.0];
+        assert_eq!(cosine_blob(&q, squared_norm(&q), &vector_blob(&[1.0, 2.0])), 0.0);
+        assert_eq!(cosine_blob(&[], 0.0, &[]), 0.0);
+        let odd = [1e-3f32, 7.0, -2.5];
+        let v = [0.5f32, 0.25, 9.0];
+        assert_eq!(cosine_blob(&odd, squared_norm(&odd), &vector_blob(&v)).to_bits(), cosine(&odd, &v).to_bits());
     }
 }
