@@ -165,16 +165,21 @@ macro_rules! forward_sessions {
     };
 }
 
+/// A name no other test of any run uses: `{prefix}_{pid}_{nanos}_{n}`.
+pub fn unique_name(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{prefix}_{}_{nanos}_{n}", std::process::id())
+}
+
 /// A database file in the temp directory with a name no other test uses, removed (with its
 /// WAL files) when dropped.
 pub struct TempFile(std::path::PathBuf);
 
 impl TempFile {
     pub fn new(name: &str) -> Self {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        Self(std::env::temp_dir().join(format!("loom-{}-{nanos}-{n}-{name}", std::process::id())))
+        Self(std::env::temp_dir().join(unique_name(&format!("loom-{name}"))))
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -273,10 +278,7 @@ pub struct RedisPrefix {
 
 impl RedisPrefix {
     pub fn new() -> Self {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        Self { name: format!("loom_test_{}_{nanos}_{n}", std::process::id()) }
+        Self { name: unique_name("loom_test") }
     }
 
     pub fn name(&self) -> &str {
@@ -337,10 +339,7 @@ pub struct ChromaPrefix {
 
 impl ChromaPrefix {
     pub fn new() -> Self {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        Self { name: format!("loom_test_{}_{nanos}_{n}", std::process::id()) }
+        Self { name: unique_name("loom_test") }
     }
 
     pub fn name(&self) -> &str {

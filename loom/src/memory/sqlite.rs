@@ -10,7 +10,7 @@ use rusqlite::{OptionalExtension as _, Row, params};
 
 use super::in_memory::{fact_forgotten, same_claim};
 use super::rank::{fuse, words};
-use super::store::{MemoryStore, by_valid_time, record, supersede};
+use super::store::{MemoryStore, answer, corrected, no_fact_to_rectify, record, supersede};
 use super::time::Timestamp;
 use super::types::{
     Episode, Fact, FactQuery, ForgetReport, ForgetScope, MemoryData, NewFact, RecallQuery, Recalled, WorkingBlock,
@@ -276,7 +276,7 @@ fn recall_rows(
     {
         let sql = format!("SELECT {EPISODE_COLUMNS} FROM loom_episodes e WHERE e.rowid = ?1");
         let mut stmt = tx.prepare_cached(&sql).map_err(db)?;
-        for (i, score, word_rank, meaning_rank) in fused.into_iter().filter(|(_, score, ..)| *score > 0.0) {
+        for (i, score, word_rank, meaning_rank) in fused {
             let episode = stmt.query_row(params![candidates[i]], episode).map_err(db)??;
             out.push(Recalled { episode, score, word_rank, meaning_rank });
         }
@@ -451,12 +451,8 @@ impl MemoryStore for SqliteStore {
             let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
             let subject = query.subject.as_ref().map(|s| s.to_lowercase());
             let rows = stmt.query_map(params![user, subject, query.predicate], fact).map_err(db)?;
-            let mut found: Vec<Fact> = collect(rows)?.into_iter().filter(|f| query.admits(f)).collect();
-            by_valid_time(&mut found);
-            if let Some(limit) = query.limit {
-                found.truncate(limit);
-            }
-            Ok(found)
+            let found: Vec<Fact> = collect(rows)?.into_iter().filter(|f| query.admits(f)).collect();
+            Ok(answer(found, &query))
         })
         .await
     }
@@ -476,7 +472,7 @@ impl MemoryStore for SqliteStore {
                 format!("SELECT {FACT_COLUMNS} FROM loom_facts WHERE user = ?1 AND id = ?2 AND retracted_at IS NULL");
             let old = tx.query_row(&sql, params![user.as_str(), id], fact).optional().map_err(db)?;
             let Some(old) = old else {
-                return Err(error(StoreErrorKind::NotFound, format!("the user has no fact `{id}` to rectify")));
+                return Err(no_fact_to_rectify("sqlite", &id));
             };
             let old = old?;
             tx.execute(
@@ -484,12 +480,7 @@ impl MemoryStore for SqliteStore {
                 params![user.as_str(), id, now.as_millis()],
             )
             .map_err(db)?;
-            let mut new = old.clone();
-            new.id = super::types::new_id("fact");
-            new.object = object;
-            new.recorded_at = now;
-            new.closed_at = old.closed_at.map(|_| now);
-            new.sources.push(format!("rectified {id}: {source}"));
+            let new = corrected(&old, &object, &source, now);
             insert_fact(&tx, &new)?;
             tx.commit().map_err(db)?;
             Ok(new)
