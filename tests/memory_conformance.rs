@@ -411,14 +411,34 @@ async fn forget_leaves_nothing_of_the_user_in_the_database() -> anyhow::Result<(
         let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table} WHERE user = 'ann'"), [], |r| r.get(0))?;
         assert_eq!(n, 0, "{table} still holds ann's rows");
     }
-    let indexed: i64 = conn.query_row(
-        "SELECT count(*) FROM loom_episodes_text WHERE loom_episodes_text MATCH 'zebracode'",
-        [],
-        |r| r.get(0),
-    )?;
-    assert_eq!(indexed, 0);
+    let texts: i64 =
+        conn.query_row("SELECT count(*) FROM loom_episodes WHERE text LIKE '%zebracode%'", [], |r| r.get(0))?;
+    assert_eq!(texts, 0);
     let bobs: i64 = conn.query_row("SELECT count(*) FROM loom_messages WHERE user = 'bob'", [], |r| r.get(0))?;
     assert_eq!(bobs, 2);
+    Ok(())
+}
+
+/// Two processes on one SQLite file: each recalls what the other remembered, and nothing of what
+/// the other forgot, though each keeps the user's recall index in between.
+#[tokio::test]
+async fn sqlite_recall_sees_what_another_process_wrote_and_forgot() -> anyhow::Result<()> {
+    let file = common::TempFile::new("two-processes.db");
+    let first = Memory::shared(Arc::new(loomflow::session::SqliteStore::open(file.path())?));
+    let second = Memory::shared(Arc::new(loomflow::session::SqliteStore::open(file.path())?));
+    let ann = user("ann");
+    let texts = |found: Vec<loomflow::memory::Recalled>| found.into_iter().map(|r| r.episode.text).collect::<Vec<_>>();
+    first.remember(&ann, "turn", "ann takes the night train").await?;
+    assert_eq!(texts(second.recall(&ann, "night train").await?), ["ann takes the night train"]);
+    first.remember(&ann, "turn", "the night bus is slower").await?;
+    let both = texts(second.recall(&ann, RecallQuery::new("night").limit(5)).await?);
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert!(both.contains(&"the night bus is slower".to_owned()));
+    // A forget in one process: the other reads the index again.
+    first.forget(&ann, ForgetScope::all()).await?;
+    assert!(texts(second.recall(&ann, "night").await?).is_empty());
+    first.remember(&ann, "turn", "ann moved to Oslo").await?;
+    assert_eq!(texts(second.recall(&ann, "oslo night").await?), ["ann moved to Oslo"]);
     Ok(())
 }
 

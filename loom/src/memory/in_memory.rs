@@ -1,10 +1,10 @@
 //! Memory in the process: bounded per user and in users, for tests, demos and single processes.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::rank::{fuse, rank_by_meaning, rank_by_words};
+use super::index::{Entry, RecallIndex};
 use super::store::{MemoryStore, answer, corrected, no_fact_to_rectify, record, supersede};
 use super::time::Timestamp;
 use super::types::{
@@ -72,13 +72,32 @@ impl MemoryLimits {
 #[derive(Default)]
 struct UserMemory {
     blocks: BTreeMap<String, WorkingBlock>,
-    episodes: VecDeque<(Episode, Option<Vec<f32>>)>,
+    /// The episodes by order of arrival, each with its number in `index`.
+    episodes: BTreeMap<i64, (Episode, u32)>,
+    next_episode: i64,
+    /// The episodes' words and vectors, for recall.
+    index: RecallIndex,
     /// The ids of `episodes`: an episode kept again (a resumed run's turn) is kept once.
     ids: std::collections::HashSet<std::sync::Arc<str>>,
     facts: Vec<Fact>,
     /// Its place in the recency order.
     tick: u64,
     last_used: Option<Instant>,
+}
+
+impl UserMemory {
+    /// Rebuilds the index once removed episodes outnumber the kept ones.
+    fn compact(&mut self) {
+        if !self.index.sparse() {
+            return;
+        }
+        let map = self.index.compact();
+        for (_, doc) in self.episodes.values_mut() {
+            if let Some(Some(new)) = map.get(*doc as usize) {
+                *doc = *new;
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -92,7 +111,8 @@ struct Users {
 /// Memory kept in the process, bounded: at most `max_users` users (least recently used
 /// dropped first), users idle past `idle_ttl` dropped, and per user at most
 /// `max_episodes_per_user` episodes and `max_facts_per_user` facts (oldest dropped first).
-/// Words are ranked by BM25 computed at recall, meaning by exact cosine similarity.
+/// Recall ranks over an index of each user's own episodes (BM25 postings with the user's own
+/// statistics; vectors with a sign pass before exact cosine once a user holds thousands).
 pub struct InMemoryMemory {
     users: Mutex<Users>,
     limits: MemoryLimits,
@@ -215,12 +235,24 @@ impl MemoryStore for InMemoryMemory {
             if !m.ids.insert(std::sync::Arc::clone(&episode.id)) {
                 return;
             }
-            m.episodes.push_back((episode.clone(), vector.map(<[f32]>::to_vec)));
+            let key = m.next_episode;
+            m.next_episode += 1;
+            let doc = m.index.add(&Entry {
+                key,
+                at: episode.at.as_millis(),
+                kind: &episode.kind,
+                session: episode.session.as_ref().map(|s| s.as_str()),
+                text: &episode.text,
+                vector,
+            });
+            m.episodes.insert(key, (episode.clone(), doc));
             while m.episodes.len() > max {
-                if let Some((old, _)) = m.episodes.pop_front() {
+                if let Some((_, (old, doc))) = m.episodes.pop_first() {
+                    m.index.remove(doc, &old.text);
                     m.ids.remove(&old.id);
                 }
             }
+            m.compact();
         });
         Ok(())
     }
@@ -232,21 +264,12 @@ impl MemoryStore for InMemoryMemory {
         vector: Option<&[f32]>,
     ) -> Result<Vec<Recalled>, StoreError> {
         let found = self.with_user(user, false, |m| {
-            // Newest first: equal scores go to the more recent episode.
-            let admitted: Vec<&(Episode, Option<Vec<f32>>)> =
-                m.episodes.iter().rev().filter(|(e, _)| query.admits(e)).collect();
-            let words = rank_by_words(&query.text, admitted.iter().map(|(e, _)| e.text.as_str()));
-            let meaning = match vector {
-                Some(q) => rank_by_meaning(q, admitted.iter().map(|(_, v)| v.as_deref())),
-                None => Vec::new(),
-            };
-            fuse(&words, &meaning, query.alpha, query.limit)
+            m.index
+                .recall(query, vector)
                 .into_iter()
-                .map(|(i, score, word_rank, meaning_rank)| Recalled {
-                    episode: admitted[i].0.clone(),
-                    score,
-                    word_rank,
-                    meaning_rank,
+                .filter_map(|(key, score, word_rank, meaning_rank)| {
+                    let (episode, _) = m.episodes.get(&key)?;
+                    Some(Recalled { episode: episode.clone(), score, word_rank, meaning_rank })
                 })
                 .collect::<Vec<_>>()
         });
@@ -307,7 +330,7 @@ impl MemoryStore for InMemoryMemory {
     async fn export(&self, user: &UserId) -> Result<MemoryData, StoreError> {
         let data = self.with_user(user, false, |m| MemoryData {
             blocks: m.blocks.values().cloned().collect(),
-            episodes: m.episodes.iter().map(|(e, _)| e.clone()).collect(),
+            episodes: m.episodes.values().map(|(e, _)| e.clone()).collect(),
             facts: m.facts.clone(),
         });
         Ok(data.unwrap_or_default())
@@ -330,10 +353,18 @@ impl MemoryStore for InMemoryMemory {
                 scope.session.as_ref().is_none_or(|s| e.session.as_ref() == Some(s))
                     && scope.before.is_none_or(|t| e.at < t)
             };
-            let removed: Vec<String> =
-                m.episodes.iter().filter(|(e, _)| gone(e)).map(|(e, _)| e.id.to_string()).collect();
-            m.episodes.retain(|(e, _)| !gone(e));
+            let mut removed: Vec<String> = Vec::new();
+            let index = &mut m.index;
+            m.episodes.retain(|_, (e, doc)| {
+                if !gone(e) {
+                    return true;
+                }
+                index.remove(*doc, &e.text);
+                removed.push(e.id.to_string());
+                false
+            });
             m.ids.retain(|id| !removed.iter().any(|r| **r == **id));
+            m.compact();
             let before = m.facts.len();
             m.facts.retain(|f| !fact_forgotten(f, scope, &removed));
             ForgetReport { episodes: removed.len(), facts: before - m.facts.len(), blocks: 0, sessions: 0 }

@@ -46,6 +46,7 @@ mod chroma;
 mod consolidate;
 mod embed;
 mod in_memory;
+mod index;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod rank;
@@ -75,6 +76,8 @@ pub use embed::OpenAiEmbedder;
 pub use embed::{Embedder, HashingEmbedder};
 pub use in_memory::{InMemoryMemory, MemoryLimits};
 pub(crate) use rank::words as rank_words;
+#[cfg(feature = "sqlite")]
+pub(crate) use sqlite::RecallCache;
 pub use store::MemoryStore;
 pub use time::{Timestamp, TimestampError};
 pub use types::{

@@ -315,7 +315,7 @@ impl MemoryStore for PostgresStore {
                 let index = Bm25::new(&terms, matched.iter().map(|e| e.text.as_str()))
                     .with_total(usize::try_from(total).unwrap_or(0));
                 let mut scored: Vec<(usize, f64)> =
-                    (0..matched.len()).map(|i| (i, index.score(i, &terms))).filter(|(_, s)| *s > 0.0).collect();
+                    (0..matched.len()).map(|i| (i, index.score(i))).filter(|(_, s)| *s > 0.0).collect();
                 // Equal scores go to the more recent episode.
                 scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(matched[b.0].at.cmp(&matched[a.0].at)));
                 scored.truncate(CANDIDATES as usize);

@@ -13,16 +13,45 @@ pub(crate) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
 
-/// A BM25 index of one user's texts, built for one query (a store with a text index of its
-/// own, such as SQLite's FTS5, ranks there instead).
+/// A word's inverse document frequency among `n` documents of which `df` hold it.
+pub(crate) fn idf(n: f64, df: f64) -> f64 {
+    ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
+}
+
+/// The length normalisation of a document of `len` words among documents of `avg` words.
+pub(crate) fn length_norm(len: f64, avg: f64) -> f64 {
+    K1 * (1.0 - B + B * len / avg)
+}
+
+/// What a word said `f` times contributes to a document's score.
+pub(crate) fn term_weight(idf: f64, f: f64, norm: f64) -> f64 {
+    idf * f * (K1 + 1.0) / (f + norm)
+}
+
+/// [`term_weight`] is below `idf * MAX_TERM_FACTOR` whatever the counts.
+pub(crate) const MAX_TERM_FACTOR: f64 = K1 + 1.0;
+
+/// A BM25 index of one user's texts, built for one query, for the stores that fetch the
+/// candidates from a server (the stores in the process keep a [`RecallIndex`](super::index::RecallIndex)).
+#[cfg_attr(not(any(feature = "postgres", feature = "redis", feature = "chroma")), allow(dead_code))]
 pub(crate) struct Bm25<'d> {
     docs: Vec<(usize, HashMap<String, u32>)>,
     df: HashMap<&'d str, usize>,
     avg_len: f64,
-    /// The number of documents in the collection, when `docs` are only the ones that match.
-    total: Option<usize>,
+    /// The query's distinct words that some document holds, with how often the query says
+    /// each and its IDF, in [`term_order`].
+    terms: Vec<(&'d str, f64, f64)>,
+    query: &'d [String],
 }
 
+/// The order in which a document's score adds its words' weights up: the rarer word first
+/// (the higher IDF), then by the word. Every ranking by BM25 sums in this order, so two of
+/// them give the same score to the last bit whatever order the query says its words in.
+pub(crate) fn term_order(a: (&str, f64), b: (&str, f64)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0))
+}
+
+#[cfg_attr(not(any(feature = "postgres", feature = "redis", feature = "chroma")), allow(dead_code))]
 impl<'d> Bm25<'d> {
     /// The index of `docs` for the words of `query` only (the others cannot score).
     pub(crate) fn new<'t>(query: &'d [String], docs: impl Iterator<Item = &'t str>) -> Self {
@@ -38,8 +67,9 @@ impl<'d> Bm25<'d> {
                     *tf.entry(w).or_default() += 1;
                 }
             }
-            for q in query {
-                if tf.contains_key(q) {
+            for (i, q) in query.iter().enumerate() {
+                // Once per word, however often the query says it.
+                if tf.contains_key(q) && !query[..i].contains(q) {
                     *df.entry(q.as_str()).or_default() += 1;
                 }
             }
@@ -47,46 +77,64 @@ impl<'d> Bm25<'d> {
             out.push((len, tf));
         }
         let avg_len = if out.is_empty() { 1.0 } else { (total as f64 / out.len() as f64).max(1.0) };
-        Self { docs: out, df, avg_len, total: None }
+        let n = out.len();
+        let mut index = Self { docs: out, df, avg_len, terms: Vec::new(), query };
+        index.order(n);
+        index
+    }
+
+    /// The query's words in [`term_order`] for a collection of `n` documents.
+    fn order(&mut self, n: usize) {
+        let query = self.query;
+        self.terms.clear();
+        for (i, q) in query.iter().enumerate() {
+            if query[..i].contains(q) {
+                continue;
+            }
+            let Some(&df) = self.df.get(q.as_str()) else { continue };
+            let times = query.iter().filter(|w| *w == q).count() as f64;
+            self.terms.push((q.as_str(), times, idf(n as f64, df as f64)));
+        }
+        self.terms.sort_by(|a, b| term_order((a.0, a.2), (b.0, b.2)));
     }
 
     /// Scores as if the collection had `total` documents, of which the ones given are every one
     /// containing a word of the query (so their document frequencies are exact).
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn with_total(mut self, total: usize) -> Self {
-        self.total = Some(total.max(self.docs.len()));
+        let n = total.max(self.docs.len());
+        self.order(n);
         self
     }
 
-    /// The score of document `i` for `query` (0 when no word matches).
-    pub(crate) fn score(&self, i: usize, query: &[String]) -> f64 {
-        let n = self.total.unwrap_or(self.docs.len()) as f64;
+    /// The score of document `i` (0 when no word of the query is in it).
+    pub(crate) fn score(&self, i: usize) -> f64 {
         let Some((len, tf)) = self.docs.get(i) else { return 0.0 };
-        query
-            .iter()
-            .filter_map(|q| {
-                let f = f64::from(*tf.get(q)?);
-                let df = *self.df.get(q.as_str())? as f64;
-                let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
-                Some(idf * f * (K1 + 1.0) / (f + K1 * (1.0 - B + B * *len as f64 / self.avg_len)))
-            })
-            .sum()
+        let mut score = 0.0;
+        for &(word, times, idf) in &self.terms {
+            if let Some(&f) = tf.get(word) {
+                score += term_weight(idf, f64::from(f), length_norm(*len as f64, self.avg_len)) * times;
+            }
+        }
+        score
     }
 }
 
 /// The indices of `texts` that share a word with `query`, best first by BM25 (ties: the
 /// earlier index), for a store that ranks words in the process.
+#[cfg_attr(not(any(feature = "redis", feature = "chroma")), allow(dead_code))]
 pub(crate) fn rank_by_words<'d>(query: &str, texts: impl Iterator<Item = &'d str>) -> Vec<usize> {
     let terms: Vec<String> = words(query).collect();
     let index = Bm25::new(&terms, texts);
     let mut scored: Vec<(usize, f64)> =
-        (0..index.docs.len()).map(|i| (i, index.score(i, &terms))).filter(|(_, s)| *s > 0.0).collect();
+        (0..index.docs.len()).map(|i| (i, index.score(i))).filter(|(_, s)| *s > 0.0).collect();
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.into_iter().map(|(i, _)| i).collect()
 }
 
 /// The indices of `vectors` (`None`: an item without one) closer to `query` than orthogonal,
 /// best first by cosine similarity (ties: the earlier index).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn rank_by_meaning<'v>(query: &[f32], vectors: impl Iterator<Item = Option<&'v [f32]>>) -> Vec<usize> {
     let mut scored: Vec<(usize, f64)> =
         vectors.enumerate().filter_map(|(i, v)| Some((i, cosine(query, v?)))).filter(|(_, s)| *s > 0.0).collect();
@@ -95,6 +143,7 @@ pub(crate) fn rank_by_meaning<'v>(query: &[f32], vectors: impl Iterator<Item = O
 }
 
 /// The cosine similarity of two vectors (0 when either is zero or they differ in length).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f64 {
     if a.len() != b.len() || a.is_empty() {
         return 0.0;
@@ -146,7 +195,7 @@ mod tests {
         let query: Vec<String> = words("loom rust").collect();
         let docs = ["the loom weaves", "rust rust rust and more words here", "a loom in rust", "nothing"];
         let index = Bm25::new(&query, docs.iter().copied());
-        let scores: Vec<f64> = (0..docs.len()).map(|i| index.score(i, &query)).collect();
+        let scores: Vec<f64> = (0..docs.len()).map(|i| index.score(i)).collect();
         assert!(scores[2] > scores[0] && scores[2] > scores[1], "{scores:?}");
         assert_eq!(scores[3], 0.0);
     }

@@ -1,15 +1,16 @@
-//! Memory in SQLite: the same file as the sessions and journals, words ranked by FTS5's BM25,
-//! meaning by exact cosine over the user's own vectors.
+//! Memory in SQLite: the same file as the sessions and journals. Recall ranks in the process,
+//! over an index of the user's own episodes read from the file once and kept up to date by the
+//! user's revision (see [`RecallCache`]).
 
-use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use foldhash::fast::RandomState;
 use rusqlite::types::ValueRef;
 use rusqlite::{OptionalExtension as _, Row, params};
 
 use super::in_memory::{fact_forgotten, same_claim};
-use super::rank::{fuse, words};
+use super::index::{Entry, RecallIndex};
 use super::store::{MemoryStore, answer, corrected, no_fact_to_rectify, record, supersede};
 use super::time::Timestamp;
 use super::types::{
@@ -20,36 +21,12 @@ use crate::id::{SessionId, UserId};
 use crate::session::SqliteStore;
 use crate::session::sqlite::{db, error};
 
-/// How many word matches (by BM25) are fused with the meaning ranking.
-const WORD_CANDIDATES: usize = 200;
-
 fn corrupt(what: &str, key: &str, e: impl std::fmt::Display) -> StoreError {
     error(StoreErrorKind::Corrupt, format!("{what} `{key}` is unreadable: {e}"))
 }
 
 fn vector_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// The sum of the squares of `v`, as [`cosine`](super::rank::cosine) adds it up.
-fn squared_norm(v: &[f32]) -> f64 {
-    v.iter().map(|x| f64::from(*x) * f64::from(*x)).fold(0.0, |sum, x| sum + x)
-}
-
-/// [`cosine`](super::rank::cosine) of `q` (whose [`squared_norm`] is `q_norm`) and the vector
-/// stored as `blob`, read in place: the same sums in the same order, so the same value to the
-/// last bit.
-fn cosine_blob(q: &[f32], q_norm: f64, blob: &[u8]) -> f64 {
-    if blob.len() != q.len() * 4 || q.is_empty() {
-        return 0.0;
-    }
-    let (mut dot, mut norm) = (0.0f64, 0.0f64);
-    for (x, c) in q.iter().zip(blob.chunks_exact(4)) {
-        let (x, y) = (f64::from(*x), f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
-        dot += x * y;
-        norm += y * y;
-    }
-    if q_norm == 0.0 || norm == 0.0 { 0.0 } else { dot / (q_norm.sqrt() * norm.sqrt()) }
 }
 
 /// The id of the episode at `rowid`, for an error message.
@@ -148,141 +125,187 @@ fn insert_fact(tx: &rusqlite::Transaction<'_>, f: &Fact) -> Result<(), StoreErro
     Ok(())
 }
 
-/// An FTS5 query of the words of `text`, any of them: `"w1" OR "w2"`.
-fn match_expression(text: &str) -> Option<String> {
-    let mut terms: Vec<String> = Vec::new();
-    for w in words(text) {
-        let quoted = format!("\"{}\"", w.replace('"', ""));
-        if !terms.contains(&quoted) {
-            terms.push(quoted);
+/// A user's revision: the clock's ticks of the last episode added and the last one removed or
+/// changed (`None`: the user has none, or was forgotten).
+type Revision = Option<(i64, i64)>;
+
+/// One user's index, as of a revision.
+struct Cached {
+    index: RecallIndex,
+    revision: Revision,
+    /// The highest rowid read: episodes added later have higher ones.
+    last_rowid: i64,
+    bytes: usize,
+    used: u64,
+}
+
+/// The recall indexes of the users a [`SqliteStore`] has recalled for, in this process.
+///
+/// A user's first recall reads their episodes (text and vector) into a [`RecallIndex`]; later
+/// recalls read the user's revision (one indexed row, in the same read transaction as the
+/// rest) and, when another call or another process has added episodes since, only those; when
+/// any was removed or changed, the index is read again. Indexes are dropped least recently used
+/// first past a budget of bytes (256 MiB unless [`SqliteStore::recall_cache_bytes`] says
+/// otherwise), though the index of the user being recalled is always kept.
+pub(crate) struct RecallCache {
+    users: HashMap<String, Cached, RandomState>,
+    budget: usize,
+    bytes: usize,
+    tick: u64,
+}
+
+impl Default for RecallCache {
+    fn default() -> Self {
+        Self { users: HashMap::default(), budget: 256 << 20, bytes: 0, tick: 0 }
+    }
+}
+
+impl RecallCache {
+    /// `user`'s index as of `revision`, read from `tx` as far as needed.
+    fn fresh(
+        &mut self,
+        tx: &rusqlite::Transaction<'_>,
+        user: &str,
+        revision: Revision,
+    ) -> Result<&RecallIndex, StoreError> {
+        self.tick += 1;
+        let since = match self.users.get(user) {
+            Some(c) if c.revision == revision => None,
+            Some(c) if revision.is_some() && c.revision.map(|r| r.1) == revision.map(|r| r.1) => Some(c.last_rowid),
+            _ => Some(i64::MIN),
+        };
+        if let Some(since) = since {
+            let mut cached = match self.users.remove(user) {
+                Some(c) if since != i64::MIN => c,
+                old => {
+                    self.bytes -= old.map_or(0, |c| c.bytes);
+                    Cached { index: RecallIndex::default(), revision: None, last_rowid: i64::MIN, bytes: 0, used: 0 }
+                }
+            };
+            read_episodes(tx, user, since, &mut cached)?;
+            cached.revision = revision;
+            let bytes = cached.index.bytes();
+            self.bytes = self.bytes - cached.bytes + bytes;
+            cached.bytes = bytes;
+            self.users.insert(user.to_owned(), cached);
+        }
+        let tick = self.tick;
+        if let Some(c) = self.users.get_mut(user) {
+            c.used = tick;
+        }
+        // Past the budget, the least recently used others go.
+        while self.bytes > self.budget && self.users.len() > 1 {
+            let Some(oldest) =
+                self.users.iter().filter(|(u, _)| *u != user).min_by_key(|(_, c)| c.used).map(|(u, _)| u.clone())
+            else {
+                break;
+            };
+            if let Some(c) = self.users.remove(&oldest) {
+                self.bytes -= c.bytes;
+            }
+        }
+        self.users
+            .get(user)
+            .map(|c| &c.index)
+            .ok_or_else(|| error(StoreErrorKind::Other, "the recall index was dropped while in use"))
+    }
+
+    /// Drops `user`'s index (their memory was forgotten).
+    fn drop_user(&mut self, user: &str) {
+        if let Some(c) = self.users.remove(user) {
+            self.bytes -= c.bytes;
         }
     }
-    (!terms.is_empty()).then(|| terms.join(" OR "))
 }
 
-/// The filters of a recall, on the episodes `e`: the user, the time range, the kind, the session.
-const RECALL_FILTERS: &str = "e.user = ?1 AND e.at_ms >= ?2 AND e.at_ms < ?3 AND (?4 IS NULL OR e.kind = ?4) \
-                              AND (?5 IS NULL OR e.session = ?5)";
-
-/// `(score, time, order of arrival, rowid)` of a ranked row.
-type Ranked = (f64, i64, usize, i64);
-
-/// Keeps the first `k` of `items` in `order`, sorted.
-fn best(items: &mut Vec<Ranked>, k: usize, order: impl Fn(&Ranked, &Ranked) -> Ordering + Copy) {
-    if items.len() > k {
-        items.select_nth_unstable_by(k, order);
-        items.truncate(k);
+/// Reads `user`'s episodes after `since` (by rowid) into `cached`.
+fn read_episodes(
+    tx: &rusqlite::Transaction<'_>,
+    user: &str,
+    since: i64,
+    cached: &mut Cached,
+) -> Result<(), StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT rowid, at_ms, kind, session, text, vector FROM loom_episodes
+             WHERE user = ?1 AND rowid > ?2 ORDER BY rowid",
+        )
+        .map_err(db)?;
+    let mut rows = stmt.query(params![user, since]).map_err(db)?;
+    let mut vector: Vec<f32> = Vec::new();
+    while let Some(row) = rows.next().map_err(db)? {
+        let rowid: i64 = row.get(0).map_err(db)?;
+        let blob = match row.get_ref(5).map_err(db)? {
+            ValueRef::Null => None,
+            value => Some(value.as_blob().map_err(|e| db(e.into()))?),
+        };
+        if let Some(blob) = blob {
+            if !blob.len().is_multiple_of(4) {
+                let id = episode_id(tx, rowid);
+                return Err(corrupt("the vector of episode", &id, "its length is not a multiple of 4"));
+            }
+            vector.clear();
+            vector.extend(blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+        }
+        let kind = row.get_ref(2).map_err(db)?.as_str().map_err(|e| db(e.into()))?;
+        let session = row.get_ref(3).map_err(db)?.as_str_or_null().map_err(|e| db(e.into()))?;
+        let text = row.get_ref(4).map_err(db)?.as_str().map_err(|e| db(e.into()))?;
+        cached.index.add(&Entry {
+            key: rowid,
+            at: row.get(1).map_err(db)?,
+            kind,
+            session,
+            text,
+            vector: blob.map(|_| vector.as_slice()),
+        });
+        cached.last_rowid = rowid;
     }
-    items.sort_unstable_by(order);
+    Ok(())
 }
 
-/// Recall, in one read transaction (both rankings see one snapshot).
-///
-/// By words: FTS5's BM25 over the user's rows that pass the filters, best first, the later first
-/// among equals. The matches are restricted to those rows by `rowid IN (...)`, a set SQLite
-/// builds once per query from the user's index, not by joining each match to its row: a join
-/// reads a table page for every match of every user. By meaning: exact cosine over the same
-/// rows' vectors, read in place. Only the episodes returned are read in full.
+/// Recall, in one read transaction: the user's revision, their index brought up to it, the
+/// ranking there, and the episodes it names read in full.
 fn recall_rows(
     conn: &mut rusqlite::Connection,
+    cache: &Mutex<RecallCache>,
     user: &str,
     query: &RecallQuery,
     vector: Option<&[f32]>,
 ) -> Result<Vec<Recalled>, StoreError> {
     let tx = conn.transaction().map_err(db)?;
-    let since = query.since.map_or(i64::MIN, Timestamp::as_millis);
-    let until = query.until.map_or(i64::MAX, Timestamp::as_millis);
-    let (kind, session) = (query.kind.as_deref(), query.session.as_ref().map(SessionId::as_str));
-    let expr = match_expression(&query.text).filter(|_| query.alpha < 1.0);
-    // The user's rows: their times (which order the words' equals) and their similarity.
-    let mut times: HashMap<i64, i64, RandomState> = HashMap::default();
-    let mut by_similarity: Vec<Ranked> = Vec::new();
-    if let Some(q) = vector.filter(|_| query.alpha > 0.0) {
-        let sql = format!("SELECT e.rowid, e.at_ms, e.vector FROM loom_episodes e WHERE {RECALL_FILTERS}");
-        let mut stmt = tx.prepare_cached(&sql).map_err(db)?;
-        let mut rows = stmt.query(params![user, since, until, kind, session]).map_err(db)?;
-        let q_norm = squared_norm(q);
-        while let Some(row) = rows.next().map_err(db)? {
-            let (rowid, at): (i64, i64) = (row.get(0).map_err(db)?, row.get(1).map_err(db)?);
-            if expr.is_some() {
-                times.insert(rowid, at);
-            }
-            let value = row.get_ref(2).map_err(db)?;
-            if value == ValueRef::Null {
-                continue;
-            }
-            let blob = value.as_blob().map_err(|e| db(e.into()))?;
-            if !blob.len().is_multiple_of(4) {
-                let id = episode_id(&tx, rowid);
-                return Err(corrupt("the vector of episode", &id, "its length is not a multiple of 4"));
-            }
-            let s = cosine_blob(q, q_norm, blob);
-            if s > 0.0 {
-                by_similarity.push((s, at, by_similarity.len(), rowid));
-            }
-        }
-    } else if expr.is_some() {
-        let sql = format!("SELECT e.rowid, e.at_ms FROM loom_episodes e WHERE {RECALL_FILTERS}");
-        let mut stmt = tx.prepare_cached(&sql).map_err(db)?;
-        let rows = stmt
-            .query_map(params![user, since, until, kind, session], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(db)?;
-        for row in rows {
-            let (rowid, at) = row.map_err(db)?;
-            times.insert(rowid, at);
-        }
-    }
-    // The candidates, by rowid: the word matches in their order, then the meaning matches that
-    // are not among them (the order `fuse` breaks ties by).
-    let mut candidates: Vec<i64> = Vec::new();
-    let mut position: HashMap<i64, usize, RandomState> = HashMap::default();
-    let mut by_words: Vec<usize> = Vec::new();
-    if let Some(expr) = &expr {
-        let sql = format!(
-            "SELECT t.rowid, bm25(loom_episodes_text) FROM loom_episodes_text t
-             WHERE loom_episodes_text MATCH ?6 AND +t.rowid IN (SELECT e.rowid FROM loom_episodes e WHERE {RECALL_FILTERS})"
-        );
-        let mut stmt = tx.prepare_cached(&sql).map_err(db)?;
-        let mut rows = stmt.query(params![user, since, until, kind, session, expr]).map_err(db)?;
-        // (BM25, lower is better; time; order of the matches; rowid)
-        let mut matched: Vec<Ranked> = Vec::new();
-        while let Some(row) = rows.next().map_err(db)? {
-            let rowid: i64 = row.get(0).map_err(db)?;
-            if let Some(&at) = times.get(&rowid) {
-                matched.push((row.get(1).map_err(db)?, at, matched.len(), rowid));
-            }
-        }
-        best(&mut matched, WORD_CANDIDATES, |a, b| {
-            a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2))
-        });
-        for (_, _, _, rowid) in matched {
-            position.insert(rowid, candidates.len());
-            by_words.push(candidates.len());
-            candidates.push(rowid);
-        }
-    }
-    // The most similar first, the later first among equals, then in the scan's order.
-    best(&mut by_similarity, WORD_CANDIDATES, |a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
-    let mut by_meaning: Vec<usize> = Vec::new();
-    for (_, _, _, rowid) in by_similarity {
-        let i = *position.entry(rowid).or_insert_with(|| {
-            candidates.push(rowid);
-            candidates.len() - 1
-        });
-        by_meaning.push(i);
-    }
-    let fused = fuse(&by_words, &by_meaning, query.alpha, query.limit);
-    let mut out = Vec::with_capacity(fused.len());
+    let revision: Revision = tx
+        .prepare_cached("SELECT added, removed FROM loom_memory_revisions WHERE user = ?1")
+        .map_err(db)?
+        .query_row(params![user], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(db)?;
+    let found = {
+        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.fresh(&tx, user, revision)?.recall(query, vector)
+    };
+    let mut out = Vec::with_capacity(found.len());
     {
         let sql = format!("SELECT {EPISODE_COLUMNS} FROM loom_episodes e WHERE e.rowid = ?1");
         let mut stmt = tx.prepare_cached(&sql).map_err(db)?;
-        for (i, score, word_rank, meaning_rank) in fused {
-            let episode = stmt.query_row(params![candidates[i]], episode).map_err(db)??;
+        for (rowid, score, word_rank, meaning_rank) in found {
+            let episode = stmt.query_row(params![rowid], episode).map_err(db)??;
             out.push(Recalled { episode, score, word_rank, meaning_rank });
         }
     }
     tx.commit().map_err(db)?;
     Ok(out)
+}
+
+impl SqliteStore {
+    /// Keeps at most about `bytes` of users' recall indexes in this process (256 MiB by
+    /// default; the index of the user being recalled is always kept). An index holds a user's
+    /// vectors (4 bytes a dimension) and their words' postings: about 1.3 KB an episode with
+    /// the 256-dimension hashing embedder.
+    #[must_use]
+    pub fn recall_cache_bytes(self, bytes: usize) -> Self {
+        self.recall.lock().unwrap_or_else(PoisonError::into_inner).budget = bytes;
+        self
+    }
 }
 
 #[async_trait::async_trait]
@@ -376,7 +399,8 @@ impl MemoryStore for SqliteStore {
         let user = user.to_string();
         let query = query.clone();
         let vector = vector.map(<[f32]>::to_vec);
-        self.with(move |conn| recall_rows(conn, &user, &query, vector.as_deref())).await
+        let cache = std::sync::Arc::clone(&self.recall);
+        self.with(move |conn| recall_rows(conn, &cache, &user, &query, vector.as_deref())).await
     }
 
     async fn add_fact(&self, user: &UserId, new: NewFact, now: Timestamp) -> Result<Fact, StoreError> {
@@ -517,6 +541,7 @@ impl MemoryStore for SqliteStore {
     async fn forget(&self, user: &UserId, scope: &ForgetScope) -> Result<ForgetReport, StoreError> {
         let user = user.to_string();
         let scope = scope.clone();
+        let cache = std::sync::Arc::clone(&self.recall);
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
             let mut report = ForgetReport::default();
@@ -524,6 +549,7 @@ impl MemoryStore for SqliteStore {
                 report.episodes = tx.execute("DELETE FROM loom_episodes WHERE user = ?1", params![user]).map_err(db)?;
                 report.facts = tx.execute("DELETE FROM loom_facts WHERE user = ?1", params![user]).map_err(db)?;
                 report.blocks = tx.execute("DELETE FROM loom_blocks WHERE user = ?1", params![user]).map_err(db)?;
+                tx.execute("DELETE FROM loom_memory_revisions WHERE user = ?1", params![user]).map_err(db)?;
             } else {
                 let session = scope.session.as_ref().map(|s| s.as_str().to_owned());
                 let before = scope.before.map_or(i64::MAX, Timestamp::as_millis);
@@ -548,34 +574,9 @@ impl MemoryStore for SqliteStore {
                 }
             }
             tx.commit().map_err(db)?;
+            cache.lock().unwrap_or_else(PoisonError::into_inner).drop_user(&user);
             Ok(report)
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::rank::cosine;
-    use super::*;
-    use crate::memory::HashingEmbedder;
-
-    #[test]
-    fn cosine_of_a_stored_vector_is_cosine_to_the_last_bit() {
-        let e = HashingEmbedder::default();
-        let texts = ["the night train to Bergen", "Ann prefers trains", "quarterly invoice totals", ""];
-        for a in texts {
-            for b in texts {
-                let (q, v) = (e.vector(a), e.vector(b));
-                let fast = cosine_blob(&q, squared_norm(&q), &vector_blob(&v));
-                assert_eq!(fast.to_bits(), cosine(&q, &v).to_bits(), "{a:?} {b:?}");
-            }
-        }
-        let q = [0.25f32, -1.5, 3.0];
-        assert_eq!(cosine_blob(&q, squared_norm(&q), &vector_blob(&[1.0, 2.0])), 0.0);
-        assert_eq!(cosine_blob(&[], 0.0, &[]), 0.0);
-        let odd = [1e-3f32, 7.0, -2.5];
-        let v = [0.5f32, 0.25, 9.0];
-        assert_eq!(cosine_blob(&odd, squared_norm(&odd), &vector_blob(&v)).to_bits(), cosine(&odd, &v).to_bits());
     }
 }

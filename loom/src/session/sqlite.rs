@@ -13,7 +13,7 @@ use crate::id::{RunId, SessionId, UserId};
 use crate::model::Message;
 
 /// The schema version this Loom writes (SQLite's `user_version`).
-pub const SQLITE_SCHEMA_VERSION: i64 = 2;
+pub const SQLITE_SCHEMA_VERSION: i64 = 3;
 
 const MIGRATIONS: &[&str] = &[
     "
@@ -64,6 +64,41 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX loom_facts_by_subject ON loom_facts (user, subject_key, predicate);
 ",
+    // Recall ranks in the process, over each user's own episodes (BM25 with the user's own
+    // statistics, vectors with a sign pass), so FTS5's index over every user's text goes. A
+    // user's revision says when the episodes a process read into its index have changed: a
+    // tick of one clock per change, so a value is never seen twice.
+    "
+    DROP TRIGGER loom_episodes_indexed;
+    DROP TRIGGER loom_episodes_unindexed;
+    DROP TABLE loom_episodes_text;
+    DROP INDEX loom_episodes_by_user;
+    CREATE INDEX loom_episodes_by_user ON loom_episodes (user);
+    CREATE TABLE loom_memory_clock (tick INTEGER NOT NULL);
+    INSERT INTO loom_memory_clock (tick) VALUES (0);
+    CREATE TABLE loom_memory_revisions (
+        user TEXT NOT NULL PRIMARY KEY, added INTEGER NOT NULL, removed INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO loom_memory_revisions (user, added, removed) SELECT DISTINCT user, 0, 0 FROM loom_episodes;
+    CREATE TRIGGER loom_episodes_added AFTER INSERT ON loom_episodes BEGIN
+        UPDATE loom_memory_clock SET tick = tick + 1;
+        INSERT INTO loom_memory_revisions (user, added, removed)
+            VALUES (new.user, (SELECT tick FROM loom_memory_clock), 0)
+            ON CONFLICT (user) DO UPDATE SET added = excluded.added;
+    END;
+    CREATE TRIGGER loom_episodes_removed AFTER DELETE ON loom_episodes BEGIN
+        UPDATE loom_memory_clock SET tick = tick + 1;
+        INSERT INTO loom_memory_revisions (user, added, removed)
+            VALUES (old.user, 0, (SELECT tick FROM loom_memory_clock))
+            ON CONFLICT (user) DO UPDATE SET removed = excluded.removed;
+    END;
+    CREATE TRIGGER loom_episodes_changed AFTER UPDATE ON loom_episodes BEGIN
+        UPDATE loom_memory_clock SET tick = tick + 1;
+        INSERT INTO loom_memory_revisions (user, added, removed)
+            VALUES (new.user, 0, (SELECT tick FROM loom_memory_clock))
+            ON CONFLICT (user) DO UPDATE SET removed = excluded.removed;
+    END;
+",
 ];
 
 pub(crate) fn error(kind: StoreErrorKind, message: impl Into<String>) -> StoreError {
@@ -104,6 +139,8 @@ pub(crate) fn db(e: rusqlite::Error) -> StoreError {
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// The users' recall indexes this process has read.
+    pub(crate) recall: Arc<Mutex<crate::memory::RecallCache>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -132,7 +169,7 @@ impl SqliteStore {
         // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss.
         conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
         migrate(&mut conn)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), recall: Arc::default() })
     }
 
     /// Runs `f` with the connection on the blocking pool.
