@@ -353,3 +353,67 @@ fn multi_user_sessions() {
         ],
     );
 }
+
+#[test]
+fn skills() {
+    let out = run_example("skills");
+    assert_lines(
+        &out,
+        &[
+            "house-style    from the project layer",
+            "release-notes  from the builtin layer",
+            "project `house-style` overrides builtin `house-style`",
+            "- release-notes: Turn a list of merged changes into release notes for customers.",
+            "- word-count [+1 tool]: Count the words of a text exactly, with a bundled script.",
+            "tools offered: [\"load_skill\", \"read_skill_file\", \"word-count__count\"]",
+            "tool call │ load_skill({\"name\":\"release-notes\"})",
+            "the ones it requires first: house-style, release-notes.",
+            "          │ - Say \"we\", never \"the team\".",
+            "tool call │ read_skill_file({\"path\":\"format.md\",\"skill\":\"release-notes\"})",
+            "          │      3\t    ## <version> — <date>",
+            "3 model calls, 2 tool calls",
+        ],
+    );
+    // The system prompt lists the skills; it does not hold their instructions.
+    let prompt = out.split("== tools offered").next().unwrap_or_default();
+    assert!(!prompt.contains("Group the changes"), "a skill's body leaked into the prompt:\n{prompt}");
+}
+
+#[test]
+fn living_plan() {
+    let out = run_example("living_plan");
+    assert_lines(
+        &out,
+        &[
+            "[plan] 0/3 done, 1 in progress\n[plan] 1/3 done, 1 in progress\n[goal] not met: The plan still has open steps: 2. Write the changelog (in progress); 3. Tag the release (pending).",
+            "[plan] 2/3 done, 1 blocked\n[goal] met\nanswer: Ready except for the tag: it needs the signing key.\nexit: condition_met",
+            "recovered from the session:\n| # | Status | Step |\n|---|---|---|\n| 1 | done | Bump the version |\n| 2 | done | Write the changelog |\n| 3 | blocked | Tag the release |",
+            "- Tagging needs the signing key.\n\nprogress: 2/3 done, 1 blocked",
+            "[plan] 3/3 done\n[goal] met\nanswer: Release 0.4.0 is tagged.",
+            "| 3 | done | Tag the release |",
+        ],
+    );
+}
+
+#[test]
+fn coding_assistant() {
+    let out = run_example("coding_assistant");
+    assert_lines(
+        &out,
+        &[
+            "[list_dir] ok:",
+            "[grep] ok:",
+            "[read_file] ok:",
+            "[edit_file] ok:",
+            "[shell] ",
+            "[read_file] refused:",
+            "answer: Fixed the typo in greet.sh",
+            "greet.sh now: echo \"Hello, $1!\"",
+        ],
+    );
+    // Where bubblewrap is installed (`.ci/run` installs it), the test ran in the sandbox.
+    if std::process::Command::new("bwrap").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        assert_lines(&out, &["[shell] ok:"]);
+        assert!(out.contains("test passed"), "{out}");
+    }
+}

@@ -214,6 +214,13 @@ pub enum EventKind {
         /// Its data.
         payload: serde_json::Value,
     },
+    /// The model wrote its plan ([`PlanTool`](crate::tools::plan::PlanTool)): the whole plan as
+    /// it now stands.
+    #[cfg(feature = "tools")]
+    PlanUpdated {
+        /// The plan.
+        plan: crate::tools::plan::Plan,
+    },
     /// An event of an application, a tool or an extension.
     Custom {
         /// Its name.

@@ -52,7 +52,11 @@ pub mod output;
 mod proptests;
 mod runner;
 pub mod session;
+#[cfg(feature = "skills")]
+pub mod skills;
 pub mod tool;
+#[cfg(feature = "tools")]
+pub mod tools;
 pub mod workflow;
 
 pub use agent::{Agent, RunResult};

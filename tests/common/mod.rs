@@ -52,6 +52,7 @@ pub fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::WorkflowFinished { .. } => "workflow_finished",
         EventKind::ModelRetry { .. } => "model_retry",
         EventKind::ModelFallback { .. } => "model_fallback",
+        EventKind::PlanUpdated { .. } => "plan_updated",
         _ => "other",
     }
 }

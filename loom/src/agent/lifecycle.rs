@@ -243,7 +243,7 @@ where
             fallbacks: &agent.fallbacks,
             retry: &agent.retry,
             settings: &agent.settings,
-            tools: &agent.tools,
+            tools: agent.prepared().tool_set(&agent.tools),
             sessions: &agent.sessions,
             prepared: agent.prepared(),
             max_turns: agent.max_turns,

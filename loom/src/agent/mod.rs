@@ -109,6 +109,9 @@ pub struct Agent<O = String> {
     pub(crate) architecture: Option<Arc<dyn Architecture>>,
     /// What the agent recalls before a run and keeps after it.
     pub(crate) memory: Option<Arc<AgentMemory>>,
+    /// How many tools are shown to the model, when it has many.
+    #[cfg(feature = "tools")]
+    pub(crate) tool_search: Option<Arc<crate::tools::search::ToolSearch>>,
     /// What every run of this configuration shares (system prompt, tool list, response
     /// format), computed at the first run; every builder method resets it.
     prepared: OnceLock<Prepared>,
@@ -136,6 +139,8 @@ impl<O> Clone for Agent<O> {
             lease_ttl: self.lease_ttl,
             architecture: self.architecture.clone(),
             memory: self.memory.clone(),
+            #[cfg(feature = "tools")]
+            tool_search: self.tool_search.clone(),
             prepared: self.prepared.clone(),
         }
     }
@@ -177,6 +182,8 @@ impl Agent<String> {
             lease_ttl: DEFAULT_LEASE,
             architecture: None,
             memory: None,
+            #[cfg(feature = "tools")]
+            tool_search: None,
             prepared: OnceLock::new(),
         }
     }
@@ -189,7 +196,7 @@ impl<O> Agent<O> {
     }
 
     /// Forgets what was prepared for runs, after a change to the configuration.
-    fn changed(mut self) -> Self {
+    pub(crate) fn changed(mut self) -> Self {
         self.prepared = OnceLock::new();
         self
     }
@@ -240,6 +247,8 @@ impl<O> Agent<O> {
             lease_ttl: self.lease_ttl,
             architecture: self.architecture,
             memory: self.memory,
+            #[cfg(feature = "tools")]
+            tool_search: self.tool_search,
             prepared: OnceLock::new(),
         }
     }
@@ -552,6 +561,10 @@ impl<O> Agent<O> {
         }
         if let Some(a) = &self.architecture {
             a.check()?;
+        }
+        #[cfg(feature = "tools")]
+        if let Some(search) = &self.tool_search {
+            search.check(&self.tools)?;
         }
         if self.output.is_typed()
             && self.prepared().mode == OutputMode::Tool

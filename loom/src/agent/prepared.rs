@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::Agent;
 use crate::model::{Capabilities, Message, ResponseFormat, ToolChoice};
 use crate::output::{self, FINAL_ANSWER_TOOL, OutputMode};
-use crate::tool::ToolDefinition;
+use crate::tool::{ToolDefinition, ToolSet};
 
 /// The system message, the tools offered, and how the answer is constrained, for the two
 /// kinds of turn: normal turns (the agent may use its tools) and retry turns (the model
@@ -29,11 +29,19 @@ pub(crate) struct Prepared {
     pub(crate) ends_turn: bool,
     /// The agent's tools, one per line, for a planner's prompt (made at the first use).
     pub(crate) tool_list: std::sync::OnceLock<String>,
+    /// Tool search, when it is on: which of `tools` each request offers.
+    #[cfg(feature = "tools")]
+    pub(crate) search: Option<crate::tools::search::Searcher>,
 }
 
 impl Prepared {
     pub(crate) fn new<O>(agent: &Agent<O>) -> Self {
         let capabilities = agent.model.as_ref().map_or_else(Capabilities::default, |m| m.capabilities());
+        #[cfg(feature = "tools")]
+        let search = agent.tool_search.as_deref().and_then(|s| s.prepare(&agent.tools));
+        #[cfg(feature = "tools")]
+        let own_tools = search.as_ref().map_or(&agent.tools, |s| s.tools()).definitions();
+        #[cfg(not(feature = "tools"))]
         let own_tools = agent.tools.definitions();
         let ends_turn = own_tools.iter().any(|t| t.hints().ends_turn);
         let text_system =
@@ -51,6 +59,8 @@ impl Prepared {
                 answer_directive: None,
                 ends_turn,
                 tool_list: Default::default(),
+                #[cfg(feature = "tools")]
+                search: search.clone(),
             };
         };
         let mode = agent.output.mode.resolve(capabilities);
@@ -72,6 +82,8 @@ impl Prepared {
                     answer_directive: Some(Arc::from(output::directive(schema))),
                     ends_turn,
                     tool_list: Default::default(),
+                    #[cfg(feature = "tools")]
+                    search: search.clone(),
                 }
             }
             OutputMode::Native => Self {
@@ -86,6 +98,8 @@ impl Prepared {
                 answer_directive: None,
                 ends_turn,
                 tool_list: Default::default(),
+                #[cfg(feature = "tools")]
+                search: search.clone(),
             },
             _ => {
                 let directive = output::directive(schema);
@@ -106,8 +120,19 @@ impl Prepared {
                     answer_directive: Some(Arc::from(directive)),
                     ends_turn,
                     tool_list: Default::default(),
+                    #[cfg(feature = "tools")]
+                    search: search.clone(),
                 }
             }
         }
+    }
+
+    /// The tools a run calls: the agent's, and `search_tools` when tool search is on.
+    pub(crate) fn tool_set<'a>(&'a self, own: &'a ToolSet) -> &'a ToolSet {
+        #[cfg(feature = "tools")]
+        if let Some(search) = &self.search {
+            return search.tools();
+        }
+        own
     }
 }

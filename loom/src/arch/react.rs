@@ -217,6 +217,14 @@ pub(crate) fn react_on<'a, 'r: 'a, 's: 'a>(
                 .into());
             }
             turns += 1;
+            // With tool search, the definitions this turn offers (none without: nothing paid).
+            #[cfg(feature = "tools")]
+            let narrowed = match &prepared.search {
+                Some(search) if !retrying => Some(search.offer(&offered, messages)),
+                _ => None,
+            };
+            #[cfg(not(feature = "tools"))]
+            let narrowed: Option<Vec<ToolDefinition>> = None;
             let request = if retrying {
                 ModelRequest::new(messages)
                     .with_tools(&prepared.retry_tools)
@@ -224,11 +232,11 @@ pub(crate) fn react_on<'a, 'r: 'a, 's: 'a>(
                     .with_response_format(prepared.format.as_ref())
             } else if output.is_some() {
                 ModelRequest::new(messages)
-                    .with_tools(&offered)
+                    .with_tools(offer(&narrowed, &offered))
                     .with_tool_choice(&prepared.tool_choice)
                     .with_response_format(prepared.format.as_ref().filter(|_| prepared.format_on_normal_turns))
             } else {
-                ModelRequest::new(messages).with_tools(&offered)
+                ModelRequest::new(messages).with_tools(offer(&narrowed, &offered))
             }
             .with_settings(run.parts.settings)
             .with_user(run.ctx.user());
@@ -326,6 +334,11 @@ pub(crate) fn react_on<'a, 'r: 'a, 's: 'a>(
             }
         }
     }
+}
+
+/// The definitions a turn offers: those tool search chose, or all.
+fn offer<'a>(narrowed: &'a Option<Vec<ToolDefinition>>, all: &'a [ToolDefinition]) -> &'a [ToolDefinition] {
+    narrowed.as_deref().unwrap_or(all)
 }
 
 /// One call of a turn: the agent's tool, or the architecture's.

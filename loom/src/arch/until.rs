@@ -19,15 +19,22 @@ enum Goal {
     Checker { condition: Arc<str>, role: Role },
     /// A closure of the answer's text.
     When(Arc<dyn Fn(&str) -> bool + Send + Sync>),
+    /// A closure of the conversation and the answer: what is missing, when not met.
+    Verify(Arc<Verifier>),
 }
+
+/// A check of the conversation and the answer.
+type Verifier = dyn Fn(&[Message], &str) -> Result<(), String> + Send + Sync;
 
 /// A goal loop around an architecture (the agent's own, with
 /// [`Agent::run_until`](crate::Agent::run_until)): the base runs; the goal is checked — by a
-/// checker model asked for a typed [`GoalCheck`], or by a closure; while it is not met, the
-/// conversation goes on with what is missing and the base runs again.
+/// checker model asked for a typed [`GoalCheck`], by a closure of the answer, or by a closure
+/// of the whole conversation ([`verify`](Self::verify)); while it is not met, the conversation
+/// goes on with what is missing and the base runs again.
 ///
 /// The loop ends when the condition holds, after `max_iterations` runs of the base, when the
-/// answer has not changed for `max_no_progress` iterations, or when the run's cost reaches
+/// answer (and, for [`verify`](Self::verify), what is missing) has not changed for
+/// `max_no_progress` iterations, or when the run's cost reaches
 /// `max_cost_usd`; [`RunResult::exit`](crate::RunResult::exit) says which
 /// ([`LoopExit::ConditionMet`], [`MaxIterations`](LoopExit::MaxIterations),
 /// [`NoProgress`](LoopExit::NoProgress), [`CostCap`](LoopExit::CostCap)). A check still
@@ -49,6 +56,7 @@ impl std::fmt::Debug for RunUntil {
         let goal = match &self.goal {
             Goal::Checker { condition, .. } => &**condition,
             Goal::When(_) => "(a closure)",
+            Goal::Verify(_) => "(a check of the conversation)",
         };
         f.debug_struct("RunUntil")
             .field("base", &self.base)
@@ -68,6 +76,35 @@ impl RunUntil {
     /// Until `done` holds for the answer's text.
     pub fn when(done: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
         Self::with_goal(Goal::When(Arc::new(done)))
+    }
+
+    /// Until `check` accepts the conversation (the system prompt, the history, the input and
+    /// everything the run added) and the answer's text: `Err` says what is still missing, and
+    /// the model is told so before the base runs again. A check of the work itself rather
+    /// than of the answer: the state a tool left in the conversation (a plan's open steps,
+    /// see [`PlanTool::until_done`](crate::tools::plan::PlanTool::until_done)), the result of
+    /// the last test run.
+    ///
+    /// ```
+    /// use loomflow::arch::{LoopExit, RunUntil};
+    /// use loomflow::prelude::*;
+    ///
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # rt.block_on(async {
+    /// let model = ScriptedModel::new([ScriptedTurn::text("a draft"), ScriptedTurn::text("the final text")]);
+    /// let agent = Agent::new("Write.").model(model.clone()).run_until(RunUntil::verify(|messages, answer| {
+    ///     let told = messages.iter().filter(|m| matches!(m, Message::User { .. })).count();
+    ///     if answer.contains("final") { Ok(()) } else { Err(format!("Not final yet ({told} user messages so far).")) }
+    /// }));
+    /// let result = agent.run("Go.").await?;
+    /// assert_eq!((result.output.as_str(), result.exit), ("the final text", Some(LoopExit::ConditionMet)));
+    /// assert!(model.requests()[1].last_text().contains("Not final yet (1 user messages so far)."));
+    /// # Ok::<(), loomflow::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn verify(check: impl Fn(&[Message], &str) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        Self::with_goal(Goal::Verify(Arc::new(check)))
     }
 
     fn with_goal(goal: Goal) -> Self {
@@ -151,11 +188,16 @@ impl Architecture for RunUntil {
     async fn run(&self, run: &mut AgentRun<'_>) -> Result<String, Error> {
         let task = run.input_text().into_owned();
         let mut last: Option<String> = None;
+        let mut last_missing: Option<String> = None;
         let mut stale = 0;
         for iteration in 1..=self.max_iterations {
             let answer = self.base.run(run).await?;
             let (met, missing) = match &self.goal {
                 Goal::When(done) => (done(&answer), String::new()),
+                Goal::Verify(check) => match check(run.messages(), &answer) {
+                    Ok(()) => (true, String::new()),
+                    Err(missing) => (false, missing),
+                },
                 Goal::Checker { condition, role } => {
                     let question = role.messages(format!("Goal:\n{condition}\n\nTask:\n{task}\n\nAnswer:\n{answer}"));
                     match run.ask::<GoalCheck>("checker", role.model(), question).await? {
@@ -175,7 +217,11 @@ impl Architecture for RunUntil {
             } else if self.max_cost_usd.is_some_and(|cap| run.cost_usd().is_some_and(|c| c >= cap)) {
                 Some(LoopExit::CostCap)
             } else {
-                stale = if last.as_deref().is_some_and(|l| normalise(l) == normalise(&answer)) { stale + 1 } else { 0 };
+                // A check of the conversation sees progress the answer may not show: the work
+                // still missing changed.
+                let same_missing = !matches!(self.goal, Goal::Verify(_)) || last_missing.as_deref() == Some(&*missing);
+                let same = same_missing && last.as_deref().is_some_and(|l| normalise(l) == normalise(&answer));
+                stale = if same { stale + 1 } else { 0 };
                 (stale >= self.max_no_progress).then_some(LoopExit::NoProgress)
             };
             if let Some(exit) = exit {
@@ -184,12 +230,13 @@ impl Architecture for RunUntil {
             }
             let goal = match &self.goal {
                 Goal::Checker { condition, .. } => format!(" The goal: {condition}"),
-                Goal::When(_) => String::new(),
+                Goal::When(_) | Goal::Verify(_) => String::new(),
             };
-            let missing = if missing.is_empty() { String::new() } else { format!(" {missing}") };
+            let told = if missing.is_empty() { String::new() } else { format!(" {missing}") };
             run.messages_mut()
-                .push(Message::user(format!("That does not reach the goal yet.{missing}{goal} Keep going.")));
+                .push(Message::user(format!("That does not reach the goal yet.{told}{goal} Keep going.")));
             last = Some(answer);
+            last_missing = Some(missing);
         }
         // `max_iterations` is at least 1, and its last iteration returns above.
         Ok(last.unwrap_or_default())

@@ -49,7 +49,7 @@ mod in_memory;
 mod index;
 #[cfg(feature = "postgres")]
 mod postgres;
-mod rank;
+pub(crate) mod rank;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sqlite")]

@@ -125,13 +125,20 @@ impl ToolSet {
         let available = if self.is_empty() {
             "there are no tools".to_owned()
         } else {
-            let names: Vec<String> = self.names().map(|n| format!("`{n}`")).collect();
+            // A long list would cost more than it helps: the first names, and how many more.
+            let mut names: Vec<String> = self.names().take(UNKNOWN_LISTS).map(|n| format!("`{n}`")).collect();
+            if self.len() > UNKNOWN_LISTS {
+                names.push(format!("and {} more", self.len() - UNKNOWN_LISTS));
+            }
             format!("available tools: {}", names.join(", "))
         };
         let name = shown(name);
         ToolError::new(format!("unknown tool `{name}`{hint}; {available}")).with_kind(ToolErrorKind::UnknownTool)
     }
 }
+
+/// How many tool names the error for an unknown tool lists.
+const UNKNOWN_LISTS: usize = 20;
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     payload
