@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::tool_results;
+
 use std::future::IntoFuture as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,17 +38,6 @@ fn explode() -> String {
 async fn rendezvous(barrier: State<Barrier>, label: String) -> String {
     barrier.wait().await;
     format!("{label} passed")
-}
-
-fn tool_results(result: &RunResult) -> Vec<&ToolResult> {
-    result
-        .messages
-        .iter()
-        .filter_map(|m| match m {
-            Message::Tool(r) => Some(r),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test]

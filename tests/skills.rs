@@ -3,6 +3,10 @@
 //! `load_skill` order, resources read through the scoped filesystem, and script tools run
 //! through the sandboxed shell.
 
+mod common;
+
+use common::tool_results;
+
 use std::path::{Path, PathBuf};
 
 use loomflow::model::ToolResult;
@@ -17,17 +21,6 @@ fn fixtures() -> PathBuf {
 fn layered() -> SkillSet {
     let root = fixtures();
     SkillSet::builder().builtin(root.join("builtin")).user(root.join("user")).project(root.join("project")).load()
-}
-
-fn tool_results(result: &RunResult) -> Vec<&ToolResult> {
-    result
-        .messages
-        .iter()
-        .filter_map(|m| match m {
-            Message::Tool(r) => Some(r),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The errors of the report that concern `dir`'s files, as (line, field, kind).

@@ -3,13 +3,16 @@
 //! agent that uses them on the scripted model.
 #![cfg(target_os = "linux")]
 
+mod common;
+
+use common::tool_results;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use loomflow::model::ToolResult;
 use loomflow::prelude::*;
 use loomflow::tools::fs::Filesystem;
 use serde_json::{Value, json};
@@ -1150,17 +1153,6 @@ fn grep_skips_links_and_large_files_and_says_so() -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------------
 // An agent with the tools
 // ---------------------------------------------------------------------------------------------
-
-fn tool_results(result: &RunResult) -> Vec<&ToolResult> {
-    result
-        .messages
-        .iter()
-        .filter_map(|m| match m {
-            Message::Tool(r) => Some(r),
-            _ => None,
-        })
-        .collect()
-}
 
 #[test]
 fn an_agent_writes_edits_searches_and_is_refused_outside() -> anyhow::Result<()> {

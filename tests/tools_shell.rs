@@ -4,6 +4,10 @@
 //! the refusal without bubblewrap) run everywhere, without it.
 #![cfg(target_os = "linux")]
 
+mod common;
+
+use common::tool_results;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -129,17 +133,6 @@ async fn bounded<T>(run: impl std::future::Future<Output = T>) -> T {
         Ok(out) => out,
         Err(_) => panic!("the command did not return at its time limit"),
     }
-}
-
-fn tool_results(result: &RunResult) -> Vec<&ToolResult> {
-    result
-        .messages
-        .iter()
-        .filter_map(|m| match m {
-            Message::Tool(r) => Some(r),
-            _ => None,
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

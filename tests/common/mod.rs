@@ -33,6 +33,18 @@ impl Recorder {
     }
 }
 
+/// The tool results of a run's conversation, in order.
+pub fn tool_results(result: &loomflow::RunResult) -> Vec<&loomflow::model::ToolResult> {
+    result
+        .messages
+        .iter()
+        .filter_map(|m| match m {
+            loomflow::model::Message::Tool(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn kind_name(kind: &EventKind) -> &'static str {
     match kind {
         EventKind::RunStarted { .. } => "run_started",
