@@ -2,15 +2,12 @@
 
 mod common;
 
-use common::tool_results;
-
 use std::future::IntoFuture as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::Recorder;
-use loomflow::model::ToolResult;
+use common::{Recorder, tool_results};
 use loomflow::prelude::*;
 use serde_json::json;
 use tokio::sync::{Barrier, Notify};
@@ -301,5 +298,60 @@ async fn echo_model_replies_offline_and_counts_words() -> anyhow::Result<()> {
     assert_eq!(result.usage.input_tokens, 5);
     assert_eq!(result.usage.output_tokens, 4);
     assert_eq!(result.turns, 1);
+    Ok(())
+}
+
+/// A store of counts whose methods the tools below call: tools built from a struct's methods.
+#[derive(Default)]
+struct Counter {
+    counts: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl Counter {
+    fn add(&self, key: &str, n: u32) -> u32 {
+        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts.entry(key.to_owned()).or_default();
+        *count += n;
+        *count
+    }
+
+    fn get(&self, key: &str) -> u32 {
+        self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).copied().unwrap_or(0)
+    }
+}
+
+/// Add to a count; returns the new count.
+#[tool]
+fn count_up(counter: State<Counter>, key: String, n: u32) -> u32 {
+    counter.add(&key, n)
+}
+
+/// The current count of a key.
+#[tool(read_only)]
+fn count_of(counter: State<Counter>, key: String) -> u32 {
+    counter.get(&key)
+}
+
+#[tokio::test]
+async fn tools_built_from_a_structs_methods_share_the_agents_own_instance() -> anyhow::Result<()> {
+    let script = || {
+        ScriptedModel::new([
+            ScriptedTurn::tool_call("count_up", json!({"key": "apples", "n": 3})),
+            ScriptedTurn::tool_call("count_up", json!({"key": "apples", "n": 2})),
+            ScriptedTurn::tool_call("count_of", json!({"key": "apples"})),
+            ScriptedTurn::text("done"),
+        ])
+    };
+    let first = Arc::new(Counter::default());
+    first.add("apples", 10);
+    let a = Agent::new("Count.").model(script()).tool(CountUpTool).tool(CountOfTool).state_arc(Arc::clone(&first));
+    let b = Agent::new("Count.").model(script()).tool(CountUpTool).tool(CountOfTool).state(Counter::default());
+    let ra = a.run("count apples").await?;
+    let rb = b.run("count apples").await?;
+    let outputs = |r: &RunResult| tool_results(r).iter().map(|t| t.content.text().into_owned()).collect::<Vec<_>>();
+    assert_eq!(outputs(&ra), ["13", "15", "15"]);
+    assert_eq!(outputs(&rb), ["3", "5", "5"], "each agent has its own instance");
+    assert_eq!(first.get("apples"), 15, "the methods wrote to the instance the program holds");
+    assert!(CountUpTool.definition().parameters()["properties"].get("counter").is_none());
     Ok(())
 }

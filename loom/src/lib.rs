@@ -119,6 +119,55 @@ pub use tool::{Tool, ToolError, ToolSet};
 /// assert_eq!(def.parameters()["properties"]["amount"]["description"], "Amount in cents.");
 /// ```
 ///
+/// **Tools from a struct's methods.** Tools that share state — a database pool, an HTTP
+/// client, a cache — keep it in one struct whose methods do the work. `#[tool]` goes on
+/// functions, not methods: the generated tool is a unit struct built once per type, so it has no
+/// `self` to call a method on. Give the agent the struct with [`Agent::state`] and write each
+/// tool as a thin function taking [`State<T>`] that calls the method; each agent (each tenant,
+/// each test) then has its own instance, and the methods stay plain Rust you can test alone.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use loomflow::prelude::*;
+///
+/// #[derive(Default)]
+/// struct Inventory {
+///     stock: Mutex<HashMap<String, u32>>,
+/// }
+///
+/// impl Inventory {
+///     fn add(&self, item: &str, count: u32) -> u32 {
+///         let mut stock = self.stock.lock().unwrap_or_else(|e| e.into_inner());
+///         let n = stock.entry(item.to_owned()).or_default();
+///         *n += count;
+///         *n
+///     }
+///
+///     fn count(&self, item: &str) -> u32 {
+///         self.stock.lock().unwrap_or_else(|e| e.into_inner()).get(item).copied().unwrap_or(0)
+///     }
+/// }
+///
+/// /// Add items to the stock; returns how many there are now.
+/// #[tool(destructive)]
+/// fn restock(inventory: State<Inventory>, item: String, count: u32) -> u32 {
+///     inventory.add(&item, count)
+/// }
+///
+/// /// How many of an item are in stock.
+/// #[tool(read_only)]
+/// fn in_stock(inventory: State<Inventory>, item: String) -> u32 {
+///     inventory.count(&item)
+/// }
+///
+/// let agent = Agent::new("Keep the stock.")
+///     .model("echo")
+///     .tool(RestockTool)
+///     .tool(InStockTool)
+///     .state(Inventory::default());
+/// ```
+///
 /// Written by hand, a tool is a type that implements [`Tool`]: `definition` returns a
 /// [`ToolDefinition`](tool::ToolDefinition) built once, and `call` parses the raw JSON
 /// arguments (for instance with [`Arguments`](tool::Arguments)) and runs the function.
