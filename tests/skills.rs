@@ -9,7 +9,6 @@ use common::tool_results;
 
 use std::path::{Path, PathBuf};
 
-use loomflow::model::ToolResult;
 use loomflow::prelude::*;
 use loomflow::skills::{SkillErrorKind, SkillLayer, SkillLoadError, SkillSet, SkillWarningKind};
 use serde_json::json;

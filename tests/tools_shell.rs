@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use loomflow::model::ToolResult;
 use loomflow::prelude::*;
 use loomflow::tools::shell::{Exit, Shell, ShellCommand, ShellError};
 use serde_json::json;
