@@ -174,13 +174,13 @@ impl AgentMemory {
 
     /// The facts believed now whose subject or object shares a word with `input`.
     async fn relevant_facts(&self, ctx: &RunContext, input: &str) -> Result<Vec<crate::memory::Fact>, Error> {
-        let wanted: Vec<String> = crate::memory::rank_words(input).collect();
+        let wanted: Vec<String> = crate::memory::rank::words(input).collect();
         let now = self.memory.facts(ctx.user(), FactQuery::new().valid_at(Timestamp::now())).await?;
         let mut found: Vec<_> = now
             .into_iter()
             .filter(|f| {
-                crate::memory::rank_words(&f.subject)
-                    .chain(crate::memory::rank_words(&f.object))
+                crate::memory::rank::words(&f.subject)
+                    .chain(crate::memory::rank::words(&f.object))
                     .any(|w| wanted.contains(&w))
             })
             .collect();

@@ -75,7 +75,6 @@ pub use embed::CandleEmbedder;
 pub use embed::OpenAiEmbedder;
 pub use embed::{Embedder, HashingEmbedder};
 pub use in_memory::{InMemoryMemory, MemoryLimits};
-pub(crate) use rank::words as rank_words;
 #[cfg(feature = "sqlite")]
 pub(crate) use sqlite::RecallCache;
 pub use store::MemoryStore;
