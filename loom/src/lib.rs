@@ -50,6 +50,8 @@ pub mod model;
 pub mod output;
 #[cfg(test)]
 mod proptests;
+#[cfg(feature = "rag")]
+pub mod rag;
 mod runner;
 pub mod session;
 #[cfg(feature = "skills")]
@@ -59,7 +61,7 @@ pub mod tool;
 pub mod tools;
 pub mod workflow;
 
-pub use agent::{Agent, RunResult};
+pub use agent::{Agent, Citation, RunResult};
 pub use async_trait::async_trait;
 pub use context::{ChildSessions, Extensions, FromRunContext, Metadata, RunContext, State};
 pub use error::{ConfigError, Error, PartialRun, Result, RunError, StoreError, StoreErrorKind};

@@ -385,7 +385,7 @@ impl Drop for ChromaPrefix {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             rt.block_on(async {
                 let client = reqwest::Client::new();
-                for kind in ["episodes", "facts", "blocks"] {
+                for kind in ["episodes", "facts", "blocks", "chunks"] {
                     let _ = client.delete(Self::collection_url(&url, &format!("{name}_{kind}"))).send().await;
                 }
             });

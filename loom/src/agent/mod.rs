@@ -15,7 +15,7 @@ pub use durable::{AgentInput, ToolDecision};
 pub(crate) use lifecycle::run as run_future;
 pub use memory::AgentMemory;
 pub(crate) use prepared::Prepared;
-pub use run::RunResult;
+pub use run::{Citation, RunResult};
 
 use crate::arch::{Architecture, IntoArchitecture};
 use crate::context::Extensions;

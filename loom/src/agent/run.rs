@@ -43,7 +43,57 @@ pub struct RunResult<O = String> {
     pub(crate) input_index: usize,
 }
 
+/// A source a run used: a retrieved passage, a workspace note, anything a tool says it read.
+///
+/// A tool cites by returning a JSON object with a top-level `citations` list of these;
+/// [`RunResult::citations`] collects them from the run's tool results, so they are there
+/// for a run resumed from its journal too.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Citation {
+    /// What is cited: `passage` (a corpus chunk), `note` (a workspace note), or a tool's own.
+    pub kind: String,
+    /// Its id (a chunk id, a note's slug).
+    pub id: String,
+    /// Where it comes from (a path, a URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Where in the source (`page 2`, `Setup > Linux`, `row 14`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locator: Option<String>,
+    /// Its title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
 impl<O> RunResult<O> {
+    /// The sources the run's tools cited (their results' `citations` lists), in the order they
+    /// were first cited, each once.
+    pub fn citations(&self) -> Vec<Citation> {
+        #[derive(serde::Deserialize)]
+        struct Cited {
+            #[serde(default)]
+            citations: Vec<Citation>,
+        }
+        let mut out: Vec<Citation> = Vec::new();
+        for m in self.new_messages() {
+            let Message::Tool(result) = m else { continue };
+            if result.is_error {
+                continue;
+            }
+            let text = result.content.text();
+            if !text.trim_start().starts_with('{') {
+                continue;
+            }
+            let Ok(cited) = serde_json::from_str::<Cited>(&text) else { continue };
+            for c in cited.citations {
+                if !out.iter().any(|o| o.kind == c.kind && o.id == c.id) {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+
     /// The text of the model's final answer (for a typed output, the text it was parsed from:
     /// the JSON, or the arguments of the `final_answer` call).
     pub fn text(&self) -> &str {

@@ -2,7 +2,7 @@
 //! Chroma and by words (BM25) in the process; blocks and facts as records keyed per user.
 //! See [`ChromaMemory`] for its collections, what is atomic, and its scale limit.
 
-mod api;
+pub(crate) mod api;
 
 use std::hash::BuildHasher as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -125,6 +125,8 @@ impl ChromaBuilder {
             dims: AtomicUsize::new(dims.unwrap_or(0)),
             max_batch,
             locks: (0..LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
+            chunks: tokio::sync::OnceCell::new(),
+            chunk_dims: AtomicUsize::new(0),
         })
     }
 }
@@ -169,6 +171,9 @@ impl ChromaBuilder {
 /// Facts and blocks have a constant one-dimension embedding: they are never searched by
 /// vector.
 ///
+/// A corpus over this store (its `VectorStore` implementation, feature `rag`) keeps its chunks
+/// in a fourth collection, `{prefix}_chunks`, made the first time it is used.
+///
 /// # Recall
 ///
 /// Words: the user's episodes that pass the query's filters (kind, session, time range, all
@@ -197,17 +202,23 @@ impl ChromaBuilder {
 /// (`export`, `recall`'s two rankings) are not one snapshot: an episode kept between them is
 /// left out of that recall.
 pub struct ChromaMemory {
-    api: Api,
-    prefix: String,
+    pub(crate) api: Api,
+    pub(crate) prefix: String,
     episodes: Collection,
     facts: Collection,
     blocks: Collection,
     /// The dimension of the episodes' vectors, once known (0 until then).
     dims: AtomicUsize,
     /// The most records one request may carry.
-    max_batch: usize,
+    pub(crate) max_batch: usize,
     /// Serialise a user's read-modify-write steps (a user always takes the same one).
     locks: Box<[tokio::sync::Mutex<()>]>,
+    /// The chunks' collection of a corpus (`{prefix}_chunks`), made on first use.
+    #[cfg_attr(not(feature = "rag"), allow(dead_code))]
+    pub(crate) chunks: tokio::sync::OnceCell<Collection>,
+    /// The dimension of the chunks' vectors, once known (0 until then).
+    #[cfg_attr(not(feature = "rag"), allow(dead_code))]
+    pub(crate) chunk_dims: AtomicUsize,
 }
 
 impl std::fmt::Debug for ChromaMemory {
@@ -240,7 +251,7 @@ impl ChromaMemory {
         [&self.episodes.name, &self.facts.name, &self.blocks.name]
     }
 
-    async fn lock(&self, user: &UserId) -> tokio::sync::MutexGuard<'_, ()> {
+    pub(crate) async fn lock(&self, user: &UserId) -> tokio::sync::MutexGuard<'_, ()> {
         let hash = foldhash::fast::FixedState::with_seed(0x6c6f_6f6d).hash_one(user.as_str());
         let i = (hash % self.locks.len() as u64) as usize;
         self.locks[i].lock().await

@@ -345,7 +345,7 @@ impl MemoryStore for InMemoryMemory {
                 episodes: m.episodes.len(),
                 facts: m.facts.len(),
                 blocks: m.blocks.len(),
-                sessions: 0,
+                ..ForgetReport::default()
             });
         }
         let report = self.with_user(user, false, |m| {
@@ -367,7 +367,7 @@ impl MemoryStore for InMemoryMemory {
             m.compact();
             let before = m.facts.len();
             m.facts.retain(|f| !fact_forgotten(f, scope, &removed));
-            ForgetReport { episodes: removed.len(), facts: before - m.facts.len(), blocks: 0, sessions: 0 }
+            ForgetReport { episodes: removed.len(), facts: before - m.facts.len(), ..ForgetReport::default() }
         });
         Ok(report.unwrap_or_default())
     }

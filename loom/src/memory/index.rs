@@ -71,6 +71,9 @@ struct Doc {
     /// Its number of words.
     len: u32,
     live: bool,
+    /// Its vector: the group, and its place there (`NONE`: no vector).
+    group: u32,
+    slot: u32,
 }
 
 /// The episodes holding one word: `(doc, occurrences)`, by doc.
@@ -233,6 +236,8 @@ pub(crate) struct RecallIndex {
     terms: HashMap<Box<str>, Postings, RandomState>,
     vectors: Vec<Vectors>,
     postings: usize,
+    /// Rank meaning by exact cosine however many vectors there are.
+    exact: bool,
 }
 
 /// What one recall found: `(key, score, word rank, meaning rank)`, best first.
@@ -249,22 +254,25 @@ pub(crate) struct Entry<'a> {
 }
 
 /// The filters of a query, resolved against the index.
-struct Filter {
+struct Filter<'a> {
     since: i64,
     until: i64,
     kind: Option<u32>,
     session: Option<u32>,
+    /// A test of the store's own on the key (metadata filters).
+    keys: Option<&'a dyn Fn(i64) -> bool>,
     any: bool,
 }
 
-impl Filter {
+impl Filter<'_> {
     fn admits(&self, d: &Doc) -> bool {
         d.live
             && (!self.any
                 || (d.at >= self.since
                     && d.at < self.until
                     && self.kind.is_none_or(|k| k == d.kind)
-                    && self.session.is_none_or(|s| s == d.session)))
+                    && self.session.is_none_or(|s| s == d.session)
+                    && self.keys.is_none_or(|f| f(d.key))))
     }
 }
 
@@ -283,6 +291,12 @@ fn keep_best(items: &mut Vec<(f64, u32)>, k: usize, order: impl Fn(&(f64, u32), 
 }
 
 impl RecallIndex {
+    /// An index that ranks meaning by exact cosine however many vectors it holds.
+    #[cfg_attr(not(feature = "rag"), allow(dead_code))]
+    pub(crate) fn exact() -> Self {
+        Self { exact: true, ..Self::default() }
+    }
+
     /// Roughly how many bytes it holds.
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn bytes(&self) -> usize {
@@ -315,7 +329,7 @@ impl RecallIndex {
         }
         let kind = self.kinds.intern(entry.kind);
         let session = entry.session.map_or(NONE, |s| self.sessions.intern(s));
-        self.docs.push(Doc { key: entry.key, at: entry.at, kind, session, len, live: true });
+        self.docs.push(Doc { key: entry.key, at: entry.at, kind, session, len, live: true, group: NONE, slot: NONE });
         self.live += 1;
         self.live_words += u64::from(len);
         if let Some(v) = entry.vector.filter(|v| !v.is_empty()) {
@@ -331,6 +345,10 @@ impl RecallIndex {
             let scale = group.code(v, &mut codes);
             group.codes = codes;
             group.code_scale.push(scale);
+            if let Some(d) = self.docs.last_mut() {
+                d.group = g as u32;
+                d.slot = group.docs.len() as u32;
+            }
             group.docs.push(doc);
             group.data.extend_from_slice(v);
             group.norms.push(squared_norm(v));
@@ -360,11 +378,16 @@ impl RecallIndex {
             postings += p.docs.len();
             !p.docs.is_empty()
         });
-        for group in &mut self.vectors {
+        self.vectors.retain(|g| g.docs.iter().any(|&d| map[d as usize].is_some()));
+        for (g, group) in self.vectors.iter_mut().enumerate() {
             let w = 2 * group.words;
             let mut keep = Vectors::new(group.dims);
             for (i, &d) in group.docs.iter().enumerate() {
                 let Some(m) = map[d as usize] else { continue };
+                if let Some(doc) = docs.get_mut(m as usize) {
+                    doc.group = g as u32;
+                    doc.slot = keep.docs.len() as u32;
+                }
                 keep.docs.push(m);
                 keep.data.extend_from_slice(group.vector(i));
                 keep.norms.push(group.norms[i]);
@@ -373,7 +396,6 @@ impl RecallIndex {
             }
             *group = keep;
         }
-        self.vectors.retain(|g| !g.docs.is_empty());
         self.docs = docs;
         self.postings = postings;
         map
@@ -397,7 +419,7 @@ impl RecallIndex {
         }
     }
 
-    fn filter(&self, query: &RecallQuery) -> Option<Filter> {
+    fn filter(&self, query: &RecallQuery) -> Option<Filter<'static>> {
         let kind = match &query.kind {
             Some(k) => Some(self.kinds.get(k)?),
             None => None,
@@ -409,16 +431,43 @@ impl RecallIndex {
         let since = query.since.map_or(i64::MIN, |t| t.as_millis());
         let until = query.until.map_or(i64::MAX, |t| t.as_millis());
         let any = kind.is_some() || session.is_some() || query.since.is_some() || query.until.is_some();
-        Some(Filter { since, until, kind, session, any })
+        Some(Filter { since, until, kind, session, keys: None, any })
     }
 
     /// Recalls: both rankings, fused.
     pub(crate) fn recall(&self, query: &RecallQuery, vector: Option<&[f32]>) -> Found {
         let Some(filter) = self.filter(query) else { return Vec::new() };
-        let k = CANDIDATES.max(query.limit);
-        let by_words = if query.alpha < 1.0 { self.by_words(&query.text, &filter, k) } else { Vec::new() };
+        self.rank(&filter, &query.text, vector, query.alpha, query.limit)
+    }
+
+    /// Searches the entries of kind `kind` that `keys` admits (all, without it): both
+    /// rankings, fused, as [`recall`](Self::recall) does.
+    pub(crate) fn search(
+        &self,
+        kind: &str,
+        text: &str,
+        vector: Option<&[f32]>,
+        alpha: f64,
+        limit: usize,
+        keys: Option<&dyn Fn(i64) -> bool>,
+    ) -> Found {
+        let Some(kind) = self.kinds.get(kind) else { return Vec::new() };
+        let filter = Filter { since: i64::MIN, until: i64::MAX, kind: Some(kind), session: None, keys, any: true };
+        self.rank(&filter, text, vector, alpha, limit)
+    }
+
+    /// The vector of entry `doc`, when it has one.
+    pub(crate) fn vector(&self, doc: u32) -> Option<&[f32]> {
+        let d = self.docs.get(doc as usize).filter(|d| d.live && d.slot != NONE)?;
+        let group = self.vectors.get(d.group as usize)?;
+        Some(group.vector(d.slot as usize))
+    }
+
+    fn rank(&self, filter: &Filter<'_>, text: &str, vector: Option<&[f32]>, alpha: f64, limit: usize) -> Found {
+        let k = CANDIDATES.max(limit);
+        let by_words = if alpha < 1.0 { self.by_words(text, filter, k) } else { Vec::new() };
         let by_meaning = match vector {
-            Some(q) if query.alpha > 0.0 => self.by_meaning(q, &filter, k),
+            Some(q) if alpha > 0.0 => self.by_meaning(q, filter, k),
             _ => Vec::new(),
         };
         // The candidates: the word matches in their order, then the meaning matches not among them.
@@ -434,14 +483,14 @@ impl RecallIndex {
             });
             meaning_ranks.push(i);
         }
-        fuse(&word_ranks, &meaning_ranks, query.alpha, query.limit)
+        fuse(&word_ranks, &meaning_ranks, alpha, limit)
             .into_iter()
             .map(|(i, score, w, m)| (self.docs[candidates[i] as usize].key, score, w, m))
             .collect()
     }
 
     /// The best `k` by BM25 over the admitted episodes, best first.
-    fn by_words(&self, text: &str, filter: &Filter, k: usize) -> Vec<u32> {
+    fn by_words(&self, text: &str, filter: &Filter<'_>, k: usize) -> Vec<u32> {
         let query: Vec<String> = words(text).collect();
         if query.is_empty() || self.live == 0 {
             return Vec::new();
@@ -568,13 +617,13 @@ impl RecallIndex {
     }
 
     /// The best `k` by cosine similarity over the admitted episodes (above 0), best first.
-    fn by_meaning(&self, q: &[f32], filter: &Filter, k: usize) -> Vec<u32> {
+    fn by_meaning(&self, q: &[f32], filter: &Filter<'_>, k: usize) -> Vec<u32> {
         let Some(group) = self.vectors.iter().find(|g| g.dims == q.len()) else { return Vec::new() };
         let q_norm = squared_norm(q);
         if q_norm == 0.0 {
             return Vec::new();
         }
-        let rescore: Vec<usize> = if group.docs.len() <= EXACT_VECTORS.max(RESCORED) {
+        let rescore: Vec<usize> = if self.exact || group.docs.len() <= EXACT_VECTORS.max(RESCORED) {
             (0..group.docs.len()).filter(|&i| filter.admits(&self.docs[group.docs[i] as usize])).collect()
         } else {
             let mut code = Vec::with_capacity(2 * group.words);

@@ -42,11 +42,11 @@
 //! ```
 
 #[cfg(feature = "chroma")]
-mod chroma;
+pub(crate) mod chroma;
 mod consolidate;
 mod embed;
 mod in_memory;
-mod index;
+pub(crate) mod index;
 #[cfg(feature = "postgres")]
 mod postgres;
 pub(crate) mod rank;
@@ -75,6 +75,8 @@ pub use embed::CandleEmbedder;
 pub use embed::OpenAiEmbedder;
 pub use embed::{Embedder, HashingEmbedder};
 pub use in_memory::{InMemoryMemory, MemoryLimits};
+#[cfg(all(feature = "sqlite", feature = "rag"))]
+pub(crate) use sqlite::CHUNKS;
 #[cfg(feature = "sqlite")]
 pub(crate) use sqlite::RecallCache;
 pub use store::MemoryStore;
@@ -99,6 +101,23 @@ pub struct Memory {
     journal: Option<Arc<dyn Journal>>,
     /// The consolidations in flight, which a forget cancels.
     gate: Arc<consolidate::Gate>,
+    /// Other stores of the user's data that export and forget cover.
+    covered: Arc<[Arc<dyn PersonalData>]>,
+}
+
+/// A store of users' data that [`Memory::export`] and [`Memory::forget`] cover besides memory
+/// and sessions: a RAG corpus's documents ([`rag::Documents`](crate::rag::Documents)), a
+/// workspace's notes. Add one with [`Memory::cover`].
+#[async_trait::async_trait]
+pub trait PersonalData: Send + Sync + 'static {
+    /// Its name in the export and the forget report: `documents`, `workspace`.
+    fn name(&self) -> &str;
+
+    /// Everything it holds for `user`, as one serialisable value.
+    async fn export(&self, user: &UserId) -> Result<serde_json::Value, StoreError>;
+
+    /// Removes everything it holds for `user`; returns how many items.
+    async fn forget(&self, user: &UserId) -> Result<usize, StoreError>;
 }
 
 impl std::fmt::Debug for Memory {
@@ -125,6 +144,7 @@ impl Memory {
             sessions: None,
             journal: None,
             gate: Arc::default(),
+            covered: Arc::new([]),
         }
     }
 
@@ -153,6 +173,17 @@ impl Memory {
     #[must_use]
     pub fn sessions(mut self, store: Arc<dyn SessionStore>) -> Self {
         self.sessions = Some(store);
+        self
+    }
+
+    /// Covers `data` too in [`export`](Self::export) (under its name) and in a
+    /// [`forget`](Self::forget) of everything (a forget scoped to a session or a date leaves
+    /// it: its items belong to neither).
+    #[must_use]
+    pub fn cover(mut self, data: impl PersonalData) -> Self {
+        let mut all: Vec<Arc<dyn PersonalData>> = self.covered.iter().cloned().collect();
+        all.push(Arc::new(data));
+        self.covered = all.into();
         self
     }
 
@@ -348,7 +379,11 @@ impl Memory {
                 sessions.push(SessionExport { session, messages, runs });
             }
         }
-        Ok(MemoryExport { user: user.clone(), exported_at: Timestamp::now(), memory, sessions })
+        let mut covered = std::collections::BTreeMap::new();
+        for data in self.covered.iter() {
+            covered.insert(data.name().to_owned(), data.export(user).await?);
+        }
+        Ok(MemoryExport { user: user.clone(), exported_at: Timestamp::now(), memory, sessions, covered })
     }
 
     /// Removes what `scope` names for the user — memory, and the covered sessions with their
@@ -371,6 +406,11 @@ impl Memory {
                 if store.clear(user, &session).await? {
                     report.sessions += 1;
                 }
+            }
+        }
+        if scope.is_everything() {
+            for data in self.covered.iter() {
+                *report.covered.entry(data.name().to_owned()).or_default() += data.forget(user).await?;
             }
         }
         Ok(report)

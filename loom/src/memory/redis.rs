@@ -613,7 +613,7 @@ impl MemoryStore for RedisMemory {
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(db)?;
-            return Ok(ForgetReport { episodes, facts, blocks, sessions: 0 });
+            return Ok(ForgetReport { episodes, facts, blocks, ..ForgetReport::default() });
         }
         for attempt in 0..ATTEMPTS {
             let (rev, facts, episodes): (Option<String>, Hash, Hash) = ::redis::pipe()
@@ -642,7 +642,7 @@ impl MemoryStore for RedisMemory {
             let change =
                 Change { drop_facts, drop_episodes: removed.iter().map(String::as_str).collect(), ..Change::default() };
             if let Some((facts, episodes)) = self.commit(&keys, &rev.unwrap_or_default(), change).await? {
-                return Ok(ForgetReport { episodes, facts, blocks: 0, sessions: 0 });
+                return Ok(ForgetReport { episodes, facts, ..ForgetReport::default() });
             }
             back_off(attempt).await;
         }

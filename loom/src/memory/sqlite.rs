@@ -29,10 +29,10 @@ fn vector_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// The id of the episode at `rowid`, for an error message.
-fn episode_id(conn: &rusqlite::Connection, rowid: i64) -> String {
-    conn.query_row("SELECT id FROM loom_episodes WHERE rowid = ?1", params![rowid], |r| r.get(0))
-        .unwrap_or_else(|_| format!("at rowid {rowid}"))
+/// The id of the row of `table` at `rowid`, for an error message.
+fn row_id(conn: &rusqlite::Connection, table: &Indexed, rowid: i64) -> String {
+    let sql = format!("SELECT id FROM {} WHERE rowid = ?1", table.table);
+    conn.query_row(&sql, params![rowid], |r| r.get(0)).unwrap_or_else(|_| format!("at rowid {rowid}"))
 }
 
 /// The columns of an episode row, in `EPISODE_COLUMNS` order.
@@ -152,15 +152,57 @@ pub(crate) struct RecallCache {
     budget: usize,
     bytes: usize,
     tick: u64,
+    table: &'static Indexed,
 }
+
+/// What a [`RecallCache`] indexes: the rows of one table, and where their users' revisions are.
+pub(crate) struct Indexed {
+    /// What the table holds, in errors.
+    what: &'static str,
+    /// The table.
+    table: &'static str,
+    /// `rowid, at_ms, kind, session, text, vector` of a user's (`?1`) rows after rowid `?2`.
+    since: &'static str,
+    /// `added, removed` of a user (`?1`).
+    revision: &'static str,
+}
+
+/// The episodes of memory.
+pub(crate) const EPISODES: Indexed = Indexed {
+    what: "episode",
+    table: "loom_episodes",
+    since: "SELECT rowid, at_ms, kind, session, text, vector FROM loom_episodes
+            WHERE user = ?1 AND rowid > ?2 ORDER BY rowid",
+    revision: "SELECT added, removed FROM loom_memory_revisions WHERE user = ?1",
+};
+
+/// The chunks of RAG collections: the collection is the kind.
+#[cfg(feature = "rag")]
+pub(crate) const CHUNKS: Indexed = Indexed {
+    what: "chunk",
+    table: "loom_chunks",
+    since: "SELECT rowid, 0, collection, NULL, text, vector FROM loom_chunks
+            WHERE user = ?1 AND rowid > ?2 ORDER BY rowid",
+    revision: "SELECT added, removed FROM loom_chunk_revisions WHERE user = ?1",
+};
 
 impl Default for RecallCache {
     fn default() -> Self {
-        Self { users: HashMap::default(), budget: 256 << 20, bytes: 0, tick: 0 }
+        Self::new(&EPISODES)
     }
 }
 
 impl RecallCache {
+    /// An empty cache of the rows of `table`.
+    pub(crate) fn new(table: &'static Indexed) -> Self {
+        Self { users: HashMap::default(), budget: 256 << 20, bytes: 0, tick: 0, table }
+    }
+
+    /// Sets the budget of bytes.
+    pub(crate) fn set_budget(&mut self, bytes: usize) {
+        self.budget = bytes;
+    }
+
     /// `user`'s index as of `revision`, read from `tx` as far as needed.
     fn fresh(
         &mut self,
@@ -182,7 +224,7 @@ impl RecallCache {
                     Cached { index: RecallIndex::default(), revision: None, last_rowid: i64::MIN, bytes: 0, used: 0 }
                 }
             };
-            read_episodes(tx, user, since, &mut cached)?;
+            read_rows(tx, self.table, user, since, &mut cached)?;
             cached.revision = revision;
             let bytes = cached.index.bytes();
             self.bytes = self.bytes - cached.bytes + bytes;
@@ -210,27 +252,34 @@ impl RecallCache {
             .ok_or_else(|| error(StoreErrorKind::Other, "the recall index was dropped while in use"))
     }
 
+    /// `user`'s index, brought up to their revision as `tx` sees it.
+    pub(crate) fn index(&mut self, tx: &rusqlite::Transaction<'_>, user: &str) -> Result<&RecallIndex, StoreError> {
+        let revision: Revision = tx
+            .prepare_cached(self.table.revision)
+            .map_err(db)?
+            .query_row(params![user], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(db)?;
+        self.fresh(tx, user, revision)
+    }
+
     /// Drops `user`'s index (their memory was forgotten).
-    fn drop_user(&mut self, user: &str) {
+    pub(crate) fn drop_user(&mut self, user: &str) {
         if let Some(c) = self.users.remove(user) {
             self.bytes -= c.bytes;
         }
     }
 }
 
-/// Reads `user`'s episodes after `since` (by rowid) into `cached`.
-fn read_episodes(
+/// Reads `user`'s rows of `table` after `since` (by rowid) into `cached`.
+fn read_rows(
     tx: &rusqlite::Transaction<'_>,
+    table: &Indexed,
     user: &str,
     since: i64,
     cached: &mut Cached,
 ) -> Result<(), StoreError> {
-    let mut stmt = tx
-        .prepare_cached(
-            "SELECT rowid, at_ms, kind, session, text, vector FROM loom_episodes
-             WHERE user = ?1 AND rowid > ?2 ORDER BY rowid",
-        )
-        .map_err(db)?;
+    let mut stmt = tx.prepare_cached(table.since).map_err(db)?;
     let mut rows = stmt.query(params![user, since]).map_err(db)?;
     let mut vector: Vec<f32> = Vec::new();
     while let Some(row) = rows.next().map_err(db)? {
@@ -241,8 +290,9 @@ fn read_episodes(
         };
         if let Some(blob) = blob {
             if !blob.len().is_multiple_of(4) {
-                let id = episode_id(tx, rowid);
-                return Err(corrupt("the vector of episode", &id, "its length is not a multiple of 4"));
+                let id = row_id(tx, table, rowid);
+                let what = format!("the vector of {}", table.what);
+                return Err(corrupt(&what, &id, "its length is not a multiple of 4"));
             }
             vector.clear();
             vector.extend(blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
@@ -273,15 +323,9 @@ fn recall_rows(
     vector: Option<&[f32]>,
 ) -> Result<Vec<Recalled>, StoreError> {
     let tx = conn.transaction().map_err(db)?;
-    let revision: Revision = tx
-        .prepare_cached("SELECT added, removed FROM loom_memory_revisions WHERE user = ?1")
-        .map_err(db)?
-        .query_row(params![user], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
-        .map_err(db)?;
     let found = {
         let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
-        cache.fresh(&tx, user, revision)?.recall(query, vector)
+        cache.index(&tx, user)?.recall(query, vector)
     };
     let mut out = Vec::with_capacity(found.len());
     {
@@ -303,7 +347,7 @@ impl SqliteStore {
     /// the 256-dimension hashing embedder.
     #[must_use]
     pub fn recall_cache_bytes(self, bytes: usize) -> Self {
-        self.recall.lock().unwrap_or_else(PoisonError::into_inner).budget = bytes;
+        self.recall.lock().unwrap_or_else(PoisonError::into_inner).set_budget(bytes);
         self
     }
 }

@@ -467,6 +467,10 @@ pub struct MemoryExport {
     pub memory: MemoryData,
     /// The user's sessions, with their messages and runs.
     pub sessions: Vec<SessionExport>,
+    /// What each store the memory also covers holds for the user
+    /// ([`Memory::cover`](super::Memory::cover)), by its name: `documents`, `workspace`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub covered: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// One session of an export.
@@ -543,7 +547,7 @@ impl ForgetScope {
 }
 
 /// What [`Memory::forget`](super::Memory::forget) removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ForgetReport {
     /// Episodes removed.
@@ -554,12 +558,16 @@ pub struct ForgetReport {
     pub blocks: usize,
     /// Sessions cleared (with their messages, runs, journals and checkpoints).
     pub sessions: usize,
+    /// What each store the memory also covers removed ([`Memory::cover`](super::Memory::cover)),
+    /// by its name: `documents`, `workspace`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub covered: std::collections::BTreeMap<String, usize>,
 }
 
 impl ForgetReport {
     /// Everything removed, counted.
     pub fn total(&self) -> usize {
-        self.episodes + self.facts + self.blocks + self.sessions
+        self.episodes + self.facts + self.blocks + self.sessions + self.covered.values().sum::<usize>()
     }
 }
 
@@ -569,6 +577,9 @@ impl std::ops::AddAssign for ForgetReport {
         self.facts += rhs.facts;
         self.blocks += rhs.blocks;
         self.sessions += rhs.sessions;
+        for (name, n) in rhs.covered {
+            *self.covered.entry(name).or_default() += n;
+        }
     }
 }
 

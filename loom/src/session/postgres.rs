@@ -12,7 +12,7 @@ use crate::id::{RunId, SessionId, UserId};
 use crate::model::Message;
 
 /// The schema version this Loom writes (in `loom_meta`).
-pub const POSTGRES_SCHEMA_VERSION: i64 = 2;
+pub const POSTGRES_SCHEMA_VERSION: i64 = 3;
 
 const MIGRATIONS: &[&str] = &[
     "
@@ -55,6 +55,20 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user_id, id)
     );
     CREATE INDEX loom_facts_by_claim ON loom_facts (user_id, subject_key, predicate);
+",
+    // The chunks of corpora: `terms` and `freqs` are the distinct words of `text` as Loom splits
+    // them and how often each occurs, `word_count` all of them (for BM25).
+    "
+    CREATE TABLE loom_chunks (
+        user_id TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL,
+        seq BIGINT GENERATED ALWAYS AS IDENTITY,
+        document TEXT NOT NULL, idx BIGINT NOT NULL, text TEXT NOT NULL,
+        start_byte BIGINT NOT NULL, end_byte BIGINT NOT NULL, metadata JSONB NOT NULL, vector REAL[],
+        terms TEXT[] NOT NULL, freqs INTEGER[] NOT NULL, word_count INTEGER NOT NULL,
+        PRIMARY KEY (user_id, collection, id)
+    );
+    CREATE INDEX loom_chunks_by_document ON loom_chunks (user_id, collection, document);
+    CREATE INDEX loom_chunks_by_terms ON loom_chunks USING GIN (terms);
 ",
 ];
 
@@ -105,9 +119,10 @@ fn conflict(message: String) -> StoreError {
 /// an advisory lock, so workers starting together migrate once; a database migrated by a
 /// newer Loom is refused.
 ///
-/// Memory ranks meaning with [pgvector](https://github.com/pgvector/pgvector) when the server
-/// has it (see [`uses_pgvector`](Self::uses_pgvector)), and with cosine similarity computed
-/// in plain SQL otherwise.
+/// Memory and corpora (table `loom_chunks`, feature `rag`) rank meaning with
+/// [pgvector](https://github.com/pgvector/pgvector) when the server has it (see
+/// [`uses_pgvector`](Self::uses_pgvector)), and with cosine similarity computed in plain SQL
+/// otherwise.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -190,7 +205,8 @@ async fn migrate(pool: &PgPool) -> Result<bool, StoreError> {
 }
 
 /// Within the migration (under its lock): when the server has pgvector, the `embedding` column
-/// of `loom_episodes`, a `vector` of any dimension, filled from `vector` when it is added.
+/// of `loom_episodes` and of `loom_chunks`, a `vector` of any dimension, filled from `vector`
+/// when it is added.
 /// Not a numbered migration: a database used with and without pgvector keeps one schema
 /// version, and a server without pgvector never needs the column.
 async fn with_pgvector(tx: &mut Transaction<'_, Postgres>) -> Result<bool, StoreError> {
@@ -212,26 +228,38 @@ async fn with_pgvector(tx: &mut Transaction<'_, Postgres>) -> Result<bool, Store
     if !usable {
         return Ok(false);
     }
-    let present: bool = sqlx::query(
-        "SELECT EXISTS (SELECT 1 FROM pg_attribute
-                        WHERE attrelid = 'loom_episodes'::regclass AND attname = 'embedding' AND NOT attisdropped)",
-    )
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(db)?
-    .try_get(0)
-    .map_err(db)?;
-    if !present {
-        sqlx::query("ALTER TABLE loom_episodes ADD COLUMN embedding vector").execute(&mut **tx).await.map_err(db)?;
-        // Episodes written before: the vectors pgvector accepts (1 to 16,000 finite values).
-        sqlx::query(
-            "UPDATE loom_episodes SET embedding = vector::vector
-             WHERE vector IS NOT NULL AND cardinality(vector) BETWEEN 1 AND 16000
-               AND NOT ('NaN'::real = ANY(vector) OR 'Infinity'::real = ANY(vector) OR '-Infinity'::real = ANY(vector))",
+    macro_rules! embedding {
+        ($table:literal) => {
+            (
+                $table,
+                concat!("ALTER TABLE ", $table, " ADD COLUMN embedding vector"),
+                // Rows written before: the vectors pgvector accepts (1 to 16,000 finite values).
+                concat!(
+                    "UPDATE ",
+                    $table,
+                    " SET embedding = vector::vector
+                     WHERE vector IS NOT NULL AND cardinality(vector) BETWEEN 1 AND 16000
+                       AND NOT ('NaN'::real = ANY(vector) OR 'Infinity'::real = ANY(vector)
+                                OR '-Infinity'::real = ANY(vector))"
+                ),
+            )
+        };
+    }
+    for (table, add, fill) in [embedding!("loom_episodes"), embedding!("loom_chunks")] {
+        let present: bool = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute
+                            WHERE attrelid = $1::regclass AND attname = 'embedding' AND NOT attisdropped)",
         )
-        .execute(&mut **tx)
+        .bind(table)
+        .fetch_one(&mut **tx)
         .await
+        .map_err(db)?
+        .try_get(0)
         .map_err(db)?;
+        if !present {
+            sqlx::query(add).execute(&mut **tx).await.map_err(db)?;
+            sqlx::query(fill).execute(&mut **tx).await.map_err(db)?;
+        }
     }
     Ok(true)
 }

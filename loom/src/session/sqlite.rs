@@ -13,7 +13,7 @@ use crate::id::{RunId, SessionId, UserId};
 use crate::model::Message;
 
 /// The schema version this Loom writes (SQLite's `user_version`).
-pub const SQLITE_SCHEMA_VERSION: i64 = 3;
+pub const SQLITE_SCHEMA_VERSION: i64 = 4;
 
 const MIGRATIONS: &[&str] = &[
     "
@@ -99,6 +99,38 @@ const MIGRATIONS: &[&str] = &[
             ON CONFLICT (user) DO UPDATE SET removed = excluded.removed;
     END;
 ",
+    // The chunks of the users' RAG collections, ranked in the process like episodes, with a
+    // revision per user on the same clock.
+    "
+    CREATE TABLE loom_chunks (
+        rowid INTEGER PRIMARY KEY, user TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL,
+        document TEXT NOT NULL, idx INTEGER NOT NULL, text TEXT NOT NULL, start_byte INTEGER NOT NULL,
+        end_byte INTEGER NOT NULL, metadata TEXT NOT NULL, vector BLOB,
+        UNIQUE (user, collection, id)
+    );
+    CREATE INDEX loom_chunks_by_document ON loom_chunks (user, collection, document);
+    CREATE TABLE loom_chunk_revisions (
+        user TEXT NOT NULL PRIMARY KEY, added INTEGER NOT NULL, removed INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TRIGGER loom_chunks_added AFTER INSERT ON loom_chunks BEGIN
+        UPDATE loom_memory_clock SET tick = tick + 1;
+        INSERT INTO loom_chunk_revisions (user, added, removed)
+            VALUES (new.user, (SELECT tick FROM loom_memory_clock), 0)
+            ON CONFLICT (user) DO UPDATE SET added = excluded.added;
+    END;
+    CREATE TRIGGER loom_chunks_removed AFTER DELETE ON loom_chunks BEGIN
+        UPDATE loom_memory_clock SET tick = tick + 1;
+        INSERT INTO loom_chunk_revisions (user, added, removed)
+            VALUES (old.user, 0, (SELECT tick FROM loom_memory_clock))
+            ON CONFLICT (user) DO UPDATE SET removed = excluded.removed;
+    END;
+    CREATE TRIGGER loom_chunks_changed AFTER UPDATE ON loom_chunks BEGIN
+        UPDATE loom_memory_clock SET tick = tick + 1;
+        INSERT INTO loom_chunk_revisions (user, added, removed)
+            VALUES (new.user, 0, (SELECT tick FROM loom_memory_clock))
+            ON CONFLICT (user) DO UPDATE SET removed = excluded.removed;
+    END;
+",
 ];
 
 pub(crate) fn error(kind: StoreErrorKind, message: impl Into<String>) -> StoreError {
@@ -141,6 +173,9 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     /// The users' recall indexes this process has read.
     pub(crate) recall: Arc<Mutex<crate::memory::RecallCache>>,
+    /// The users' chunk indexes this process has read (RAG collections).
+    #[cfg(feature = "rag")]
+    pub(crate) chunks: Arc<Mutex<crate::memory::RecallCache>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -169,7 +204,12 @@ impl SqliteStore {
         // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss.
         conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
         migrate(&mut conn)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), recall: Arc::default() })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            recall: Arc::default(),
+            #[cfg(feature = "rag")]
+            chunks: Arc::new(Mutex::new(crate::memory::RecallCache::new(&crate::memory::CHUNKS))),
+        })
     }
 
     /// Runs `f` with the connection on the blocking pool.

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{StoreError, StoreErrorKind};
 
-pub(super) const BACKEND: &str = "chroma";
+pub(crate) const BACKEND: &str = "chroma";
 
 /// The most records one `get` returns (a user's records are read page by page).
 const PAGE: usize = 1_000;
@@ -20,17 +20,17 @@ const MAX_BODY_BYTES: usize = 256 << 20;
 /// The most bytes of an error body read (the rest is not needed to say what failed).
 const MAX_ERROR_BYTES: usize = 64 << 10;
 
-pub(super) fn error(kind: StoreErrorKind, message: impl Into<String>) -> StoreError {
+pub(crate) fn error(kind: StoreErrorKind, message: impl Into<String>) -> StoreError {
     StoreError::new(kind, BACKEND, message)
 }
 
 /// A record that cannot be read back: corrupt, named by its id.
-pub(super) fn corrupt(what: &str, id: &str, problem: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: &str, id: &str, problem: impl std::fmt::Display) -> StoreError {
     error(StoreErrorKind::Corrupt, format!("{what} `{}` is unreadable: {problem}", id.escape_debug()))
 }
 
 /// A URL as it may appear in a message: no user name, password or query (any may hold a key).
-pub(super) fn redact(url: &reqwest::Url) -> String {
+pub(crate) fn redact(url: &reqwest::Url) -> String {
     let mut url = url.clone();
     let _ = url.set_username("");
     let _ = url.set_password(None);
@@ -41,32 +41,32 @@ pub(super) fn redact(url: &reqwest::Url) -> String {
 
 /// Whether `name` can go in a URL path and a collection name as it is (Chroma's own rule for
 /// names: letters, digits, `.`, `_` and `-`, starting with a letter or digit).
-pub(super) fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// A record as read: its id, document and metadata.
 #[derive(Debug, Clone)]
-pub(super) struct Record {
-    pub(super) id: String,
-    pub(super) document: Option<String>,
-    pub(super) metadata: Map<String, Value>,
+pub(crate) struct Record {
+    pub(crate) id: String,
+    pub(crate) document: Option<String>,
+    pub(crate) metadata: Map<String, Value>,
 }
 
 /// A record to write: all four of Chroma's columns (it requires an embedding per record).
 #[derive(Debug, Clone)]
-pub(super) struct Write {
-    pub(super) id: String,
-    pub(super) embedding: Vec<f32>,
-    pub(super) document: String,
-    pub(super) metadata: Map<String, Value>,
+pub(crate) struct Write {
+    pub(crate) id: String,
+    pub(crate) embedding: Vec<f32>,
+    pub(crate) document: String,
+    pub(crate) metadata: Map<String, Value>,
 }
 
 /// One collection: its name (for messages) and id (for record calls).
 #[derive(Debug, Clone)]
-pub(super) struct Collection {
-    pub(super) name: String,
+pub(crate) struct Collection {
+    pub(crate) name: String,
     id: String,
 }
 
@@ -92,6 +92,15 @@ struct GetResponse {
     metadatas: Option<Vec<Option<Map<String, Value>>>>,
 }
 
+/// What `POST .../get` answers with `include: ["embeddings"]`.
+#[cfg_attr(not(feature = "rag"), allow(dead_code))]
+#[derive(Deserialize)]
+struct EmbeddingsResponse {
+    ids: Vec<String>,
+    #[serde(default)]
+    embeddings: Option<Vec<Option<Vec<f32>>>>,
+}
+
 /// What `POST .../query` answers: one list per query embedding; distances may be `null`.
 #[derive(Deserialize)]
 struct QueryResponse {
@@ -101,7 +110,7 @@ struct QueryResponse {
 }
 
 /// A client of one Chroma database.
-pub(super) struct Api {
+pub(crate) struct Api {
     client: reqwest::Client,
     /// `{url}/api/v2`.
     base: String,
@@ -125,7 +134,7 @@ impl std::fmt::Debug for Api {
 
 impl Api {
     /// A client of `database` of `tenant` at `url`; checks the URL, not the server.
-    pub(super) fn new(
+    pub(crate) fn new(
         url: &str,
         tenant: &str,
         database: &str,
@@ -243,12 +252,12 @@ impl Api {
     }
 
     /// Checks that the server answers.
-    pub(super) async fn heartbeat(&self) -> Result<(), StoreError> {
+    pub(crate) async fn heartbeat(&self) -> Result<(), StoreError> {
         self.call::<Value>(Method::GET, "/heartbeat", None).await.map(|_| ())
     }
 
     /// The most records one write may carry (`1000` when the server does not say).
-    pub(super) async fn max_batch(&self) -> Result<usize, StoreError> {
+    pub(crate) async fn max_batch(&self) -> Result<usize, StoreError> {
         match self.call::<Value>(Method::GET, "/pre-flight-checks", None).await {
             Ok(v) => {
                 Ok(v.get("max_batch_size").and_then(Value::as_u64).map_or(1_000, |n| n.clamp(1, 100_000) as usize))
@@ -260,7 +269,7 @@ impl Api {
 
     /// Makes the tenant and the database when they are missing (another process making them at
     /// the same time is fine).
-    pub(super) async fn ensure_database(&self) -> Result<(), StoreError> {
+    pub(crate) async fn ensure_database(&self) -> Result<(), StoreError> {
         let tenant = format!("/tenants/{}", self.tenant);
         let steps = [(tenant.clone(), "/tenants".to_owned()), (self.database.clone(), format!("{tenant}/databases"))];
         let names = [&self.tenant, &self.database_name];
@@ -282,7 +291,7 @@ impl Api {
     /// Gets collection `name`, making it when missing (with `configuration`, which an existing
     /// collection keeps as it was made). Returns it, its vectors' dimension once it has one,
     /// and its distance (`cosine`, `l2`, `ip`) when the server says.
-    pub(super) async fn collection(
+    pub(crate) async fn collection(
         &self,
         name: &str,
         configuration: Value,
@@ -299,7 +308,7 @@ impl Api {
     }
 
     /// The dimension of `collection`'s vectors, once it holds one.
-    pub(super) async fn dimension(&self, collection: &Collection) -> Result<Option<usize>, StoreError> {
+    pub(crate) async fn dimension(&self, collection: &Collection) -> Result<Option<usize>, StoreError> {
         let path = format!("{}/collections/{}", self.database, collection.name);
         let info: CollectionInfo = self.call(Method::GET, &path, None).await?;
         Ok(describe(info).1)
@@ -310,7 +319,7 @@ impl Api {
     }
 
     /// Adds records; a record whose id is there already is left as it is (Chroma's `add`).
-    pub(super) async fn add(&self, collection: &Collection, records: &[Write]) -> Result<(), StoreError> {
+    pub(crate) async fn add(&self, collection: &Collection, records: &[Write]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -319,7 +328,7 @@ impl Api {
     }
 
     /// Writes records, replacing those whose id is there already, in one request.
-    pub(super) async fn upsert(&self, collection: &Collection, records: &[Write]) -> Result<(), StoreError> {
+    pub(crate) async fn upsert(&self, collection: &Collection, records: &[Write]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -328,7 +337,7 @@ impl Api {
     }
 
     /// The records of `ids` that exist, with their documents and metadata.
-    pub(super) async fn get_ids(&self, collection: &Collection, ids: &[String]) -> Result<Vec<Record>, StoreError> {
+    pub(crate) async fn get_ids(&self, collection: &Collection, ids: &[String]) -> Result<Vec<Record>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -337,9 +346,37 @@ impl Api {
         records(answer, &collection.name)
     }
 
+    /// The embeddings of the records of `ids` that exist, by id.
+    #[cfg_attr(not(feature = "rag"), allow(dead_code))]
+    pub(crate) async fn embeddings(
+        &self,
+        collection: &Collection,
+        ids: &[String],
+    ) -> Result<Vec<(String, Vec<f32>)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let body = json!({ "ids": ids, "include": ["embeddings"] });
+        let answer: EmbeddingsResponse =
+            self.call(Method::POST, &self.records_path(collection, "get"), Some(&body)).await?;
+        let embeddings = answer.embeddings.unwrap_or_default();
+        if embeddings.len() != answer.ids.len() {
+            return Err(error(
+                StoreErrorKind::Other,
+                format!(
+                    "a get of collection `{}` answered {} ids and {} embeddings",
+                    collection.name,
+                    answer.ids.len(),
+                    embeddings.len()
+                ),
+            ));
+        }
+        Ok(answer.ids.into_iter().zip(embeddings).filter_map(|(id, e)| Some((id, e?))).collect())
+    }
+
     /// Every record matching `filter`, page by page, in the server's order; with
     /// `documents`, their documents and metadata, else their ids only.
-    pub(super) async fn get_where(
+    pub(crate) async fn get_where(
         &self,
         collection: &Collection,
         filter: &Value,
@@ -366,7 +403,7 @@ impl Api {
 
     /// The ids nearest `vector` among the records matching `filter`, nearest first, with
     /// their distances.
-    pub(super) async fn query(
+    pub(crate) async fn query(
         &self,
         collection: &Collection,
         vector: &[f32],
@@ -398,7 +435,7 @@ impl Api {
     }
 
     /// Deletes the records of `ids`, `batch` at a time.
-    pub(super) async fn delete_ids(
+    pub(crate) async fn delete_ids(
         &self,
         collection: &Collection,
         ids: &[String],
@@ -412,7 +449,7 @@ impl Api {
     }
 
     /// Deletes every record matching `filter`.
-    pub(super) async fn delete_where(&self, collection: &Collection, filter: &Value) -> Result<(), StoreError> {
+    pub(crate) async fn delete_where(&self, collection: &Collection, filter: &Value) -> Result<(), StoreError> {
         let path = self.records_path(collection, "delete");
         self.call::<Value>(Method::POST, &path, Some(&json!({ "where": filter }))).await.map(|_| ())
     }
