@@ -417,3 +417,64 @@ fn coding_assistant() {
         assert!(out.contains("test passed"), "{out}");
     }
 }
+
+#[test]
+fn shared_workspace() {
+    let out = run_example("shared_workspace");
+    assert_lines(
+        &out,
+        &[
+            "     tool │ note → {\"kind\":\"finding\",\"message\":\"Saved as `acme-pricing` (version 1).\"",
+            "tool call │ search_notes({\"limit\":2,\"query\":\"price per seat\"})",
+            "     tool │ search_notes → {\"count\":2,\"mode\":\"hybrid\"",
+            "\"citations\":[{\"id\":\"acme-pricing\",\"kind\":\"note\"",
+            "  You are `writer`, on a team that shares a workspace of notes with `researcher`.",
+            "cited by the writer's run: note acme-pricing, note globex-pricing",
+            "the report was accepted: 2 notes credited",
+            "finding  acme-pricing     by researcher v1  cited 1×  Acme pricing",
+            "summary  pricing-summary  by writer     v1  cited 0×  Pricing summary (follows up acme-pricing)",
+            "  WORKSPACE.md\n  notes/researcher/acme-pricing.md\n  notes/researcher/globex-pricing.md\n  notes/writer/pricing-summary.md",
+            "| [Pricing summary](notes/writer/pricing-summary.md) | summary | writer | 1 |",
+            "---\ntitle: \"Pricing summary\"\nauthor: writer\nkind: summary\nparent: acme-pricing\nversion: 1\n",
+            "---\nGlobex is $10 a seat cheaper than Acme ($39 vs $49)",
+        ],
+    );
+}
+
+#[test]
+fn workspace_lifecycle() {
+    let out = run_example("workspace_lifecycle");
+    assert_lines(
+        &out,
+        &[
+            "v1 │ We launch on 3 June.\nv2 │ We launch on 10 June.\nv3 │ We launch on 10 June, in Europe first.",
+            "writer A: saved version 4",
+            "writer B: note `launch-date` changed since you read it: it is at version 4, and your change was made to version 3.",
+            "writer B, again: saved version 5",
+            "now │ We launch on 10 June, in Europe first. Press embargo until 9am. Pricing page goes live too.",
+            "marketer: note `launch-date` belongs to `planner`; you (`marketer`) can change only your own notes.",
+            "the run read launch-date (1×)\nthe run read budget (2×)",
+            "deleted 2 notes and 2 old versions; kept 2 (2 only because a live run read them)",
+            "the launch went well: 2 notes credited",
+            "launch-date  v5  cited 1×, in successes 1×",
+            "prune again: deleted 0, kept 2, cleared 1 ended run(s)",
+            "export: 2 notes, 2 earlier versions, 0 runs (",
+            "forgot 2 notes\nafterwards: 0 notes",
+        ],
+    );
+}
+
+#[test]
+fn rag_pdf() {
+    let out = run_example("rag_pdf");
+    assert_lines(
+        &out,
+        &[
+            "loaded 2 pages from ",
+            "indexed 2 chunks; ingesting again stored 0 and kept 2",
+            "A: Night trains run from Paris to Vienna on Tuesdays and Fridays [1]",
+            "  [1] cited travel-handbook.pdf, page 1: Loom Travel Handbook - Trains",
+            "(the first answer cited a passage that does not exist and was sent back)",
+        ],
+    );
+}

@@ -60,6 +60,8 @@ pub mod tool;
 #[cfg(feature = "tools")]
 pub mod tools;
 pub mod workflow;
+#[cfg(feature = "workspace")]
+pub mod workspace;
 
 pub use agent::{Agent, Citation, RunResult};
 pub use async_trait::async_trait;

@@ -406,6 +406,15 @@ impl<O> Agent<O> {
         self.changed()
     }
 
+    /// Seats the agent on a shared workspace as `member`: it gets the member's note tools and,
+    /// after its instructions, the section of the prompt that names its teammates (see
+    /// [`workspace`](crate::workspace)). An invalid member name is a [`ConfigError`].
+    #[cfg(feature = "workspace")]
+    #[must_use]
+    pub fn workspace(self, member: &crate::workspace::Member) -> Self {
+        member.join(self)
+    }
+
     /// Says what the agent is for, in a line: how a supervisor, a router or a swarm's peers
     /// are shown it when it is one of their team.
     #[must_use]

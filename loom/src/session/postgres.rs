@@ -199,6 +199,9 @@ async fn migrate(pool: &PgPool) -> Result<bool, StoreError> {
         .await
         .map_err(db)?;
     }
+    // The workspace's tables, with a schema version of their own.
+    #[cfg(feature = "workspace")]
+    crate::workspace::postgres::migrate(&mut tx).await?;
     let pgvector = with_pgvector(&mut tx).await?;
     tx.commit().await.map_err(db)?;
     Ok(pgvector)

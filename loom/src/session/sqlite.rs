@@ -204,6 +204,9 @@ impl SqliteStore {
         // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss.
         conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
         migrate(&mut conn)?;
+        // The workspace's tables, with a schema version of their own.
+        #[cfg(feature = "workspace")]
+        crate::workspace::sqlite::migrate(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             recall: Arc::default(),
