@@ -41,6 +41,7 @@ extern crate self as loomflow;
 pub mod __private;
 pub mod agent;
 pub mod arch;
+mod bounded;
 mod context;
 pub mod error;
 pub mod event;

@@ -1,8 +1,8 @@
 //! Memory in the process: bounded per user and in users, for tests, demos and single processes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::index::{Entry, RecallIndex};
 use super::store::{MemoryStore, answer, corrected, no_fact_to_rectify, record, supersede};
@@ -80,9 +80,6 @@ struct UserMemory {
     /// The ids of `episodes`: an episode kept again (a resumed run's turn) is kept once.
     ids: std::collections::HashSet<std::sync::Arc<str>>,
     facts: Vec<Fact>,
-    /// Its place in the recency order.
-    tick: u64,
-    last_used: Option<Instant>,
 }
 
 impl UserMemory {
@@ -100,13 +97,7 @@ impl UserMemory {
     }
 }
 
-#[derive(Default)]
-struct Users {
-    by_user: HashMap<UserId, UserMemory>,
-    /// Users by last use, oldest first.
-    order: BTreeMap<u64, UserId>,
-    next_tick: u64,
-}
+type Users = crate::bounded::PerUser<UserMemory>;
 
 /// Memory kept in the process, bounded: at most `max_users` users (least recently used
 /// dropped first), users idle past `idle_ttl` dropped, and per user at most
@@ -145,7 +136,7 @@ impl InMemoryMemory {
 
     /// How many users it holds now.
     pub fn users(&self) -> usize {
-        self.lock().by_user.len()
+        self.lock().len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Users> {
@@ -155,41 +146,7 @@ impl InMemoryMemory {
     /// Runs `f` on `user`'s memory, creating it when `create`, after dropping idle and excess
     /// users; `None` when the user has none and `create` is off.
     fn with_user<T>(&self, user: &UserId, create: bool, f: impl FnOnce(&mut UserMemory) -> T) -> Option<T> {
-        let mut users = self.lock();
-        let now = Instant::now();
-        let users = &mut *users;
-        // Drop the users idle past the TTL: the oldest are first.
-        while let Some((&tick, oldest)) = users.order.first_key_value() {
-            let idle = users
-                .by_user
-                .get(oldest)
-                .and_then(|m| m.last_used)
-                .is_none_or(|t| now.duration_since(t) > self.limits.idle_ttl);
-            if !idle || oldest == user {
-                break;
-            }
-            let oldest = oldest.clone();
-            users.order.remove(&tick);
-            users.by_user.remove(&oldest);
-        }
-        if !users.by_user.contains_key(user) {
-            if !create {
-                return None;
-            }
-            while users.by_user.len() >= self.limits.max_users.max(1) {
-                let Some((_, oldest)) = users.order.pop_first() else { break };
-                users.by_user.remove(&oldest);
-            }
-            users.by_user.insert(user.clone(), UserMemory::default());
-        }
-        let tick = users.next_tick;
-        users.next_tick += 1;
-        let memory = users.by_user.get_mut(user)?;
-        users.order.remove(&memory.tick);
-        memory.tick = tick;
-        memory.last_used = Some(now);
-        users.order.insert(tick, user.clone());
-        Some(f(memory))
+        self.lock().with(user, create, self.limits.max_users, self.limits.idle_ttl, f)
     }
 }
 
@@ -339,8 +296,7 @@ impl MemoryStore for InMemoryMemory {
     async fn forget(&self, user: &UserId, scope: &ForgetScope) -> Result<ForgetReport, StoreError> {
         if scope.is_everything() {
             let mut users = self.lock();
-            let Some(m) = users.by_user.remove(user) else { return Ok(ForgetReport::default()) };
-            users.order.remove(&m.tick);
+            let Some(m) = users.remove(user) else { return Ok(ForgetReport::default()) };
             return Ok(ForgetReport {
                 episodes: m.episodes.len(),
                 facts: m.facts.len(),

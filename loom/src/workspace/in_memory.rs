@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::error::WorkspaceError;
 use super::store::{
@@ -89,9 +89,6 @@ struct Book {
     /// The earlier versions of each note, by version.
     history: HashMap<String, BTreeMap<u64, NoteVersion>>,
     runs: BTreeMap<RunId, RunReads>,
-    /// Its place in the recency order.
-    tick: u64,
-    last_used: Option<Instant>,
 }
 
 impl Book {
@@ -100,13 +97,7 @@ impl Book {
     }
 }
 
-#[derive(Default)]
-struct Users {
-    by_user: HashMap<UserId, Book>,
-    /// Users by last use, oldest first.
-    order: BTreeMap<u64, UserId>,
-    next_tick: u64,
-}
+type Users = crate::bounded::PerUser<Book>;
 
 /// A workspace kept in the process, bounded by [`WorkspaceLimits`]: at most `max_users`
 /// users (the least recently used dropped first), users idle past `idle_ttl` dropped, per
@@ -144,46 +135,14 @@ impl InMemoryWorkspace {
 
     /// How many users it holds now.
     pub fn users(&self) -> usize {
-        self.users.lock().unwrap_or_else(PoisonError::into_inner).by_user.len()
+        self.users.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
     /// Runs `f` on `user`'s workspace, creating it when `create`, after dropping idle and
     /// excess users; `None` when the user has none and `create` is off.
     fn with_user<T>(&self, user: &UserId, create: bool, f: impl FnOnce(&mut Book) -> T) -> Option<T> {
         let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        let users = &mut *users;
-        while let Some((&tick, oldest)) = users.order.first_key_value() {
-            let idle = users
-                .by_user
-                .get(oldest)
-                .and_then(|b| b.last_used)
-                .is_none_or(|t| now.duration_since(t) > self.limits.idle_ttl);
-            if !idle || oldest == user {
-                break;
-            }
-            let oldest = oldest.clone();
-            users.order.remove(&tick);
-            users.by_user.remove(&oldest);
-        }
-        if !users.by_user.contains_key(user) {
-            if !create {
-                return None;
-            }
-            while users.by_user.len() >= self.limits.max_users.max(1) {
-                let Some((_, oldest)) = users.order.pop_first() else { break };
-                users.by_user.remove(&oldest);
-            }
-            users.by_user.insert(user.clone(), Book::default());
-        }
-        let tick = users.next_tick;
-        users.next_tick += 1;
-        let book = users.by_user.get_mut(user)?;
-        users.order.remove(&book.tick);
-        book.tick = tick;
-        book.last_used = Some(now);
-        users.order.insert(tick, user.clone());
-        Some(f(book))
+        users.with(user, create, self.limits.max_users, self.limits.idle_ttl, f)
     }
 
     fn not_found(slug: &str) -> WorkspaceError {
@@ -410,8 +369,7 @@ impl WorkspaceStore for InMemoryWorkspace {
 
     async fn forget(&self, user: &UserId) -> Result<usize, WorkspaceError> {
         let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(book) = users.by_user.remove(user) else { return Ok(0) };
-        users.order.remove(&book.tick);
+        let Some(book) = users.remove(user) else { return Ok(0) };
         Ok(book.notes.len())
     }
 }
