@@ -53,18 +53,33 @@ struct UserChunks {
     chunks: BTreeMap<i64, Held>,
     /// Per collection, chunk id to key.
     ids: HashMap<Arc<str>, HashMap<String, i64, RandomState>, RandomState>,
+    /// Per collection and document, the keys of its chunks.
+    documents: HashMap<(Arc<str>, String), std::collections::BTreeSet<i64>, RandomState>,
     next: i64,
 }
 
 impl UserChunks {
     fn new() -> Self {
-        Self { index: RecallIndex::exact(), chunks: BTreeMap::new(), ids: HashMap::default(), next: 0 }
+        Self {
+            index: RecallIndex::exact(),
+            chunks: BTreeMap::new(),
+            ids: HashMap::default(),
+            documents: HashMap::default(),
+            next: 0,
+        }
     }
 
     fn remove(&mut self, collection: &str, id: &str) -> bool {
         let Some(key) = self.ids.get_mut(collection).and_then(|ids| ids.remove(id)) else { return false };
         if let Some(held) = self.chunks.remove(&key) {
             self.index.remove(held.doc, &held.chunk.text);
+            let document = (held.collection.clone(), held.chunk.document.clone());
+            if let Some(keys) = self.documents.get_mut(&document) {
+                keys.remove(&key);
+                if keys.is_empty() {
+                    self.documents.remove(&document);
+                }
+            }
         }
         true
     }
@@ -161,6 +176,7 @@ impl VectorStore for InMemoryVectorStore {
             if let Some(ids) = u.ids.get_mut(collection) {
                 ids.insert(c.chunk.id.clone(), key);
             }
+            u.documents.entry((name.clone(), c.chunk.document.clone())).or_default().insert(key);
             u.chunks.insert(key, Held { collection: name.clone(), chunk: c.chunk.clone(), doc });
         }
         u.compact_if_sparse();
@@ -170,11 +186,8 @@ impl VectorStore for InMemoryVectorStore {
     async fn chunk_ids(&self, user: &UserId, collection: &str, document: &str) -> Result<Vec<String>, StoreError> {
         let Some(held) = self.user(user) else { return Ok(Vec::new()) };
         let u = held.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(u.chunks
-            .values()
-            .filter(|h| &*h.collection == collection && h.chunk.document == document)
-            .map(|h| h.chunk.id.clone())
-            .collect())
+        let Some(keys) = u.documents.get(&(Arc::from(collection), document.to_owned())) else { return Ok(Vec::new()) };
+        Ok(keys.iter().filter_map(|k| u.chunks.get(k)).map(|h| h.chunk.id.clone()).collect())
     }
 
     async fn delete(&self, user: &UserId, collection: &str, ids: &[String]) -> Result<usize, StoreError> {
