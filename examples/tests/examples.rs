@@ -478,3 +478,17 @@ fn rag_pdf() {
         ],
     );
 }
+
+#[test]
+fn rag_eval() {
+    let out = run_example("rag_eval");
+    assert_lines(
+        &out,
+        &["| retrieval | recall@5 | MRR |", "| BM25 | ", "| vectors (hashing) | ", "| hybrid (RRF, alpha 0.5) | "],
+    );
+    // Recall over the README's questions: the ranking finds most answers in its top 5.
+    for line in out.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| retrieval")) {
+        let recall: f64 = line.split('|').nth(2).and_then(|r| r.trim().parse().ok()).unwrap_or(0.0);
+        assert!(recall >= 0.5, "recall@5 fell below 0.5: {line}");
+    }
+}
