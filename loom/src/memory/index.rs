@@ -440,6 +440,7 @@ impl RecallIndex {
         self.rank(&filter, &query.text, vector, query.alpha, query.limit)
     }
 
+    #[cfg_attr(not(feature = "rag"), allow(dead_code))]
     /// Searches the entries of kind `kind` that `keys` admits (all, without it): both
     /// rankings, fused, as [`recall`](Self::recall) does.
     pub(crate) fn search(
@@ -456,6 +457,7 @@ impl RecallIndex {
         self.rank(&filter, text, vector, alpha, limit)
     }
 
+    #[cfg_attr(not(feature = "rag"), allow(dead_code))]
     /// The vector of entry `doc`, when it has one.
     pub(crate) fn vector(&self, doc: u32) -> Option<&[f32]> {
         let d = self.docs.get(doc as usize).filter(|d| d.live && d.slot != NONE)?;
