@@ -812,3 +812,32 @@ async fn after_forget_the_postgres_tables_hold_nothing_of_the_user() -> anyhow::
     }
     Ok(())
 }
+
+/// The living plan of an agent seated on a workspace is its `plan` note: written on the first
+/// `update_plan`, a new version on each later one, readable by its teammates.
+#[tokio::test]
+async fn the_living_plan_mirrors_into_the_members_plan_note() -> anyhow::Result<()> {
+    let ws = Workspace::in_memory();
+    let ann = user("ann");
+    let plan = |status: &str| {
+        ScriptedTurn::tool_call(
+            "update_plan",
+            json!({"steps": [{"step": "Read the brief", "status": "done"}, {"step": "Draft the report", "status": status}]}),
+        )
+    };
+    let model = ScriptedModel::new([plan("in_progress"), plan("done"), ScriptedTurn::text("Done.")]);
+    let agent = Agent::new("You plan your work.")
+        .model(model.clone())
+        .tool(loomflow::tools::plan::PlanTool::new())
+        .workspace(&ws.member("planner").teammates(["writer"]));
+    agent.run("Write the report.").user(ann.clone()).await?;
+    let note = ws.get(&ann, "Plan of planner").await?;
+    assert_eq!((note.kind, note.author.as_str(), note.version), (NoteKind::Plan, "planner", 2));
+    assert!(note.body.contains("Draft the report") && note.body.contains("2/2"), "{}", note.body);
+    assert_eq!(ws.versions(&ann, &note.slug).await?.len(), 2, "the first plan is kept as a version");
+    let told = model.requests()[1].last_text();
+    assert!(told.contains(&format!("Kept as workspace note `{}`, version 1.", note.slug)), "{told}");
+    // Another user's workspace has no plan.
+    assert!(ws.get(&user("bob"), "Plan of planner").await.is_err());
+    Ok(())
+}

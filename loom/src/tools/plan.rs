@@ -522,8 +522,26 @@ impl Tool for PlanTool {
         let plan = Plan::parse(arguments).map_err(|e| ToolError::invalid_arguments(e.to_string()))?;
         let rendered = plan.render();
         ctx.emit(|| EventKind::PlanUpdated { plan });
+        #[cfg(feature = "workspace")]
+        let rendered = mirrored(ctx, rendered).await;
         Ok(ToolOutput::text(rendered))
     }
+}
+
+/// Seated on a workspace ([`Agent::workspace`](crate::Agent::workspace)), the plan is the
+/// member's `plan` note too, a new version on each update; a failed write is said, and the
+/// plan stands.
+#[cfg(feature = "workspace")]
+async fn mirrored(ctx: &RunContext, mut rendered: String) -> String {
+    if let Some(mirror) = ctx.state::<crate::workspace::member::PlanMirror>() {
+        match mirror.write(ctx.user(), &rendered).await {
+            Ok((slug, version)) => {
+                rendered.push_str(&format!("\n\n(Kept as workspace note `{slug}`, version {version}.)"))
+            }
+            Err(e) => rendered.push_str(&format!("\n\n(The workspace's plan note could not be written: {e})")),
+        }
+    }
+    rendered
 }
 
 #[cfg(test)]

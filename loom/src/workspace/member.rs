@@ -191,6 +191,33 @@ impl Member {
             format!("{}\n\n{}", agent.instructions.trim_end(), self.prompt())
         };
         agent.instructions = instructions.into();
+        // The living plan (`update_plan`) of an agent on a workspace mirrors into a note.
+        agent.extensions.insert(PlanMirror(self.clone()));
         agent.changed()
+    }
+}
+
+/// What lets the living plan of an agent seated on a workspace mirror into its `plan` note:
+/// the member, in the agent's state.
+pub(crate) struct PlanMirror(Member);
+
+impl PlanMirror {
+    /// Writes `plan` (the rendered table) as the member's plan note for `user`: the note
+    /// titled `Plan of {member}`, of kind `plan`, a new version on each update. Returns the
+    /// note's slug and version.
+    pub(crate) async fn write(&self, user: &crate::UserId, plan: &str) -> Result<(String, u64), super::WorkspaceError> {
+        let member = &self.0;
+        let title = format!("Plan of {}", member.name());
+        let ws = member.workspace();
+        let note = match ws.get(user, &title).await {
+            Ok(note) if note.author == member.name() && note.kind == super::NoteKind::Plan => {
+                ws.update(user, member.name(), &note.slug, super::NoteEdit::new().body(plan)).await?
+            }
+            Ok(_) | Err(super::WorkspaceError::NotFound { .. }) => {
+                ws.write(user, member.name(), super::NewNote::new(title, plan).kind(super::NoteKind::Plan)).await?
+            }
+            Err(e) => return Err(e),
+        };
+        Ok((note.slug, note.version))
     }
 }

@@ -78,7 +78,7 @@ mod disk;
 mod error;
 mod frontmatter;
 mod in_memory;
-mod member;
+pub(crate) mod member;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod search;
