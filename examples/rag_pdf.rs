@@ -45,11 +45,19 @@ async fn main() -> anyhow::Result<()> {
     let store = SqliteStore::open(&db)?;
     let corpus = Corpus::new(store).collection("handbook").batch_size(2);
     let user = UserId::new("ann")?;
+    let total = pages.len();
     let report = corpus
         .ingest_with(&user, pages.clone(), |p| {
+            // A progress bar over the documents, one line a batch.
+            let width = 20;
+            let filled = (p.documents * width).checked_div(total).unwrap_or(width).min(width);
             println!(
-                "  ingest: {} documents, {} chunks stored, {} kept ({} batches)",
-                p.documents, p.added, p.kept, p.batches
+                "  [{}{}] {}/{total} documents, {} chunks stored, {} kept",
+                "#".repeat(filled),
+                ".".repeat(width - filled),
+                p.documents,
+                p.added,
+                p.kept
             );
         })
         .await?;

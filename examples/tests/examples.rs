@@ -471,6 +471,7 @@ fn rag_pdf() {
         &out,
         &[
             "loaded 2 pages from ",
+            "  [####################] 2/2 documents, 2 chunks stored, 0 kept",
             "indexed 2 chunks; ingesting again stored 0 and kept 2",
             "A: Night trains run from Paris to Vienna on Tuesdays and Fridays [1]",
             "  [1] cited travel-handbook.pdf, page 1: Loom Travel Handbook - Trains",
