@@ -285,3 +285,14 @@ async fn memory_export_and_forget_cover_the_documents_a_user_ingested() -> anyho
     assert_eq!(corpus.count(&bob).await?, 1, "another user is untouched");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_document_that_cannot_be_loaded_is_a_loom_error() {
+    async fn ingest(path: &str) -> Result<usize, loomflow::Error> {
+        let docs = loomflow::rag::load::load(path).await?;
+        Ok(Corpus::in_memory().ingest(&user("ann"), docs).await?.added)
+    }
+    let err = ingest("/nonexistent/handbook.md").await.err();
+    assert!(matches!(err, Some(loomflow::Error::Load(_))), "{err:?}");
+    assert!(err.is_some_and(|e| e.to_string().contains("handbook.md")));
+}

@@ -37,6 +37,10 @@ pub enum Error {
     /// The model's answer did not match the output type within the retries.
     #[error(transparent)]
     Output(#[from] crate::output::OutputError),
+    /// A document could not be loaded ([`rag::load`](crate::rag::load)).
+    #[cfg(feature = "rag")]
+    #[error(transparent)]
+    Load(#[from] crate::rag::load::LoadError),
 }
 
 impl From<IdError> for Error {
