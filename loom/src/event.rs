@@ -214,6 +214,14 @@ pub enum EventKind {
         /// Its data.
         payload: serde_json::Value,
     },
+    /// An event of an MCP server the run uses (`mcp.progress` of a call, `mcp.log` messages
+    /// the server sent during one), or of a run served over MCP.
+    Mcp {
+        /// What happened, as `mcp.event`.
+        name: String,
+        /// Its data: the server, the tool, and the notification's fields.
+        payload: serde_json::Value,
+    },
     /// The model wrote its plan ([`PlanTool`](crate::tools::plan::PlanTool)): the whole plan as
     /// it now stands.
     #[cfg(feature = "tools")]

@@ -235,6 +235,12 @@ where
         let input_index = messages.len();
         messages.push(Message::User { content: input });
         let mut slot = Slot::new(&agent.output);
+        // An agent with tool sources (MCP servers) offers their tools as they are now.
+        let dynamic = agent.dynamic_tools();
+        let (tools, prepared) = match dynamic.as_deref() {
+            Some(d) => (d.prepared.tool_set(&d.tools), &d.prepared),
+            None => (agent.prepared().tool_set(&agent.tools), agent.prepared()),
+        };
         let parts = Parts {
             name: agent.name.as_ref(),
             instructions: &agent.instructions,
@@ -243,9 +249,9 @@ where
             fallbacks: &agent.fallbacks,
             retry: &agent.retry,
             settings: &agent.settings,
-            tools: agent.prepared().tool_set(&agent.tools),
+            tools,
             sessions: &agent.sessions,
-            prepared: agent.prepared(),
+            prepared,
             max_turns: agent.max_turns,
             memory: agent.memory.as_deref().map(|m| &m.memory),
         };

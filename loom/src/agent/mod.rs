@@ -5,6 +5,7 @@ mod lifecycle;
 mod memory;
 mod prepared;
 mod run;
+mod tool;
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -14,8 +15,9 @@ pub(crate) use durable::Durable;
 pub use durable::{AgentInput, ToolDecision};
 pub(crate) use lifecycle::run as run_future;
 pub use memory::AgentMemory;
-pub(crate) use prepared::Prepared;
+pub(crate) use prepared::{DynamicTools, Prepared};
 pub use run::{Citation, RunResult};
+pub use tool::AgentTool;
 
 use crate::arch::{Architecture, IntoArchitecture};
 use crate::context::Extensions;
@@ -26,7 +28,7 @@ use crate::model::{Effort, IntoModel, Model, ModelSettings, RetryPolicy};
 use crate::output::{OutputMode, OutputSpec, OutputType, Validate};
 use crate::runner::RunBuilder;
 use crate::session::{Checkpoint, Journal, JournalEntry, RunKey, RunStatus, SessionStore, Sessions};
-use crate::tool::{Tool, ToolSet};
+use crate::tool::{Tool, ToolSet, ToolSource};
 
 /// The default limit of model calls in one run.
 pub const DEFAULT_MAX_TURNS: u32 = 25;
@@ -112,6 +114,10 @@ pub struct Agent<O = String> {
     /// How many tools are shown to the model, when it has many.
     #[cfg(feature = "tools")]
     pub(crate) tool_search: Option<Arc<crate::tools::search::ToolSearch>>,
+    /// Tools that change while the agent lives (an MCP server's), merged into each run's.
+    pub(crate) tool_sources: Vec<Arc<dyn ToolSource>>,
+    /// The agent's tools merged with its sources', as of their last change.
+    pub(crate) dynamic: Arc<std::sync::Mutex<Option<Arc<DynamicTools>>>>,
     /// What every run of this configuration shares (system prompt, tool list, response
     /// format), computed at the first run; every builder method resets it.
     prepared: OnceLock<Prepared>,
@@ -141,6 +147,8 @@ impl<O> Clone for Agent<O> {
             memory: self.memory.clone(),
             #[cfg(feature = "tools")]
             tool_search: self.tool_search.clone(),
+            tool_sources: self.tool_sources.clone(),
+            dynamic: Arc::clone(&self.dynamic),
             prepared: self.prepared.clone(),
         }
     }
@@ -184,6 +192,8 @@ impl Agent<String> {
             memory: None,
             #[cfg(feature = "tools")]
             tool_search: None,
+            tool_sources: Vec::new(),
+            dynamic: Arc::default(),
             prepared: OnceLock::new(),
         }
     }
@@ -198,11 +208,39 @@ impl<O> Agent<O> {
     /// Forgets what was prepared for runs, after a change to the configuration.
     pub(crate) fn changed(mut self) -> Self {
         self.prepared = OnceLock::new();
+        self.dynamic = Arc::default();
         self
     }
 
     pub(crate) fn prepared(&self) -> &Prepared {
         self.prepared.get_or_init(|| Prepared::new(self))
+    }
+
+    /// The agent's tools merged with its tool sources' current ones, and what runs with them
+    /// share; `None` when the agent has no tool sources (its tools never change).
+    pub(crate) fn dynamic_tools(&self) -> Option<Arc<DynamicTools>> {
+        if self.tool_sources.is_empty() {
+            return None;
+        }
+        let generation = self.tool_sources.iter().map(|s| s.generation()).fold(0, u64::wrapping_add);
+        let mut slot = self.dynamic.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = slot.as_ref()
+            && d.generation == generation
+        {
+            return Some(Arc::clone(d));
+        }
+        let mut tools = self.tools.clone();
+        for source in &self.tool_sources {
+            for tool in source.tools() {
+                // The agent's own tools win a name clash.
+                if let Err(e) = tools.insert_arc(tool) {
+                    tracing::warn!(agent = ?self.name, "a tool of a tool source is left out: {e}");
+                }
+            }
+        }
+        let dynamic = Arc::new(DynamicTools { generation, prepared: Prepared::with_tools(self, &tools), tools });
+        *slot = Some(Arc::clone(&dynamic));
+        Some(dynamic)
     }
 
     /// Asks for a typed output: the run's output becomes a `T`, parsed from the model's answer,
@@ -249,6 +287,8 @@ impl<O> Agent<O> {
             memory: self.memory,
             #[cfg(feature = "tools")]
             tool_search: self.tool_search,
+            tool_sources: self.tool_sources,
+            dynamic: Arc::default(),
             prepared: OnceLock::new(),
         }
     }
@@ -448,6 +488,23 @@ impl<O> Agent<O> {
     pub fn tool_set(mut self, tools: ToolSet) -> Self {
         self.tools = tools;
         self.changed()
+    }
+
+    /// Adds tools that may change while the agent lives: each run offers the source's tools
+    /// as they are when it starts ([`ToolSource`]). An agent's own tool wins a name clash.
+    #[must_use]
+    pub fn tool_source(mut self, source: impl ToolSource) -> Self {
+        self.tool_sources.push(Arc::new(source));
+        self.changed()
+    }
+
+    /// Gives the agent the tools of MCP servers ([`McpServers`](crate::mcp::McpServers)):
+    /// every run offers their tools as they are when it starts, so a server that changes its
+    /// tool list is seen by the next run.
+    #[cfg(feature = "mcp")]
+    #[must_use]
+    pub fn mcp(self, servers: &crate::mcp::McpServers) -> Self {
+        self.tool_source(servers.clone())
     }
 
     /// The most model calls one run may make (default [`DEFAULT_MAX_TURNS`]); a run that

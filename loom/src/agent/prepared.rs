@@ -34,15 +34,29 @@ pub(crate) struct Prepared {
     pub(crate) search: Option<crate::tools::search::Searcher>,
 }
 
+/// The tools of an agent with tool sources, merged as of one generation of the sources, and
+/// what runs with them share.
+#[derive(Debug)]
+pub(crate) struct DynamicTools {
+    pub(crate) generation: u64,
+    pub(crate) tools: ToolSet,
+    pub(crate) prepared: Prepared,
+}
+
 impl Prepared {
     pub(crate) fn new<O>(agent: &Agent<O>) -> Self {
+        Self::with_tools(agent, &agent.tools)
+    }
+
+    /// What runs of `agent` share when they offer `tools`.
+    pub(crate) fn with_tools<O>(agent: &Agent<O>, tools: &ToolSet) -> Self {
         let capabilities = agent.model.as_ref().map_or_else(Capabilities::default, |m| m.capabilities());
         #[cfg(feature = "tools")]
-        let search = agent.tool_search.as_deref().and_then(|s| s.prepare(&agent.tools));
+        let search = agent.tool_search.as_deref().and_then(|s| s.prepare(tools));
         #[cfg(feature = "tools")]
-        let own_tools = search.as_ref().map_or(&agent.tools, |s| s.tools()).definitions();
+        let own_tools = search.as_ref().map_or(tools, |s| s.tools()).definitions();
         #[cfg(not(feature = "tools"))]
-        let own_tools = agent.tools.definitions();
+        let own_tools = tools.definitions();
         let ends_turn = own_tools.iter().any(|t| t.hints().ends_turn);
         let text_system =
             || (!agent.instructions.is_empty()).then(|| Message::System { content: Arc::clone(&agent.instructions) });

@@ -84,6 +84,21 @@ pub trait Tool: Send + Sync + 'static {
     async fn call(&self, ctx: &RunContext, arguments: &str) -> Result<ToolOutput, ToolError>;
 }
 
+/// Tools that may change while an agent lives: an MCP server's, which says when its tool
+/// list changed, or an application's own registry.
+///
+/// Give one to an agent with [`Agent::tool_source`](crate::Agent::tool_source). Each run
+/// offers [`tools`](ToolSource::tools) as they are when it starts; Loom asks for them again
+/// only when [`generation`](ToolSource::generation) has changed, so `generation` must
+/// change whenever the tools do.
+pub trait ToolSource: Send + Sync + 'static {
+    /// A number that changes whenever the tools change (a counter that only grows).
+    fn generation(&self) -> u64;
+
+    /// The tools as they are now.
+    fn tools(&self) -> Vec<std::sync::Arc<dyn Tool>>;
+}
+
 #[async_trait::async_trait]
 impl<T: Tool + ?Sized> Tool for std::sync::Arc<T> {
     fn definition(&self) -> &ToolDefinition {
