@@ -41,6 +41,10 @@ pub enum Error {
     #[cfg(feature = "rag")]
     #[error(transparent)]
     Load(#[from] crate::rag::load::LoadError),
+    /// An MCP server could not be reached, or answered out of protocol.
+    #[cfg(feature = "mcp")]
+    #[error(transparent)]
+    Mcp(#[from] crate::mcp::McpError),
 }
 
 impl From<IdError> for Error {

@@ -46,6 +46,8 @@ mod context;
 pub mod error;
 pub mod event;
 mod id;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 pub mod memory;
 pub mod model;
 pub mod output;

@@ -1,0 +1,1024 @@
+//! The client: one connection to one MCP server, kept alive, and its tools as Loom tools.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rmcp::model::{self as mcp, NumberOrString, ProgressToken, RequestMetaObject};
+use rmcp::service::{NotificationContext, RequestContext, RoleClient, RunningService, ServiceError};
+use rmcp::{ClientHandler, ErrorData};
+use serde_json::{Value, json};
+
+use super::McpError;
+use super::convert;
+use crate::context::RunContext;
+use crate::event::EventKind;
+use crate::model::{Content, Message, Model, ModelRequest, ModelSettings, Part};
+use crate::tool::{Tool, ToolDefinition, ToolError, ToolOutput};
+
+/// How long a call may take before it fails, by default.
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long connecting (spawning, the handshake, the first tool list) may take, by default.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest message accepted from a server, by default.
+const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// How many lines of a server's standard error are kept to explain why it died.
+const STDERR_LINES: usize = 20;
+
+/// Which MCP lifecycle the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// Ask the server with `server/discover` whether it speaks the stateless protocol
+    /// (2026-07-28), and fall back to the `initialize` handshake (2025-11-25 and older) when
+    /// it does not.
+    #[default]
+    Auto,
+    /// The `initialize` handshake only (2025-11-25 and older).
+    Initialize,
+    /// The stateless protocol only (2026-07-28): no handshake, each request says who it is.
+    Stateless,
+}
+
+/// How to reach a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum McpTransport {
+    /// A child process speaking MCP on its standard input and output. It runs in a process
+    /// group of its own, killed with the client.
+    Stdio {
+        /// The program.
+        command: String,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Environment variables set for it (on top of the client's own).
+        env: Vec<(String, String)>,
+        /// Its working directory (the client's by default).
+        cwd: Option<PathBuf>,
+    },
+    /// A server at a streamable-HTTP URL (`https://host/mcp`).
+    Http {
+        /// The URL.
+        url: String,
+        /// Headers sent with every request (`Authorization`, API keys).
+        headers: Vec<(String, String)>,
+    },
+}
+
+/// Decides whether a server may have the configured model answer one sampling request.
+pub type SamplingPolicy = Arc<dyn Fn(&SamplingRequest<'_>) -> bool + Send + Sync>;
+
+/// A server's request to have a model answer, as a [`SamplingPolicy`] sees it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct SamplingRequest<'a> {
+    /// The server asking.
+    pub server: &'a str,
+    /// The conversation it wants answered.
+    pub messages: &'a [Message],
+    /// Its system prompt, if any.
+    pub system: Option<&'a str>,
+    /// The most tokens it wants.
+    pub max_tokens: u32,
+}
+
+#[derive(Clone)]
+struct Sampling {
+    model: Arc<dyn Model>,
+    policy: SamplingPolicy,
+    max_tokens: u32,
+}
+
+/// One MCP server a client connects to: a name, a transport, and how calls behave.
+///
+/// ```
+/// use std::time::Duration;
+/// use loomflow::mcp::McpServer;
+///
+/// let files = McpServer::stdio("files", "npx")
+///     .args(["-y", "@modelcontextprotocol/server-filesystem", "/srv/docs"])
+///     .call_timeout(Duration::from_secs(20));
+/// let search = McpServer::http("search", "https://search.example.com/mcp")
+///     .header("Authorization", "Bearer sk-example");
+/// assert_eq!(files.name(), "files");
+/// assert_eq!(search.name(), "search");
+/// ```
+#[derive(Clone)]
+pub struct McpServer {
+    name: Arc<str>,
+    transport: McpTransport,
+    call_timeout: Duration,
+    connect_timeout: Duration,
+    max_message: usize,
+    reconnect_attempts: u32,
+    reconnect_delay: Duration,
+    protocol: Protocol,
+    sampling: Option<Sampling>,
+}
+
+impl fmt::Debug for McpServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values may be secrets: their names only.
+        let transport = match &self.transport {
+            McpTransport::Stdio { command, args, .. } => format!("stdio: {command} {}", args.join(" ")),
+            McpTransport::Http { url, headers } => {
+                let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+                format!("http: {url} (headers: {})", names.join(", "))
+            }
+        };
+        f.debug_struct("McpServer")
+            .field("name", &self.name)
+            .field("transport", &transport)
+            .field("call_timeout", &self.call_timeout)
+            .field("protocol", &self.protocol)
+            .field("sampling", &self.sampling.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl McpServer {
+    fn new(name: &str, transport: McpTransport) -> Self {
+        Self {
+            name: Arc::from(name),
+            transport,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_message: DEFAULT_MAX_MESSAGE,
+            reconnect_attempts: 3,
+            reconnect_delay: Duration::from_millis(250),
+            protocol: Protocol::Auto,
+            sampling: None,
+        }
+    }
+
+    /// A server run as a child process: `command` with no arguments yet.
+    pub fn stdio(name: &str, command: impl Into<String>) -> Self {
+        Self::new(name, McpTransport::Stdio { command: command.into(), args: Vec::new(), env: Vec::new(), cwd: None })
+    }
+
+    /// A server at a streamable-HTTP URL.
+    pub fn http(name: &str, url: impl Into<String>) -> Self {
+        Self::new(name, McpTransport::Http { url: url.into(), headers: Vec::new() })
+    }
+
+    /// A server reached through `transport`.
+    pub fn with_transport(name: &str, transport: McpTransport) -> Self {
+        Self::new(name, transport)
+    }
+
+    /// Adds arguments of a stdio server.
+    #[must_use]
+    pub fn args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        if let McpTransport::Stdio { args: a, .. } = &mut self.transport {
+            a.extend(args.into_iter().map(Into::into));
+        }
+        self
+    }
+
+    /// Sets an environment variable of a stdio server.
+    #[must_use]
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        if let McpTransport::Stdio { env, .. } = &mut self.transport {
+            env.push((key.into(), value.into()));
+        }
+        self
+    }
+
+    /// Sets the working directory of a stdio server.
+    #[must_use]
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        if let McpTransport::Stdio { cwd, .. } = &mut self.transport {
+            *cwd = Some(dir.into());
+        }
+        self
+    }
+
+    /// Adds a header sent with every request to an HTTP server.
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        if let McpTransport::Http { headers, .. } = &mut self.transport {
+            headers.push((name.into(), value.into()));
+        }
+        self
+    }
+
+    /// How long one call (a tool call, a resource read) may take before it fails with
+    /// [`McpError::Timeout`] and is cancelled on the server (60 s by default).
+    #[must_use]
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// How long connecting may take: starting the process or reaching the URL, the
+    /// handshake, and the first tool list (30 s by default).
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The largest message accepted from a stdio server (16 MiB by default); a longer one is
+    /// dropped, so the call it answers times out rather than filling memory.
+    #[must_use]
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message = bytes;
+        self
+    }
+
+    /// How a dropped connection is made again: up to `attempts` tries, waiting `delay`
+    /// before the first and twice as long before each next one (3 tries from 250 ms by
+    /// default). `0` never reconnects.
+    #[must_use]
+    pub fn reconnect(mut self, attempts: u32, delay: Duration) -> Self {
+        self.reconnect_attempts = attempts;
+        self.reconnect_delay = delay;
+        self
+    }
+
+    /// Which lifecycle to speak ([`Protocol::Auto`] by default).
+    #[must_use]
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Lets the server ask `model` for completions (MCP sampling), each request capped at
+    /// 4,096 tokens. Without it, sampling requests are refused.
+    #[must_use]
+    pub fn sampling(self, model: impl Model) -> Self {
+        self.sampling_with(model, |_| true)
+    }
+
+    /// Lets the server ask `model` for completions when `policy` allows the request. A
+    /// policy that panics refuses.
+    #[must_use]
+    pub fn sampling_with(
+        mut self,
+        model: impl Model,
+        policy: impl Fn(&SamplingRequest<'_>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.sampling = Some(Sampling { model: Arc::new(model), policy: Arc::new(policy), max_tokens: 4096 });
+        self
+    }
+
+    /// The most tokens one sampling request may ask for (4,096 by default); larger requests
+    /// are capped.
+    #[must_use]
+    pub fn sampling_max_tokens(mut self, max_tokens: u32) -> Self {
+        if let Some(s) = &mut self.sampling {
+            s.max_tokens = max_tokens;
+        }
+        self
+    }
+
+    /// The server's name: how its tools are told apart, and how events and errors name it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How the server is reached.
+    pub fn transport(&self) -> &McpTransport {
+        &self.transport
+    }
+}
+
+/// What a connection's handler shares with its client: in-flight calls, the latest tool
+/// list, the sampling model.
+struct Shared {
+    server: Arc<str>,
+    /// The calls in flight, by progress token: where their progress and the server's log
+    /// messages are reported.
+    calls: Mutex<HashMap<u64, InFlight>>,
+    /// The server's tools as last listed.
+    tools: RwLock<Arc<[mcp::Tool]>>,
+    /// Bumped whenever `tools` changes.
+    generation: AtomicU64,
+    sampling: Option<Sampling>,
+}
+
+struct InFlight {
+    ctx: RunContext,
+    tool: Arc<str>,
+}
+
+impl Shared {
+    fn set_tools(&self, tools: Vec<mcp::Tool>) {
+        let tools: Arc<[mcp::Tool]> = tools.into();
+        let mut slot = self.tools.write().unwrap_or_else(|e| e.into_inner());
+        if **slot != *tools {
+            *slot = tools;
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    fn tools(&self) -> Arc<[mcp::Tool]> {
+        Arc::clone(&self.tools.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Sends an event to every call in flight on this server.
+    fn emit_to_calls(&self, name: &str, payload: impl Fn(&str) -> Value) {
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        for call in calls.values() {
+            call.ctx.emit(|| EventKind::Mcp { name: name.to_owned(), payload: payload(&call.tool) });
+        }
+    }
+}
+
+/// Answers the server: progress, log messages, changed tool lists, sampling.
+#[derive(Clone)]
+struct Handler {
+    shared: Arc<Shared>,
+    info: mcp::ClientConfig,
+}
+
+impl ClientHandler for Handler {
+    fn get_info(&self) -> mcp::ClientConfig {
+        self.info.clone()
+    }
+
+    async fn on_progress(&self, params: mcp::ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
+        let NumberOrString::Number(token) = params.progress_token.0 else { return };
+        let Ok(token) = u64::try_from(token) else { return };
+        let calls = self.shared.calls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(call) = calls.get(&token) {
+            call.ctx.emit(|| EventKind::Mcp {
+                name: "mcp.progress".to_owned(),
+                payload: json!({
+                    "server": &*self.shared.server,
+                    "tool": &*call.tool,
+                    "progress": params.progress,
+                    "total": params.total,
+                    "message": params.message,
+                }),
+            });
+        }
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: mcp::LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let level = serde_json::to_value(params.level).unwrap_or(Value::Null);
+        let server = &*self.shared.server;
+        match params.level {
+            mcp::LoggingLevel::Debug => tracing::debug!(server, logger = ?params.logger, "{}", params.data),
+            mcp::LoggingLevel::Info | mcp::LoggingLevel::Notice => {
+                tracing::info!(server, logger = ?params.logger, "{}", params.data);
+            }
+            mcp::LoggingLevel::Warning => tracing::warn!(server, logger = ?params.logger, "{}", params.data),
+            _ => tracing::error!(server, logger = ?params.logger, "{}", params.data),
+        }
+        self.shared.emit_to_calls("mcp.log", |tool| {
+            json!({"server": server, "tool": tool, "level": level, "logger": params.logger, "data": params.data})
+        });
+    }
+
+    async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
+        // Listed in the background: the notification must not hold up the connection.
+        let shared = Arc::clone(&self.shared);
+        let peer = context.peer;
+        tokio::spawn(async move {
+            match peer.list_all_tools().await {
+                Ok(tools) => {
+                    tracing::debug!(server = &*shared.server, tools = tools.len(), "the MCP server's tools changed");
+                    shared.set_tools(tools);
+                }
+                Err(e) => tracing::warn!(server = &*shared.server, "listing the changed tools failed: {e}"),
+            }
+        });
+    }
+
+    async fn create_message(
+        &self,
+        params: mcp::CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<mcp::CreateMessageResult, ErrorData> {
+        let Some(sampling) = &self.shared.sampling else {
+            return Err(ErrorData::new(
+                mcp::ErrorCode::METHOD_NOT_FOUND,
+                "this Loom client answers no sampling requests (give the server a model with `McpServer::sampling`)",
+                None,
+            ));
+        };
+        sample(&self.shared.server, sampling, params).await
+    }
+}
+
+/// Answers one sampling request with the configured model, if the policy allows it.
+#[allow(deprecated)]
+async fn sample(
+    server: &str,
+    sampling: &Sampling,
+    params: mcp::CreateMessageRequestParams,
+) -> Result<mcp::CreateMessageResult, ErrorData> {
+    let mut messages = Vec::with_capacity(params.messages.len() + 1);
+    if let Some(system) = params.system_prompt.as_deref().filter(|s| !s.is_empty()) {
+        messages.push(Message::system(system));
+    }
+    for message in params.messages {
+        let mut parts = Vec::new();
+        for block in message.content.into_vec() {
+            match block {
+                mcp::SamplingMessageContentBlock::Text(t) => parts.push(Part::text(t.text)),
+                mcp::SamplingMessageContentBlock::Image(i) => parts.push(Part::image_base64(i.mime_type, i.data)),
+                mcp::SamplingMessageContentBlock::Audio(a) => parts.push(Part::Audio {
+                    source: crate::model::MediaSource::Base64 { media_type: a.mime_type, data: a.data },
+                }),
+                _ => {
+                    return Err(ErrorData::invalid_params(
+                        "Loom answers sampling requests of text, images and audio; tool use is not supported",
+                        None,
+                    ));
+                }
+            }
+        }
+        let content = match parts.as_slice() {
+            [Part::Text { text }] => Content::from(text.clone()),
+            _ => Content::Parts(parts),
+        };
+        messages.push(match message.role {
+            mcp::Role::Assistant => Message::assistant(content),
+            _ => Message::user(content),
+        });
+    }
+    let max_tokens = params.max_tokens.min(sampling.max_tokens);
+    let system = params.system_prompt.as_deref();
+    let request = SamplingRequest { server, messages: &messages, system, max_tokens };
+    let allowed = std::panic::catch_unwind(AssertUnwindSafe(|| (sampling.policy)(&request))).unwrap_or(false);
+    if !allowed {
+        return Err(ErrorData::new(
+            mcp::ErrorCode(-1),
+            "the sampling request was refused by the client's policy",
+            None,
+        ));
+    }
+    let mut settings = ModelSettings::new();
+    settings.max_tokens = Some(max_tokens);
+    settings.temperature = params.temperature.map(f64::from);
+    settings.stop = params.stop_sequences.unwrap_or_default();
+    let mut model_request = ModelRequest::new(&messages);
+    model_request.settings = &settings;
+    let response = sampling
+        .model
+        .complete(&model_request)
+        .await
+        .map_err(|e| ErrorData::internal_error(format!("the model failed: {e}"), None))?;
+    let stop = match response.finish_reason {
+        crate::model::FinishReason::Length => mcp::CreateMessageResult::STOP_REASON_END_MAX_TOKEN,
+        _ => mcp::CreateMessageResult::STOP_REASON_END_TURN,
+    };
+    let model = response.model.clone().unwrap_or_else(|| sampling.model.name().to_owned());
+    Ok(mcp::CreateMessageResult::new(
+        mcp::SamplingMessage::new(
+            mcp::Role::Assistant,
+            mcp::SamplingMessageContentBlock::text(response.text.to_string()),
+        ),
+        model,
+    )
+    .with_stop_reason(stop))
+}
+
+/// One live connection.
+struct Connection {
+    service: RunningService<RoleClient, Handler>,
+    /// The stdio server's process group, killed when the connection is dropped.
+    _child: Option<ChildGuard>,
+}
+
+impl Connection {
+    fn is_closed(&self) -> bool {
+        self.service.is_closed() || self.service.peer().is_transport_closed()
+    }
+}
+
+/// Kills a stdio server's whole process group when dropped (`npx` starts `node`, which may
+/// start more), and reaps it.
+struct ChildGuard {
+    child: Option<tokio::process::Child>,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        #[cfg(unix)]
+        if let Some(pid) = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32)) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+        let _ = child.start_kill();
+        // Reaped in the background, so no zombie stays behind.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = child.wait().await;
+            });
+        }
+    }
+}
+
+/// A connection to one MCP server: its tools, resources and prompts, and calls with a
+/// timeout. A dropped connection is made again on the next call (with backoff); a stdio
+/// server is killed, with its process group, when the last clone of the client is dropped.
+///
+/// Clone it freely: clones share the connection.
+#[derive(Clone)]
+pub struct McpClient {
+    inner: Arc<ClientInner>,
+}
+
+struct ClientInner {
+    config: McpServer,
+    shared: Arc<Shared>,
+    connection: tokio::sync::RwLock<Option<Arc<Connection>>>,
+    /// Held while connecting, so a dropped server is reconnected once, not once per caller.
+    connecting: tokio::sync::Mutex<()>,
+    next_token: AtomicU64,
+    /// The last lines the stdio server wrote to its standard error.
+    stderr: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl fmt::Debug for McpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("McpClient").field("server", &self.inner.config.name).finish_non_exhaustive()
+    }
+}
+
+impl McpClient {
+    /// Connects to `server`: starts it or reaches it, does the handshake, and lists its tools.
+    pub async fn connect(server: McpServer) -> Result<Self, McpError> {
+        let info = client_info(server.sampling.is_some());
+        let shared = Arc::new(Shared {
+            server: Arc::clone(&server.name),
+            calls: Mutex::new(HashMap::new()),
+            tools: RwLock::new(Arc::from(Vec::new())),
+            generation: AtomicU64::new(0),
+            sampling: server.sampling.clone(),
+        });
+        let client = Self {
+            inner: Arc::new(ClientInner {
+                config: server,
+                shared,
+                connection: tokio::sync::RwLock::new(None),
+                connecting: tokio::sync::Mutex::new(()),
+                next_token: AtomicU64::new(1),
+                stderr: Arc::new(Mutex::new(VecDeque::new())),
+            }),
+        };
+        let connection = client.open(&info).await?;
+        *client.inner.connection.write().await = Some(connection);
+        Ok(client)
+    }
+
+    /// The server's name.
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// How the server was configured.
+    pub fn server(&self) -> &McpServer {
+        &self.inner.config
+    }
+
+    /// What the server said about itself when it connected (name, version, protocol,
+    /// capabilities).
+    pub async fn server_info(&self) -> Result<mcp::ServerPeerInfo, McpError> {
+        let connection = self.connection().await?;
+        connection.service.peer().peer_info().map(|info| (*info).clone()).ok_or_else(|| McpError::Protocol {
+            server: self.name().to_owned(),
+            message: "the server has not said who it is".to_owned(),
+        })
+    }
+
+    /// The server's tools as Loom tools, named as the server names them (made valid for
+    /// the providers: `files.read` becomes `files_read`). [`McpServers`](super::McpServers)
+    /// names them apart when several servers are used together.
+    pub fn tools(&self) -> Vec<Arc<dyn Tool>> {
+        self.inner.shared.tools().iter().map(|t| self.tool(t, convert::tool_name(&t.name))).collect()
+    }
+
+    pub(crate) fn tool(&self, tool: &mcp::Tool, name: String) -> Arc<dyn Tool> {
+        Arc::new(McpTool {
+            client: self.clone(),
+            remote: Arc::from(&*tool.name),
+            definition: convert::tool_from_mcp(tool, name, self.name()),
+        })
+    }
+
+    /// The server's tools as it described them, as last listed.
+    pub fn mcp_tools(&self) -> Arc<[mcp::Tool]> {
+        self.inner.shared.tools()
+    }
+
+    /// Changes whenever the server's tool list changes (it says so with
+    /// `notifications/tools/list_changed`, or a reconnection finds other tools).
+    pub fn generation(&self) -> u64 {
+        self.inner.shared.generation.load(Ordering::Acquire)
+    }
+
+    /// Lists the tools again now.
+    pub async fn refresh_tools(&self) -> Result<(), McpError> {
+        let connection = self.connection().await?;
+        let tools = self.timed("tools/list", connection.service.peer().list_all_tools()).await?;
+        self.inner.shared.set_tools(tools);
+        Ok(())
+    }
+
+    /// Calls the tool the server names `name` with `arguments` (a JSON object, or `null`).
+    ///
+    /// A result the server marks as an error is `Ok` with `is_error` set: the tool ran and
+    /// failed. `Err` means the call itself failed: a timeout, a closed connection, a protocol
+    /// error.
+    pub async fn call_tool(&self, name: &str, arguments: Value) -> Result<mcp::CallToolResult, McpError> {
+        self.call(None, name, arguments).await
+    }
+
+    async fn call(
+        &self,
+        ctx: Option<(&RunContext, &Arc<str>)>,
+        name: &str,
+        arguments: Value,
+    ) -> Result<mcp::CallToolResult, McpError> {
+        let arguments = match arguments {
+            Value::Object(map) => Some(map),
+            Value::Null => None,
+            other => {
+                return Err(McpError::InvalidArguments {
+                    server: self.name().to_owned(),
+                    message: format!("tool arguments must be a JSON object, not {other}"),
+                });
+            }
+        };
+        let connection = self.connection().await?;
+        let token = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
+        let mut params = mcp::CallToolRequestParams::new(name.to_owned());
+        params.arguments = arguments;
+        params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(NumberOrString::Number(token as i64))));
+        let _registered = ctx.map(|(ctx, tool)| {
+            let mut calls = self.inner.shared.calls.lock().unwrap_or_else(|e| e.into_inner());
+            calls.insert(token, InFlight { ctx: ctx.clone(), tool: Arc::clone(tool) });
+            Registered { shared: &self.inner.shared, token }
+        });
+        let operation = format!("tools/call {name}");
+        self.timed(&operation, connection.service.call_tool(params)).await
+    }
+
+    /// The server's resources.
+    pub async fn list_resources(&self) -> Result<Vec<mcp::Resource>, McpError> {
+        let connection = self.connection().await?;
+        self.timed("resources/list", connection.service.peer().list_all_resources()).await
+    }
+
+    /// The server's resource templates (`file:///{path}`).
+    pub async fn list_resource_templates(&self) -> Result<Vec<mcp::ResourceTemplate>, McpError> {
+        let connection = self.connection().await?;
+        self.timed("resources/templates/list", connection.service.peer().list_all_resource_templates()).await
+    }
+
+    /// Reads the resource at `uri`: its contents (text, or base64 for binary ones).
+    pub async fn read_resource(&self, uri: &str) -> Result<Vec<mcp::ResourceContents>, McpError> {
+        let connection = self.connection().await?;
+        let params = mcp::ReadResourceRequestParams::new(uri.to_owned());
+        let result = self.timed("resources/read", connection.service.read_resource(params)).await?;
+        Ok(result.contents)
+    }
+
+    /// The server's prompts.
+    pub async fn list_prompts(&self) -> Result<Vec<mcp::Prompt>, McpError> {
+        let connection = self.connection().await?;
+        self.timed("prompts/list", connection.service.peer().list_all_prompts()).await
+    }
+
+    /// The prompt `name` filled with `arguments`, as the server returns it.
+    pub async fn get_prompt(
+        &self,
+        name: &str,
+        arguments: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<mcp::GetPromptResult, McpError> {
+        let connection = self.connection().await?;
+        let mut params = mcp::GetPromptRequestParams::new(name.to_owned());
+        let arguments: serde_json::Map<String, Value> =
+            arguments.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        if !arguments.is_empty() {
+            params.arguments = Some(arguments);
+        }
+        self.timed("prompts/get", connection.service.get_prompt(params)).await
+    }
+
+    /// The prompt `name` filled with `arguments`, as Loom messages to start a conversation
+    /// with (a system message first when the prompt has a description).
+    pub async fn prompt_messages(
+        &self,
+        name: &str,
+        arguments: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Vec<Message>, McpError> {
+        let prompt = self.get_prompt(name, arguments).await?;
+        Ok(prompt
+            .messages
+            .into_iter()
+            .map(|m| {
+                let content = convert::content_from_block(m.content);
+                match m.role {
+                    mcp::Role::Assistant => Message::assistant(content),
+                    _ => Message::user(content),
+                }
+            })
+            .collect())
+    }
+
+    /// The `rmcp` peer of the live connection, for what Loom does not wrap (completions,
+    /// subscriptions, tasks).
+    pub async fn peer(&self) -> Result<rmcp::Peer<RoleClient>, McpError> {
+        Ok(self.connection().await?.service.peer().clone())
+    }
+
+    /// Closes the connection (a stdio server is stopped). Later calls connect again.
+    pub async fn close(&self) {
+        let connection = self.inner.connection.write().await.take();
+        drop(connection);
+    }
+
+    /// Runs one request with the call timeout, and makes its failure an [`McpError`]; a
+    /// closed transport drops the connection, so the next call reconnects.
+    async fn timed<T>(
+        &self,
+        operation: &str,
+        request: impl Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, McpError> {
+        let timeout = self.inner.config.call_timeout;
+        match tokio::time::timeout(timeout, request).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                let error = self.error(operation, e);
+                if matches!(error, McpError::Closed { .. }) {
+                    self.drop_connection().await;
+                }
+                Err(error)
+            }
+            Err(_) => Err(McpError::Timeout {
+                server: self.name().to_owned(),
+                operation: operation.to_owned(),
+                after: timeout,
+            }),
+        }
+    }
+
+    fn error(&self, operation: &str, error: ServiceError) -> McpError {
+        let server = self.name().to_owned();
+        match error {
+            ServiceError::McpError(e) => {
+                McpError::Server { server, operation: operation.to_owned(), code: e.code.0, message: e.message.into() }
+            }
+            ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
+                McpError::Closed { server, detail: self.stderr_tail() }
+            }
+            ServiceError::Timeout { timeout } => {
+                McpError::Timeout { server, operation: operation.to_owned(), after: timeout }
+            }
+            ServiceError::Cancelled { reason } => McpError::Protocol {
+                server,
+                message: format!("`{operation}` was cancelled: {}", reason.as_deref().unwrap_or("no reason given")),
+            },
+            other => McpError::Protocol { server, message: format!("`{operation}` failed: {other}") },
+        }
+    }
+
+    async fn drop_connection(&self) {
+        let mut slot = self.inner.connection.write().await;
+        if slot.as_ref().is_some_and(|c| c.is_closed()) {
+            *slot = None;
+        }
+    }
+
+    /// The live connection, made again (with backoff) if the server went away.
+    async fn connection(&self) -> Result<Arc<Connection>, McpError> {
+        if let Some(c) = self.inner.connection.read().await.as_ref()
+            && !c.is_closed()
+        {
+            return Ok(Arc::clone(c));
+        }
+        let _connecting = self.inner.connecting.lock().await;
+        if let Some(c) = self.inner.connection.read().await.as_ref()
+            && !c.is_closed()
+        {
+            return Ok(Arc::clone(c));
+        }
+        let config = &self.inner.config;
+        let info = client_info(config.sampling.is_some());
+        let mut delay = config.reconnect_delay;
+        let mut last = McpError::Closed { server: self.name().to_owned(), detail: self.stderr_tail() };
+        for attempt in 1..=config.reconnect_attempts {
+            tokio::time::sleep(delay).await;
+            delay = delay.saturating_mul(2);
+            match self.open(&info).await {
+                Ok(connection) => {
+                    tracing::info!(server = self.name(), attempt, "reconnected to the MCP server");
+                    *self.inner.connection.write().await = Some(Arc::clone(&connection));
+                    return Ok(connection);
+                }
+                Err(e) => {
+                    tracing::warn!(server = self.name(), attempt, "reconnecting to the MCP server failed: {e}");
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Opens a connection and lists the tools, within the connect timeout.
+    async fn open(&self, info: &mcp::ClientConfig) -> Result<Arc<Connection>, McpError> {
+        let config = &self.inner.config;
+        let opened = tokio::time::timeout(config.connect_timeout, async {
+            let handler = Handler { shared: Arc::clone(&self.inner.shared), info: info.clone() };
+            let lifecycle = lifecycle(config.protocol);
+            let (service, child) = match &config.transport {
+                McpTransport::Stdio { command, args, env, cwd } => {
+                    let mut cmd = tokio::process::Command::new(command);
+                    cmd.args(args)
+                        .envs(env.iter().map(|(k, v)| (k, v)))
+                        .stdin(std::process::Stdio::piped())
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .kill_on_drop(true);
+                    #[cfg(unix)]
+                    cmd.process_group(0);
+                    if let Some(dir) = cwd {
+                        cmd.current_dir(dir);
+                    }
+                    let mut child = cmd.spawn().map_err(|e| McpError::Spawn {
+                        server: self.name().to_owned(),
+                        command: command.clone(),
+                        message: e.to_string(),
+                    })?;
+                    let (Some(stdout), Some(stdin)) = (child.stdout.take(), child.stdin.take()) else {
+                        return Err(McpError::Spawn {
+                            server: self.name().to_owned(),
+                            command: command.clone(),
+                            message: "its standard input or output could not be opened".to_owned(),
+                        });
+                    };
+                    if let Some(stderr) = child.stderr.take() {
+                        tokio::spawn(keep_stderr(
+                            Arc::clone(&self.inner.shared.server),
+                            stderr,
+                            Arc::clone(&self.inner.stderr),
+                        ));
+                    }
+                    let guard = ChildGuard { child: Some(child) };
+                    let transport = rmcp::transport::async_rw::AsyncRwTransport::<RoleClient, _, _>::new(stdout, stdin)
+                        .with_max_line_length(config.max_message);
+                    let service = rmcp::service::serve_client_with_lifecycle(handler, transport, lifecycle)
+                        .await
+                        .map_err(|e| self.connect_error(e.to_string()))?;
+                    (service, Some(guard))
+                }
+                McpTransport::Http { url, headers } => {
+                    let transport = http_transport(self.name(), url, headers, config.max_message)?;
+                    let service = rmcp::service::serve_client_with_lifecycle(handler, transport, lifecycle)
+                        .await
+                        .map_err(|e| self.connect_error(e.to_string()))?;
+                    (service, None)
+                }
+            };
+            let connection = Arc::new(Connection { service, _child: child });
+            let tools = connection.service.peer().list_all_tools().await.map_err(|e| self.error("tools/list", e))?;
+            self.inner.shared.set_tools(tools);
+            Ok(connection)
+        })
+        .await;
+        match opened {
+            Ok(result) => result,
+            Err(_) => Err(McpError::Timeout {
+                server: self.name().to_owned(),
+                operation: "connecting".to_owned(),
+                after: config.connect_timeout,
+            }),
+        }
+    }
+
+    fn connect_error(&self, message: String) -> McpError {
+        let tail = self.stderr_tail();
+        McpError::Connect {
+            server: self.name().to_owned(),
+            message: if tail.is_empty() { message } else { format!("{message}; the server wrote: {tail}") },
+        }
+    }
+
+    fn stderr_tail(&self) -> String {
+        let lines = self.inner.stderr.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().map(String::as_str).collect::<Vec<_>>().join(" | ")
+    }
+}
+
+/// Removes a call from the in-flight table when it ends (or is dropped).
+struct Registered<'a> {
+    shared: &'a Shared,
+    token: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.shared.calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.token);
+    }
+}
+
+/// Forwards a stdio server's standard error to the log, keeping its last lines.
+async fn keep_stderr(server: Arc<str>, stderr: tokio::process::ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    while let Ok(Some(mut line)) = lines.next_line().await {
+        if line.len() > 500 {
+            let mut cut = 500;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+        }
+        tracing::debug!(server = &*server, "stderr: {line}");
+        let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+        if tail.len() == STDERR_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+}
+
+fn lifecycle(protocol: Protocol) -> rmcp::service::ClientLifecycleMode {
+    match protocol {
+        Protocol::Initialize => rmcp::service::ClientLifecycleMode::Initialize,
+        Protocol::Stateless => {
+            rmcp::service::ClientLifecycleMode::Discover { preferred_versions: vec![mcp::ProtocolVersion::LATEST] }
+        }
+        Protocol::Auto => rmcp::service::ClientLifecycleMode::Auto {
+            preferred_versions: vec![mcp::ProtocolVersion::LATEST],
+            legacy_version: None,
+        },
+    }
+}
+
+fn client_info(sampling: bool) -> mcp::ClientConfig {
+    let capabilities = if sampling {
+        mcp::ClientCapabilities::builder().enable_sampling().build()
+    } else {
+        mcp::ClientCapabilities::default()
+    };
+    mcp::ClientConfig::new(capabilities, mcp::Implementation::new("loom", env!("CARGO_PKG_VERSION")))
+}
+
+fn http_transport(
+    server: &str,
+    url: &str,
+    headers: &[(String, String)],
+    max_message: usize,
+) -> Result<rmcp::transport::StreamableHttpClientTransport<reqwest::Client>, McpError> {
+    use reqwest::header::{HeaderName, HeaderValue};
+    let mut config = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url);
+    for (name, value) in headers {
+        let invalid = |what: &str| McpError::Connect {
+            server: server.to_owned(),
+            message: format!("the header `{name}` has an invalid {what}"),
+        };
+        let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid("name"))?;
+        let mut header_value = HeaderValue::from_str(value).map_err(|_| invalid("value"))?;
+        header_value.set_sensitive(true);
+        config.custom_headers.insert(header_name, header_value);
+    }
+    config.max_json_response_size = max_message;
+    config.max_sse_event_size = max_message;
+    Ok(rmcp::transport::StreamableHttpClientTransport::from_config(config))
+}
+
+/// One tool of an MCP server, as a Loom tool.
+struct McpTool {
+    client: McpClient,
+    /// The name the server knows it by.
+    remote: Arc<str>,
+    definition: ToolDefinition,
+}
+
+#[async_trait::async_trait]
+impl Tool for McpTool {
+    fn definition(&self) -> &ToolDefinition {
+        &self.definition
+    }
+
+    async fn call(&self, ctx: &RunContext, arguments: &str) -> Result<ToolOutput, ToolError> {
+        let arguments: Value = if arguments.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(arguments)
+                .map_err(|e| ToolError::invalid_arguments(format!("the arguments are not valid JSON: {e}")))?
+        };
+        if !matches!(arguments, Value::Object(_) | Value::Null) {
+            return Err(ToolError::invalid_arguments("the arguments must be a JSON object"));
+        }
+        let result = self.client.call(Some((ctx, &self.remote)), &self.remote, arguments).await.map_err(|e| {
+            // The model reads it; the run goes on.
+            ToolError::new(e.to_string())
+        })?;
+        convert::output_from_mcp(result).map_err(ToolError::new)
+    }
+}
