@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use rmcp::model::{self as mcp, NumberOrString, ProgressToken, RequestMetaObject};
+use rmcp::model::{self as mcp, NumberOrString, RequestMetaObject};
 use rmcp::service::{NotificationContext, RequestContext, RoleClient, RunningService, ServiceError};
 use rmcp::{ClientHandler, ErrorData};
 use serde_json::{Value, json};
@@ -86,6 +86,37 @@ pub struct SamplingRequest<'a> {
     pub max_tokens: u32,
 }
 
+/// Answers a server's elicitation requests: forms the server asks the user to fill in.
+///
+/// Closures `Fn(&ElicitationRequest) -> ElicitResult` are handlers.
+#[async_trait::async_trait]
+pub trait ElicitationHandler: Send + Sync + 'static {
+    /// The user's answer to `request`: accept (with the form's content), decline or cancel.
+    async fn elicit(&self, request: &ElicitationRequest<'_>) -> mcp::ElicitResult;
+}
+
+#[async_trait::async_trait]
+impl<F> ElicitationHandler for F
+where
+    F: Fn(&ElicitationRequest<'_>) -> mcp::ElicitResult + Send + Sync + 'static,
+{
+    async fn elicit(&self, request: &ElicitationRequest<'_>) -> mcp::ElicitResult {
+        self(request)
+    }
+}
+
+/// A server's request for the user to fill in a form, as an [`ElicitationHandler`] sees it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ElicitationRequest<'a> {
+    /// The server asking.
+    pub server: &'a str,
+    /// What it tells the user.
+    pub message: &'a str,
+    /// The form: a flat object schema of strings, numbers, booleans and enums.
+    pub schema: &'a mcp::ElicitationSchema,
+}
+
 #[derive(Clone)]
 struct Sampling {
     model: Arc<dyn Model>,
@@ -118,6 +149,8 @@ pub struct McpServer {
     reconnect_delay: Duration,
     protocol: Protocol,
     sampling: Option<Sampling>,
+    elicitation: Option<Arc<dyn ElicitationHandler>>,
+    log_level: Option<mcp::LoggingLevel>,
 }
 
 impl fmt::Debug for McpServer {
@@ -136,6 +169,7 @@ impl fmt::Debug for McpServer {
             .field("call_timeout", &self.call_timeout)
             .field("protocol", &self.protocol)
             .field("sampling", &self.sampling.is_some())
+            .field("elicitation", &self.elicitation.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -152,6 +186,8 @@ impl McpServer {
             reconnect_delay: Duration::from_millis(250),
             protocol: Protocol::Auto,
             sampling: None,
+            elicitation: None,
+            log_level: Some(mcp::LoggingLevel::Info),
         }
     }
 
@@ -276,6 +312,24 @@ impl McpServer {
         self
     }
 
+    /// Lets the server ask the user to fill in forms (MCP elicitation), answered by `handler`.
+    /// An accepted form gets the default of each property the answer leaves out (SEP-1034).
+    /// Without a handler the client does not offer elicitation, and declines requests for it.
+    #[must_use]
+    pub fn elicitation(mut self, handler: impl ElicitationHandler) -> Self {
+        self.elicitation = Some(Arc::new(handler));
+        self
+    }
+
+    /// The least severe log messages the server is asked to send during a call (`info` by
+    /// default; `None` asks for none). They arrive as `mcp.log` events of the run whose call
+    /// they belong to, and in `tracing`.
+    #[must_use]
+    pub fn log_level(mut self, level: Option<mcp::LoggingLevel>) -> Self {
+        self.log_level = level;
+        self
+    }
+
     /// The server's name: how its tools are told apart, and how events and errors name it.
     pub fn name(&self) -> &str {
         &self.name
@@ -293,12 +347,13 @@ struct Shared {
     server: Arc<str>,
     /// The calls in flight, by progress token: where their progress and the server's log
     /// messages are reported.
-    calls: Mutex<HashMap<u64, InFlight>>,
+    calls: Mutex<HashMap<NumberOrString, InFlight>>,
     /// The server's tools as last listed.
     tools: RwLock<Arc<[mcp::Tool]>>,
     /// Bumped whenever `tools` changes.
     generation: AtomicU64,
     sampling: Option<Sampling>,
+    elicitation: Option<Arc<dyn ElicitationHandler>>,
 }
 
 struct InFlight {
@@ -342,8 +397,7 @@ impl ClientHandler for Handler {
     }
 
     async fn on_progress(&self, params: mcp::ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
-        let NumberOrString::Number(token) = params.progress_token.0 else { return };
-        let Ok(token) = u64::try_from(token) else { return };
+        let token = params.progress_token.0;
         let calls = self.shared.calls.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(call) = calls.get(&token) {
             call.ctx.emit(|| EventKind::Mcp {
@@ -408,6 +462,45 @@ impl ClientHandler for Handler {
         };
         sample(&self.shared.server, sampling, params).await
     }
+
+    async fn create_elicitation(
+        &self,
+        params: mcp::ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<mcp::ElicitResult, ErrorData> {
+        let (Some(handler), mcp::ElicitRequestParams::FormElicitationParams { message, requested_schema, .. }) =
+            (&self.shared.elicitation, &params)
+        else {
+            // No handler, or a URL to open: Loom opens no browsers.
+            return Ok(mcp::ElicitResult::new(mcp::ElicitationAction::Decline));
+        };
+        let request = ElicitationRequest { server: &self.shared.server, message, schema: requested_schema };
+        let mut result = handler.elicit(&request).await;
+        if result.action == mcp::ElicitationAction::Accept {
+            result.content = Some(with_defaults(result.content.take(), requested_schema));
+        }
+        Ok(result)
+    }
+}
+
+/// An accepted form's content, with the default of each property it leaves out.
+fn with_defaults(content: Option<Value>, schema: &mcp::ElicitationSchema) -> Value {
+    let mut content = match content {
+        Some(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    if let Ok(Value::Object(schema)) = serde_json::to_value(schema)
+        && let Some(Value::Object(properties)) = schema.get("properties")
+    {
+        for (name, property) in properties {
+            if let Some(default) = property.get("default")
+                && !content.contains_key(name)
+            {
+                content.insert(name.clone(), default.clone());
+            }
+        }
+    }
+    Value::Object(content)
 }
 
 /// Answers one sampling request with the configured model, if the policy allows it.
@@ -536,7 +629,6 @@ struct ClientInner {
     connection: tokio::sync::RwLock<Option<Arc<Connection>>>,
     /// Held while connecting, so a dropped server is reconnected once, not once per caller.
     connecting: tokio::sync::Mutex<()>,
-    next_token: AtomicU64,
     /// The last lines the stdio server wrote to its standard error.
     stderr: Arc<Mutex<VecDeque<String>>>,
 }
@@ -550,13 +642,14 @@ impl fmt::Debug for McpClient {
 impl McpClient {
     /// Connects to `server`: starts it or reaches it, does the handshake, and lists its tools.
     pub async fn connect(server: McpServer) -> Result<Self, McpError> {
-        let info = client_info(server.sampling.is_some());
+        let info = client_info(server.sampling.is_some(), server.elicitation.is_some());
         let shared = Arc::new(Shared {
             server: Arc::clone(&server.name),
             calls: Mutex::new(HashMap::new()),
             tools: RwLock::new(Arc::from(Vec::new())),
             generation: AtomicU64::new(0),
             sampling: server.sampling.clone(),
+            elicitation: server.elicitation.clone(),
         });
         let client = Self {
             inner: Arc::new(ClientInner {
@@ -564,7 +657,6 @@ impl McpClient {
                 shared,
                 connection: tokio::sync::RwLock::new(None),
                 connecting: tokio::sync::Mutex::new(()),
-                next_token: AtomicU64::new(1),
                 stderr: Arc::new(Mutex::new(VecDeque::new())),
             }),
         };
@@ -653,17 +745,52 @@ impl McpClient {
             }
         };
         let connection = self.connection().await?;
-        let token = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
         let mut params = mcp::CallToolRequestParams::new(name.to_owned());
         params.arguments = arguments;
-        params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(NumberOrString::Number(token as i64))));
-        let _registered = ctx.map(|(ctx, tool)| {
-            let mut calls = self.inner.shared.calls.lock().unwrap_or_else(|e| e.into_inner());
-            calls.insert(token, InFlight { ctx: ctx.clone(), tool: Arc::clone(tool) });
-            Registered { shared: &self.inner.shared, token }
-        });
+        let mut meta = RequestMetaObject::new();
+        if let Some(level) = self.inner.config.log_level {
+            meta.set_log_level(level);
+        }
         let operation = format!("tools/call {name}");
-        self.timed(&operation, connection.service.call_tool(params)).await
+        let peer = connection.service.peer();
+        // Sent by hand, not with `call_tool`, to learn the progress token the SDK gives the
+        // request: the server's progress notifications name it.
+        let sent = self.timed(&operation, async {
+            let request = mcp::ClientRequest::CallToolRequest(mcp::CallToolRequest::new(params.clone()));
+            let options = rmcp::service::PeerRequestOptions::no_options().with_meta(meta);
+            let handle = peer.send_request_with_option(request, options).await?;
+            let _registered = ctx.map(|(ctx, tool)| {
+                let token = handle.progress_token.0.clone();
+                let mut calls = self.inner.shared.calls.lock().unwrap_or_else(|e| e.into_inner());
+                calls.insert(token.clone(), InFlight { ctx: ctx.clone(), tool: Arc::clone(tool) });
+                Registered { shared: &self.inner.shared, token }
+            });
+            // A call given up on (a timeout, a cancelled run) is cancelled on the server.
+            let mut abandoned = Abandoned { peer, id: Some(handle.id.clone()) };
+            let result = handle.await_response().await;
+            abandoned.id = None;
+            result
+        });
+        match sent.await? {
+            mcp::ServerResult::CallToolResult(result) => Ok(result),
+            // The server needs answers first (sampling over 2026-07-28): the SDK drives those
+            // rounds, and the call runs to its end there.
+            mcp::ServerResult::InputRequiredResult(_) => {
+                self.timed(&operation, connection.service.call_tool(params)).await
+            }
+            mcp::ServerResult::EmptyResult(_) => Ok(mcp::CallToolResult::success(Vec::new())),
+            mcp::ServerResult::CustomResult(mcp::CustomResult(value)) => convert::lenient_tool_result(value)
+                .ok_or_else(|| McpError::Protocol {
+                    server: self.name().to_owned(),
+                    message: format!(
+                        "`{operation}` was answered with something that is not a tool result (no `content` list)"
+                    ),
+                }),
+            _ => Err(McpError::Protocol {
+                server: self.name().to_owned(),
+                message: format!("`{operation}` was answered with a result of another request"),
+            }),
+        }
     }
 
     /// The server's resources.
@@ -807,7 +934,7 @@ impl McpClient {
             return Ok(Arc::clone(c));
         }
         let config = &self.inner.config;
-        let info = client_info(config.sampling.is_some());
+        let info = client_info(config.sampling.is_some(), config.elicitation.is_some());
         let mut delay = config.reconnect_delay;
         let mut last = McpError::Closed { server: self.name().to_owned(), detail: self.stderr_tail() };
         for attempt in 1..=config.reconnect_attempts {
@@ -860,19 +987,28 @@ impl McpClient {
                             message: "its standard input or output could not be opened".to_owned(),
                         });
                     };
-                    if let Some(stderr) = child.stderr.take() {
+                    let stderr_reader = child.stderr.take().map(|stderr| {
                         tokio::spawn(keep_stderr(
                             Arc::clone(&self.inner.shared.server),
                             stderr,
                             Arc::clone(&self.inner.stderr),
-                        ));
-                    }
+                        ))
+                    });
                     let guard = ChildGuard { child: Some(child) };
                     let transport = rmcp::transport::async_rw::AsyncRwTransport::<RoleClient, _, _>::new(stdout, stdin)
                         .with_max_line_length(config.max_message);
-                    let service = rmcp::service::serve_client_with_lifecycle(handler, transport, lifecycle)
-                        .await
-                        .map_err(|e| self.connect_error(e.to_string()))?;
+                    let service = match rmcp::service::serve_client_with_lifecycle(handler, transport, lifecycle).await
+                    {
+                        Ok(service) => service,
+                        Err(e) => {
+                            // A server that quit on startup said why on its standard error:
+                            // let the reader take in its last words (briefly) before quoting them.
+                            if let Some(reader) = stderr_reader {
+                                let _ = tokio::time::timeout(Duration::from_millis(250), reader).await;
+                            }
+                            return Err(self.connect_error(e.to_string()));
+                        }
+                    };
                     (service, Some(guard))
                 }
                 McpTransport::Http { url, headers } => {
@@ -884,6 +1020,18 @@ impl McpClient {
                 }
             };
             let connection = Arc::new(Connection { service, _child: child });
+            // A session (2025-11-25) has one log level, set once; stateless requests carry
+            // theirs in `_meta`.
+            if let Some(level) = config.log_level
+                && let Some(info) = connection.service.peer().peer_info()
+                && info.capabilities.logging.is_some()
+                && info.protocol_version < mcp::ProtocolVersion::V_2026_07_28
+            {
+                let set = connection.service.peer().set_level(mcp::SetLevelRequestParams::new(level));
+                if let Err(e) = set.await {
+                    tracing::debug!(server = self.name(), "the server refused the log level: {e}");
+                }
+            }
             let tools = connection.service.peer().list_all_tools().await.map_err(|e| self.error("tools/list", e))?;
             self.inner.shared.set_tools(tools);
             Ok(connection)
@@ -916,7 +1064,28 @@ impl McpClient {
 /// Removes a call from the in-flight table when it ends (or is dropped).
 struct Registered<'a> {
     shared: &'a Shared,
-    token: u64,
+    token: NumberOrString,
+}
+
+/// Tells the server a request was given up on, if it is dropped before its answer came.
+struct Abandoned<'a> {
+    peer: &'a rmcp::Peer<RoleClient>,
+    id: Option<mcp::RequestId>,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let peer = self.peer.clone();
+        let reason = "the Loom run gave up on the call (a timeout, or the run was cancelled)";
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = peer
+                    .notify_cancelled(mcp::CancelledNotificationParam::new(Some(id), Some(reason.to_owned())))
+                    .await;
+            });
+        }
+    }
 }
 
 impl Drop for Registered<'_> {
@@ -959,12 +1128,14 @@ fn lifecycle(protocol: Protocol) -> rmcp::service::ClientLifecycleMode {
     }
 }
 
-fn client_info(sampling: bool) -> mcp::ClientConfig {
-    let capabilities = if sampling {
-        mcp::ClientCapabilities::builder().enable_sampling().build()
-    } else {
-        mcp::ClientCapabilities::default()
-    };
+fn client_info(sampling: bool, elicitation: bool) -> mcp::ClientConfig {
+    let mut capabilities = mcp::ClientCapabilities::default();
+    if sampling {
+        capabilities.sampling = Some(Default::default());
+    }
+    if elicitation {
+        capabilities.elicitation = Some(mcp::ElicitationCapability::new().with_form(Default::default()));
+    }
     mcp::ClientConfig::new(capabilities, mcp::Implementation::new("loom", env!("CARGO_PKG_VERSION")))
 }
 
@@ -1020,5 +1191,26 @@ impl Tool for McpTool {
             ToolError::new(e.to_string())
         })?;
         convert::output_from_mcp(result).map_err(ToolError::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_accepted_form_gets_the_defaults_it_leaves_out() -> Result<(), serde_json::Error> {
+        let schema: mcp::ElicitationSchema = serde_json::from_value(json!({
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "default": "John Doe"},
+                "age": {"type": "integer", "default": 30},
+                "email": {"type": "string"}
+            }
+        }))?;
+        let filled = with_defaults(Some(json!({"name": "Ada"})), &schema);
+        assert_eq!(filled, json!({"name": "Ada", "age": 30}));
+        assert_eq!(with_defaults(None, &schema), json!({"name": "John Doe", "age": 30}));
+        Ok(())
     }
 }

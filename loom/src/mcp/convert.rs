@@ -159,6 +159,38 @@ pub(crate) fn output_from_mcp(result: mcp::CallToolResult) -> Result<ToolOutput,
 }
 
 /// A Loom tool output as MCP content.
+/// A tool result the SDK could not read as one, read leniently, as servers write them: `null`
+/// for any optional field, and content blocks of types this revision does not know (each
+/// becomes a line saying so; the blocks it knows are kept). `None` when it has no `content`
+/// list at all.
+pub(crate) fn lenient_tool_result(mut value: Value) -> Option<mcp::CallToolResult> {
+    let object = value.as_object_mut()?;
+    object.retain(|_, v| !v.is_null());
+    let blocks = match object.remove("content")? {
+        Value::Array(blocks) => blocks,
+        _ => return None,
+    };
+    let is_error = object.get("isError").and_then(Value::as_bool).unwrap_or(false);
+    let structured = object.remove("structuredContent");
+    let content = blocks
+        .into_iter()
+        .map(|mut block| {
+            if let Some(fields) = block.as_object_mut() {
+                fields.retain(|_, v| !v.is_null());
+            }
+            serde_json::from_value::<ContentBlock>(block.clone()).unwrap_or_else(|_| {
+                let kind = block.get("type").and_then(Value::as_str).unwrap_or("(none)");
+                let mut kind = kind.to_owned();
+                kind.truncate(64);
+                ContentBlock::text(format!("[content of type `{kind}` that Loom cannot show was left out]"))
+            })
+        })
+        .collect();
+    let mut result = if is_error { mcp::CallToolResult::error(content) } else { mcp::CallToolResult::success(content) };
+    result.structured_content = structured;
+    Some(result)
+}
+
 pub(crate) fn content_to_mcp(content: &Content) -> Vec<ContentBlock> {
     match content {
         Content::Text(t) => vec![ContentBlock::text(t.to_string())],
@@ -187,6 +219,23 @@ pub(crate) fn content_to_mcp(content: &Content) -> Vec<ContentBlock> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn results_with_nulls_and_unknown_blocks_are_read_leniently() {
+        let value = serde_json::json!({
+            "content": [{"type": "hologram", "data": "AA"}, {"type": "text", "text": "kept", "annotations": null}],
+            "isError": null, "_meta": null, "structuredContent": null,
+        });
+        let result = lenient_tool_result(value).unwrap_or_default();
+        assert_eq!(result.is_error, Some(false));
+        assert_eq!(result.content.len(), 2);
+        assert!(result.content[0].as_text().is_some_and(|t| t.text.contains("`hologram`")));
+        assert!(result.content[1].as_text().is_some_and(|t| t.text == "kept"));
+        let failed = lenient_tool_result(serde_json::json!({"content": [], "isError": true})).unwrap_or_default();
+        assert_eq!(failed.is_error, Some(true));
+        assert!(lenient_tool_result(serde_json::json!({"answer": 42})).is_none());
+        assert!(lenient_tool_result(serde_json::json!([1])).is_none());
+    }
 
     #[test]
     fn names_become_valid_provider_names() {

@@ -88,6 +88,21 @@ pub enum McpError {
         /// Why.
         message: String,
     },
+    /// A served tool asked its client for input ([`McpCall`](super::McpCall)) on a stateless
+    /// call (protocol 2026-07-28): the call ends with an `InputRequiredResult`, and the
+    /// client calls again with the answer. A tool lets this error through (`?`).
+    #[error("the MCP client was asked for input (`{request}`): the call is made again with the answer")]
+    InputRequired {
+        /// The key of the input request.
+        request: String,
+    },
+    /// The MCP client does not offer a capability a served tool asked it to use (sampling,
+    /// elicitation, roots).
+    #[error("the MCP client does not offer {capability}")]
+    MissingCapability {
+        /// The capability (`sampling`, `elicitation`, `roots`).
+        capability: String,
+    },
 }
 
 impl McpError {
@@ -102,7 +117,7 @@ impl McpError {
             | Self::Protocol { server, .. }
             | Self::InvalidArguments { server, .. }
             | Self::DuplicateServer { server } => Some(server),
-            Self::Serve { .. } => None,
+            Self::Serve { .. } | Self::InputRequired { .. } | Self::MissingCapability { .. } => None,
         }
     }
 

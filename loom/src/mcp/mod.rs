@@ -22,6 +22,8 @@
 //!   [`EventKind::Mcp`](crate::EventKind::Mcp) events of the run whose call they belong to;
 //! - a server's sampling requests are answered by a model you configure, when a policy you
 //!   give allows them ([`McpServer::sampling_with`]), and refused otherwise.
+//! - a server's elicitation requests (forms for the user) are answered by a handler you give
+//!   ([`McpServer::elicitation`]), with the form's defaults filled in, and declined otherwise.
 //!
 //! **Server.** [`McpService`] exposes a [`ToolSet`](crate::ToolSet), agents and workflows
 //! (each as a tool taking its input), resources and prompts, over stdio
@@ -29,20 +31,32 @@
 //! axum app, [`McpService::serve_http`] to listen). An [`Authenticate`] hook turns each
 //! request's bearer token into a Loom [`UserId`](crate::UserId), so one client never acts as
 //! another user; a client's cancellation cancels the run, and long runs report progress.
+//! A served tool reaches its client through [`McpCall`]: progress, log messages, and input
+//! (sampling, elicitation, roots) over both revisions; over the stateless one a call that
+//! asks ends with an `InputRequiredResult` and runs again with the answers. Clients may
+//! subscribe to resources ([`McpService::notify_resource_updated`]) and have arguments
+//! completed ([`McpService::completion`]).
 
 // Logging and sampling are deprecated from 2026-07-28 on, and part of 2025-11-25, which Loom
 // speaks as well.
 #![allow(deprecated)]
 
 mod client;
+mod config;
 mod convert;
 mod error;
 mod server;
 mod servers;
 
-pub use client::{McpClient, McpServer, McpTransport, Protocol, SamplingPolicy, SamplingRequest};
+pub use client::{
+    ElicitationHandler, ElicitationRequest, McpClient, McpServer, McpTransport, Protocol, SamplingPolicy,
+    SamplingRequest,
+};
+pub use config::{McpServerConfig, ProtocolName};
 pub use error::McpError;
-pub use server::{Authenticate, Caller, Listen, McpCall, McpService, PromptHandler, ResourceHandler, serve};
+pub use server::{
+    Authenticate, Caller, CompletionHandler, Listen, McpCall, McpService, PromptHandler, ResourceHandler, serve,
+};
 pub use servers::McpServers;
 
 /// The `rmcp` crate Loom's MCP support is built on, for what Loom does not wrap.

@@ -1,16 +1,16 @@
 //! The server: Loom's tools, agents and workflows for any MCP client.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rmcp::model::{self as mcp, ProgressToken};
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler, ServiceExt as _};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{McpError, convert};
 use crate::context::{Extensions, RunContext};
@@ -88,6 +88,20 @@ where
 pub trait PromptHandler: Send + Sync + 'static {
     /// The prompt's messages for `arguments`, or a message saying what is wrong with them.
     async fn get(&self, arguments: &HashMap<String, String>) -> Result<Vec<mcp::PromptMessage>, String>;
+
+    /// The prompt's messages for `arguments`, with the request being served: a prompt that
+    /// asks its client for input ([`McpCall::elicit`], [`McpCall::create_message`]) implements
+    /// this, the same way a tool does (over 2026-07-28 an unanswered question ends the request
+    /// with an `InputRequiredResult`, and the prompt is asked for again with the answer).
+    /// [`get`](Self::get) by default.
+    async fn get_with(
+        &self,
+        arguments: &HashMap<String, String>,
+        call: &McpCall,
+    ) -> Result<Vec<mcp::PromptMessage>, String> {
+        let _ = call;
+        self.get(arguments).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -98,6 +112,82 @@ where
     async fn get(&self, arguments: &HashMap<String, String>) -> Result<Vec<mcp::PromptMessage>, String> {
         self(arguments)
     }
+}
+
+/// Suggests values for an argument of a prompt or a resource template as the client's user
+/// types it (MCP completions).
+#[async_trait::async_trait]
+pub trait CompletionHandler: Send + Sync + 'static {
+    /// Values for the argument `argument` of `reference` (a prompt, or a resource template)
+    /// that fit its partial value `value`, best first; `context` holds the arguments already
+    /// filled in. The first 100 are sent. `Err` is a message saying why there are none.
+    async fn complete(
+        &self,
+        reference: &mcp::Reference,
+        argument: &str,
+        value: &str,
+        context: &HashMap<String, String>,
+    ) -> Result<Vec<String>, String>;
+}
+
+#[async_trait::async_trait]
+impl<F> CompletionHandler for F
+where
+    F: Fn(&mcp::Reference, &str, &str, &HashMap<String, String>) -> Result<Vec<String>, String> + Send + Sync + 'static,
+{
+    async fn complete(
+        &self,
+        reference: &mcp::Reference,
+        argument: &str,
+        value: &str,
+        context: &HashMap<String, String>,
+    ) -> Result<Vec<String>, String> {
+        self(reference, argument, value, context)
+    }
+}
+
+/// The clients subscribed to resources: sessions of 2025-11-25 (`resources/subscribe`) and
+/// `subscriptions/listen` streams of 2026-07-28, by a key of their own.
+#[derive(Default)]
+struct Subscribers(Mutex<HashMap<String, Subscriber>>);
+
+struct Subscriber {
+    uris: HashSet<String>,
+    target: Subscribed,
+}
+
+#[derive(Clone)]
+enum Subscribed {
+    Session(rmcp::Peer<RoleServer>),
+    Listen(rmcp::service::SubscriptionSink),
+}
+
+impl Subscribers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Subscriber>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How long a sealed request state may be echoed back.
+const REQUEST_STATE_TTL: Duration = Duration::from_secs(60 * 60);
+
+/// 32 random bytes: the key request states are sealed with, unless one is configured.
+fn random_key() -> Vec<u8> {
+    use std::io::Read as _;
+    let mut key = vec![0u8; 32];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)).is_ok() {
+        return key;
+    }
+    // No /dev/urandom: the standard library's randomly keyed hashers.
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    for (i, chunk) in key.chunks_mut(8).enumerate() {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_usize(i);
+        hasher.write_u128(now);
+        chunk.copy_from_slice(&hasher.finish().to_le_bytes());
+    }
+    key
 }
 
 struct Template {
@@ -119,6 +209,11 @@ struct Inner {
     resources: Vec<(mcp::Resource, Vec<mcp::ResourceContents>)>,
     templates: Vec<Template>,
     prompts: Vec<PromptEntry>,
+    completion: Option<Arc<dyn CompletionHandler>>,
+    /// The clients subscribed to resources, shared by every copy of the service.
+    subscribers: Arc<Subscribers>,
+    /// Seals the request state of stateless calls that ask their client for input.
+    request_state: Arc<mcp::RequestStateCodec>,
     authenticate: Option<Arc<dyn Authenticate>>,
     stdio_user: UserId,
     state: Extensions,
@@ -176,6 +271,9 @@ impl McpService {
                 resources: Vec::new(),
                 templates: Vec::new(),
                 prompts: Vec::new(),
+                completion: None,
+                subscribers: Arc::new(Subscribers::default()),
+                request_state: Arc::new(mcp::RequestStateCodec::new_unchecked(random_key())),
                 authenticate: None,
                 stdio_user: UserId::anonymous(),
                 state: Extensions::new(),
@@ -212,6 +310,9 @@ impl McpService {
                         .iter()
                         .map(|p| PromptEntry { prompt: p.prompt.clone(), handler: Arc::clone(&p.handler) })
                         .collect(),
+                    completion: old.completion.clone(),
+                    subscribers: Arc::clone(&old.subscribers),
+                    request_state: Arc::clone(&old.request_state),
                     authenticate: old.authenticate.clone(),
                     stdio_user: old.stdio_user.clone(),
                     state: old.state.clone(),
@@ -319,6 +420,63 @@ impl McpService {
     pub fn prompt(self, prompt: mcp::Prompt, handler: impl PromptHandler) -> Self {
         let handler: Arc<dyn PromptHandler> = Arc::new(handler);
         self.edit(|i| i.prompts.push(PromptEntry { prompt, handler }))
+    }
+
+    /// Suggests values for the arguments of prompts and resource templates (MCP
+    /// completions), with `handler`.
+    #[must_use]
+    pub fn completion(self, handler: impl CompletionHandler) -> Self {
+        let handler: Arc<dyn CompletionHandler> = Arc::new(handler);
+        self.edit(|i| i.completion = Some(handler))
+    }
+
+    /// The key (at least 32 bytes) the `requestState` of a stateless call that asks its
+    /// client for input is sealed with ([`McpCall`]). Each server has a random one by
+    /// default; give every instance of a server behind a load balancer the same key.
+    #[must_use]
+    pub fn request_state_key(self, key: impl Into<Vec<u8>>) -> Self {
+        match mcp::RequestStateCodec::try_new(key) {
+            Ok(codec) => self.edit(|i| i.request_state = Arc::new(codec)),
+            Err(e) => self.edit(|i| {
+                i.config_error
+                    .get_or_insert(ConfigError::InvalidSetting { setting: "request_state_key", reason: e.to_string() });
+            }),
+        }
+    }
+
+    /// Tells every client subscribed to the resource at `uri` that it changed
+    /// (`notifications/resources/updated`); each reads it again if it wants to. Clients
+    /// subscribe with `resources/subscribe` (2025-11-25) or `subscriptions/listen`
+    /// (2026-07-28). Call it on a clone of the service that is serving.
+    pub async fn notify_resource_updated(&self, uri: &str) {
+        let targets: Vec<(String, Subscribed)> = self
+            .inner
+            .subscribers
+            .lock()
+            .iter()
+            .filter(|(_, s)| s.uris.contains(uri))
+            .map(|(k, s)| (k.clone(), s.target.clone()))
+            .collect();
+        let params = mcp::ResourceUpdatedNotificationParam::new(uri);
+        for (key, target) in targets {
+            let gone = match target {
+                Subscribed::Session(peer) => {
+                    peer.is_transport_closed() || peer.notify_resource_updated(params.clone()).await.is_err()
+                }
+                Subscribed::Listen(sink) => {
+                    let notification = mcp::ServerNotification::ResourceUpdatedNotification(
+                        mcp::ResourceUpdatedNotification::new(params.clone()),
+                    );
+                    matches!(
+                        sink.send(notification).await,
+                        Err(rmcp::service::SubscriptionSendError::SubscriptionClosed)
+                    )
+                }
+            };
+            if gone {
+                self.inner.subscribers.lock().remove(&key);
+            }
+        }
     }
 
     /// Authenticates every HTTP request with `hook` (see [`Authenticate`]). Without a hook,
@@ -546,39 +704,132 @@ fn unauthorized() -> axum::response::Response {
 #[derive(Debug, Clone)]
 struct Authenticated(UserId);
 
-/// The MCP request a served tool runs for: report progress, send log messages, ask the
-/// client's model (sampling).
+/// The MCP request a served tool runs for: report progress, send log messages, and ask the
+/// client for input: its model (sampling), its user (elicitation), its roots.
 ///
 /// A tool served by [`McpService`] finds it in its run's state: `ctx.state::<McpCall>()`
 /// (or a `State<McpCall>` parameter of a `#[tool]`). It is absent when the tool runs
-/// anywhere else.
+/// anywhere else. A prompt gets it in [`PromptHandler::get_with`] (with no progress token).
+///
+/// **Input from the client.** Over protocol 2025-11-25 [`create_message`](Self::create_message),
+/// [`elicit`](Self::elicit) and [`list_roots`](Self::list_roots) send the client a request
+/// and wait for its answer. Over the stateless 2026-07-28 a server sends no requests: each
+/// one instead becomes an input request under its `key` and fails with
+/// [`McpError::InputRequired`]; let it through (`?`), and the call ends with an
+/// `InputRequiredResult` asking for every input the tool asked for. The client calls again
+/// with the answers, the tool runs again from the start, and this time the same calls
+/// return them. Answers of earlier rounds travel in the result's `requestState`, sealed
+/// (HMAC) and bound to the tool and the user, so a tool may ask in several rounds. A tool
+/// that asks for input over 2026-07-28 runs once per round: keep what it does before its
+/// last question free of side effects.
+///
+/// A client that does not offer what a call asks for fails it with
+/// [`McpError::MissingCapability`]; over 2026-07-28 a tool that fails after that answers
+/// the JSON-RPC error `MissingRequiredClientCapability` (-32021) naming the capability.
 #[derive(Clone)]
 pub struct McpCall {
     peer: rmcp::Peer<RoleServer>,
     progress: Option<ProgressToken>,
     level: Arc<AtomicU8>,
+    input: Arc<CallInput>,
+}
+
+/// What one call knows of its client, and what it asked the client for.
+struct CallInput {
+    /// The call is stateless (2026-07-28): client input is asked for in the result.
+    stateless: bool,
+    /// The capabilities the client declared (for this request, or at `initialize`).
+    capabilities: Option<mcp::ClientCapabilities>,
+    /// The log level the request asked for, over 2026-07-28 (`None`: no log messages).
+    log_level: Option<u8>,
+    /// The client's answers: this round's, and those sealed in the request state.
+    answers: mcp::InputResponses,
+    /// The keys of the answers the tool read.
+    used: Mutex<BTreeSet<String>>,
+    /// The input the tool asked for and has no answer to yet.
+    asked: Mutex<mcp::InputRequests>,
+    /// The capabilities the tool needed and the client does not offer.
+    missing: Mutex<mcp::ClientCapabilities>,
+    /// The last progress sent: progress only grows.
+    last_progress: tokio::sync::Mutex<Option<f64>>,
+}
+
+impl CallInput {
+    fn new(stateless: bool, capabilities: Option<mcp::ClientCapabilities>) -> Self {
+        Self {
+            stateless,
+            capabilities,
+            log_level: None,
+            answers: mcp::InputResponses::new(),
+            used: Mutex::new(BTreeSet::new()),
+            asked: Mutex::new(mcp::InputRequests::new()),
+            missing: Mutex::new(mcp::ClientCapabilities::default()),
+            last_progress: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The capabilities the call missed, if it missed any.
+    fn missing(&self) -> Option<mcp::ClientCapabilities> {
+        let missing = self.missing.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        (missing != mcp::ClientCapabilities::default()).then_some(missing)
+    }
+
+    /// The answers the tool read, to seal into the next request state.
+    fn used_answers(&self) -> mcp::InputResponses {
+        let used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        self.answers.iter().filter(|(k, _)| used.contains(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
 }
 
 impl fmt::Debug for McpCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("McpCall").field("progress", &self.progress).finish_non_exhaustive()
+        f.debug_struct("McpCall")
+            .field("progress", &self.progress)
+            .field("stateless", &self.input.stateless)
+            .finish_non_exhaustive()
     }
 }
 
 impl McpCall {
-    /// Reports progress, when the client asked for it (a no-op otherwise).
+    /// Reports progress, when the client asked for it (a no-op otherwise). Progress only
+    /// grows: a value not above the last one sent is dropped.
     pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<String>) {
         let Some(token) = &self.progress else { return };
+        let mut last = self.input.last_progress.lock().await;
+        if last.is_some_and(|l| progress <= l) {
+            return;
+        }
         let mut params = mcp::ProgressNotificationParam::new(token.clone(), progress);
         params.total = total;
         params.message = message;
         let _ = self.peer.notify_progress(params).await;
+        *last = Some(progress);
+    }
+
+    /// One more step of progress (the run's own events), one above the last value sent.
+    async fn step(&self, message: String) {
+        let Some(token) = &self.progress else { return };
+        let mut last = self.input.last_progress.lock().await;
+        let progress = last.map_or(1.0, |l| l.floor() + 1.0);
+        let mut params = mcp::ProgressNotificationParam::new(token.clone(), progress);
+        params.message = Some(message);
+        let _ = self.peer.notify_progress(params).await;
+        *last = Some(progress);
     }
 
     /// Sends a log message to the client, if it is at or above the level the client set
-    /// (`info` by default).
+    /// (`info` by default). Over 2026-07-28 the level is the request's own, and a request
+    /// that sets none gets no log messages.
     pub async fn log(&self, level: mcp::LoggingLevel, logger: Option<&str>, data: Value) {
-        if level_rank(level) < self.level.load(Ordering::Relaxed) {
+        let threshold = if self.input.stateless {
+            match self.input.log_level {
+                Some(l) => l,
+                None => return,
+            }
+        } else {
+            self.level.load(Ordering::Relaxed)
+        };
+        if level_rank(level) < threshold {
             return;
         }
         let mut params = mcp::LoggingMessageNotificationParam::new(level, data);
@@ -586,16 +837,13 @@ impl McpCall {
         let _ = self.peer.notify_logging_message(params).await;
     }
 
-    /// Asks the client's model to answer `prompt` (MCP sampling, protocol 2025-11-25; the
-    /// client must offer sampling).
+    /// Asks the client's model to answer `prompt` (MCP sampling) and returns the text of its
+    /// answer: [`create_message`](Self::create_message) under the key `sampling`.
     #[allow(deprecated)]
     pub async fn sample(&self, prompt: &str, max_tokens: u32) -> Result<String, McpError> {
         let message = mcp::SamplingMessage::new(mcp::Role::User, mcp::SamplingMessageContentBlock::text(prompt));
         let params = mcp::CreateMessageRequestParams::new(vec![message], max_tokens);
-        let result = self.peer.create_message(params).await.map_err(|e| McpError::Protocol {
-            server: "client".to_owned(),
-            message: format!("the client did not answer the sampling request: {e}"),
-        })?;
+        let result = self.create_message("sampling", params).await?;
         let text: Vec<String> = result
             .message
             .content
@@ -609,9 +857,116 @@ impl McpCall {
         Ok(text.join("\n"))
     }
 
-    /// The `rmcp` peer of the client, for what Loom does not wrap (elicitation, roots).
+    /// Asks the client's model for a message (MCP sampling; the client must offer it). Over
+    /// 2026-07-28 it is the input request `key` (see [`McpCall`]).
+    #[allow(deprecated)]
+    pub async fn create_message(
+        &self,
+        key: &str,
+        params: mcp::CreateMessageRequestParams,
+    ) -> Result<mcp::CreateMessageResult, McpError> {
+        self.require("sampling", |c| c.sampling.is_some(), |m| m.sampling = Some(Default::default()))?;
+        if self.input.stateless {
+            return self
+                .answer_or_ask(key, || mcp::InputRequest::CreateMessage(mcp::CreateMessageRequest::new(params)));
+        }
+        self.peer.create_message(params).await.map_err(|e| client_failed("sampling", &e))
+    }
+
+    /// Asks the client's user to fill in a form (MCP elicitation; the client must offer it).
+    /// Over 2026-07-28 it is the input request `key` (see [`McpCall`]).
+    pub async fn elicit(
+        &self,
+        key: &str,
+        message: &str,
+        schema: mcp::ElicitationSchema,
+    ) -> Result<mcp::ElicitResult, McpError> {
+        self.require("elicitation", |c| c.elicitation.is_some(), |m| m.elicitation = Some(Default::default()))?;
+        let params = mcp::ElicitRequestParams::FormElicitationParams {
+            meta: None,
+            message: message.to_owned(),
+            requested_schema: schema,
+        };
+        if self.input.stateless {
+            return self.answer_or_ask(key, || mcp::InputRequest::Elicitation(mcp::ElicitRequest::new(params)));
+        }
+        match self.peer.send_request(mcp::ServerRequest::ElicitRequest(mcp::ElicitRequest::new(params))).await {
+            Ok(mcp::ClientResult::ElicitResult(result)) => Ok(result),
+            Ok(_) => Err(McpError::Protocol {
+                server: "client".to_owned(),
+                message: "the client answered the elicitation with something else".to_owned(),
+            }),
+            Err(e) => Err(client_failed("elicitation", &e)),
+        }
+    }
+
+    /// The client's roots (MCP roots; the client must offer them). Over 2026-07-28 it is the
+    /// input request `key` (see [`McpCall`]).
+    #[allow(deprecated)]
+    pub async fn list_roots(&self, key: &str) -> Result<Vec<mcp::Root>, McpError> {
+        self.require("roots", |c| c.roots.is_some(), |m| m.roots = Some(Default::default()))?;
+        if self.input.stateless {
+            let result: mcp::ListRootsResult =
+                self.answer_or_ask(key, || mcp::InputRequest::ListRoots(mcp::ListRootsRequest::default()))?;
+            return Ok(result.roots);
+        }
+        Ok(self.peer.list_roots().await.map_err(|e| client_failed("roots", &e))?.roots)
+    }
+
+    /// Whether the client offers `capability`; the call remembers it when it does not.
+    fn require(
+        &self,
+        capability: &str,
+        offered: impl Fn(&mcp::ClientCapabilities) -> bool,
+        mark: impl FnOnce(&mut mcp::ClientCapabilities),
+    ) -> Result<(), McpError> {
+        if self.input.capabilities.as_ref().is_some_and(offered) {
+            return Ok(());
+        }
+        mark(&mut self.input.missing.lock().unwrap_or_else(|e| e.into_inner()));
+        Err(McpError::MissingCapability { capability: capability.to_owned() })
+    }
+
+    /// The client's answer under `key`, or an input request for it. An answer that is not
+    /// what was asked for is asked for again.
+    fn answer_or_ask<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        request: impl FnOnce() -> mcp::InputRequest,
+    ) -> Result<T, McpError> {
+        if let Some(answer) = self.input.answers.get(key)
+            && let Ok(answer) = serde_json::from_value::<T>(answer.clone())
+        {
+            self.input.used.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_owned());
+            return Ok(answer);
+        }
+        self.input.asked.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_owned(), request());
+        Err(McpError::InputRequired { request: key.to_owned() })
+    }
+
+    /// Whether the call is stateless (protocol 2026-07-28): input from the client is asked
+    /// for in the result rather than by a request.
+    pub fn is_stateless(&self) -> bool {
+        self.input.stateless
+    }
+
+    /// The capabilities the client declared (for this request over 2026-07-28, at
+    /// `initialize` over 2025-11-25).
+    pub fn client_capabilities(&self) -> Option<&mcp::ClientCapabilities> {
+        self.input.capabilities.as_ref()
+    }
+
+    /// The `rmcp` peer of the client, for what Loom does not wrap.
     pub fn peer(&self) -> &rmcp::Peer<RoleServer> {
         &self.peer
+    }
+}
+
+/// A request to the client that failed.
+fn client_failed(what: &str, error: &rmcp::service::ServiceError) -> McpError {
+    McpError::Protocol {
+        server: "client".to_owned(),
+        message: format!("the client did not answer the {what} request: {error}"),
     }
 }
 
@@ -676,6 +1031,55 @@ impl Session {
     fn find_template(&self, uri: &str) -> Option<(&Template, HashMap<String, String>)> {
         self.inner.templates.iter().find_map(|t| match_template(&t.template.uri_template, uri).map(|vars| (t, vars)))
     }
+
+    /// What a request knows of its client. Over 2026-07-28 the client's input comes with
+    /// the request: this round's answers, and the earlier rounds' sealed in its request
+    /// state, bound to `bound` (the method, the tool or prompt, the user).
+    fn call_input(
+        &self,
+        context: &RequestContext<RoleServer>,
+        meta: Option<&mcp::RequestMetaObject>,
+        bound: &str,
+        request_state: Option<&str>,
+        responses: Option<mcp::InputResponses>,
+    ) -> Result<CallInput, ErrorData> {
+        let stateless =
+            context.protocol_version().is_some_and(|v| v.as_str() >= mcp::ProtocolVersion::V_2026_07_28.as_str());
+        let mut input = CallInput::new(stateless, context.client_capabilities());
+        if stateless {
+            if let Some(state) = request_state {
+                input.answers = self
+                    .inner
+                    .request_state
+                    .open_json_with::<mcp::InputResponses>(state, bound.as_bytes())
+                    .map_err(|_| {
+                        ErrorData::invalid_params(
+                            "the requestState is not one this server gave for this request (altered, expired, or for another tool, prompt or user)",
+                            None,
+                        )
+                    })?;
+            }
+            input.answers.extend(responses.unwrap_or_default());
+            input.log_level = meta.and_then(|m| m.log_level()).or_else(|| context.meta.log_level()).map(level_rank);
+        }
+        Ok(input)
+    }
+
+    /// The `InputRequiredResult` of a stateless request that asked its client for input,
+    /// with the answers it read sealed in its request state.
+    fn input_required(&self, input: &CallInput, bound: &str) -> Result<Option<mcp::InputRequiredResult>, ErrorData> {
+        let asked = std::mem::take(&mut *input.asked.lock().unwrap_or_else(|e| e.into_inner()));
+        if !input.stateless || asked.is_empty() {
+            return Ok(None);
+        }
+        let options = mcp::SealOptions::new().associated_data(bound.as_bytes()).ttl(REQUEST_STATE_TTL);
+        let state = self
+            .inner
+            .request_state
+            .seal_json_with(&input.used_answers(), &options)
+            .map_err(|e| ErrorData::internal_error(format!("sealing the request state failed: {e}"), None))?;
+        Ok(Some(mcp::InputRequiredResult::new(Some(asked), Some(state))))
+    }
 }
 
 /// The values of a URI template's `{variables}` in `uri`, if `uri` matches it.
@@ -720,11 +1124,15 @@ fn progress_message(event: &RunEvent) -> Option<String> {
 
 impl ServerHandler for Session {
     fn get_info(&self) -> mcp::ServerConfig {
-        let mut capabilities = mcp::ServerCapabilities::builder().enable_tools().enable_logging();
-        let _ = &mut capabilities;
-        let mut capabilities = capabilities.build();
+        let mut capabilities = mcp::ServerCapabilities::builder().enable_tools().enable_logging().build();
         if !self.inner.resources.is_empty() || !self.inner.templates.is_empty() {
-            capabilities.resources = Some(mcp::ResourcesCapability::default());
+            // Clients may subscribe to any resource: `McpService::notify_resource_updated`.
+            let mut resources = mcp::ResourcesCapability::default();
+            resources.subscribe = Some(true);
+            capabilities.resources = Some(resources);
+        }
+        if self.inner.completion.is_some() {
+            capabilities.completions = Some(Default::default());
         }
         if !self.inner.prompts.is_empty() {
             capabilities.prompts = Some(mcp::PromptsCapability::default());
@@ -736,12 +1144,29 @@ impl ServerHandler for Session {
         info
     }
 
+    async fn initialize(
+        &self,
+        request: mcp::InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<mcp::InitializeResult, ErrorData> {
+        // The session belongs to the user who opened it, from its first message on.
+        self.user(&context)?;
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
     async fn list_tools(
         &self,
         _request: Option<mcp::PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<mcp::ListToolsResult, ErrorData> {
+        self.user(&context)?;
         Ok(mcp::ListToolsResult::with_all_items(self.listed().to_vec()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<mcp::Tool> {
+        // The transport checks a request's `Mcp-Param-*` headers against the tool's schema.
+        self.listed().iter().find(|t| t.name == name).cloned()
     }
 
     async fn call_tool(
@@ -756,28 +1181,47 @@ impl ServerHandler for Session {
         let arguments = request.arguments.map(Value::Object).unwrap_or_else(|| Value::Object(Default::default()));
         let progress =
             request.meta.as_ref().and_then(|m| m.get_progress_token()).or_else(|| context.meta.get_progress_token());
-        let call = McpCall { peer: context.peer.clone(), progress: progress.clone(), level: Arc::clone(&self.level) };
+        let bound = format!("tools/call\u{0}{}\u{0}{user}", request.name);
+        let input = Arc::new(self.call_input(
+            &context,
+            request.meta.as_ref(),
+            &bound,
+            request.request_state.as_deref(),
+            request.input_responses,
+        )?);
+        let stateless = input.stateless;
+        let call = McpCall {
+            peer: context.peer.clone(),
+            progress: progress.clone(),
+            level: Arc::clone(&self.level),
+            input: Arc::clone(&input),
+        };
         let mut extensions = self.inner.state.clone();
         extensions.insert(call.clone());
         let mut ctx = RunContext::new(user).with_session(Some(self.session.clone())).with_extensions(extensions);
-        // The run's progress, as MCP progress notifications, sent in order by one task.
+        let call_id = format!("mcp_{}", context.id);
+        // The run's progress, as MCP progress notifications, sent in order by one task. The
+        // call's own start is no news to the client.
         let forwarder = progress.map(|_| {
             let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(64);
+            let own = call_id.clone();
             ctx = ctx.clone().with_listener(move |event: RunEvent| {
+                if matches!(&event.kind, EventKind::ToolCallStarted { call_id, .. } if *call_id == own) {
+                    return;
+                }
                 if let Some(message) = progress_message(&event) {
                     let _ = tx.try_send(message);
                 }
             });
             let call = call.clone();
             tokio::spawn(async move {
-                let mut n = 0.0;
                 while let Some(message) = rx.recv().await {
-                    n += 1.0;
-                    call.progress(n, None, Some(message)).await;
+                    call.step(message).await;
                 }
             })
         });
-        let tool_call = ToolCall::new(format!("mcp_{}", context.id), request.name.to_string(), arguments.to_string());
+        drop(call);
+        let tool_call = ToolCall::new(call_id, request.name.to_string(), arguments.to_string());
         let result = tokio::select! {
             result = self.inner.tools.call(&ctx, &tool_call) => result,
             () = context.ct.cancelled() => {
@@ -789,9 +1233,95 @@ impl ServerHandler for Session {
             // Every progress notification goes out before the result.
             let _ = tokio::time::timeout(Duration::from_secs(1), forwarder).await;
         }
+        if stateless {
+            // The tool asked its client for input: the call ends here, and is made again
+            // with the answers.
+            if let Some(required) = self.input_required(&input, &bound)? {
+                return Ok(mcp::CallToolResponse::InputRequired(required));
+            }
+            if result.is_error
+                && let Some(missing) = input.missing()
+            {
+                return Err(ErrorData::missing_required_client_capability(missing));
+            }
+        }
         let content = convert::content_to_mcp(&result.content);
         Ok(if result.is_error { mcp::CallToolResult::error(content) } else { mcp::CallToolResult::success(content) }
             .into())
+    }
+
+    async fn complete(
+        &self,
+        request: mcp::CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<mcp::CompleteResult, ErrorData> {
+        self.user(&context)?;
+        let Some(handler) = &self.inner.completion else {
+            return Err(ErrorData::new(mcp::ErrorCode::METHOD_NOT_FOUND, "this server completes no arguments", None));
+        };
+        let filled = request.context.and_then(|c| c.arguments).unwrap_or_default();
+        let mut values = handler
+            .complete(&request.r#ref, &request.argument.name, &request.argument.value, &filled)
+            .await
+            .map_err(|m| ErrorData::invalid_params(m, None))?;
+        let total = u32::try_from(values.len()).ok();
+        let more = values.len() > mcp::CompletionInfo::MAX_VALUES;
+        values.truncate(mcp::CompletionInfo::MAX_VALUES);
+        let info = mcp::CompletionInfo::with_pagination(values, total, more)
+            .map_err(|m| ErrorData::internal_error(m, None))?;
+        Ok(mcp::CompleteResult::new(info))
+    }
+
+    async fn subscribe(
+        &self,
+        request: mcp::SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.user(&context)?;
+        let mut subscribers = self.inner.subscribers.lock();
+        subscribers
+            .entry(self.session.to_string())
+            .or_insert_with(|| Subscriber { uris: HashSet::new(), target: Subscribed::Session(context.peer.clone()) })
+            .uris
+            .insert(request.uri);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: mcp::UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.user(&context)?;
+        let key = self.session.to_string();
+        let mut subscribers = self.inner.subscribers.lock();
+        if let Some(subscriber) = subscribers.get_mut(&key) {
+            subscriber.uris.remove(&request.uri);
+            if subscriber.uris.is_empty() {
+                subscribers.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(&self, requested: &mcp::SubscriptionFilter) -> Option<mcp::SubscriptionFilter> {
+        // Updates of any resource (the SDK keeps what was asked for and advertised).
+        let mut accepted = mcp::SubscriptionFilter::new();
+        accepted.resource_subscriptions = requested.resource_subscriptions.clone();
+        Some(accepted)
+    }
+
+    async fn listen(&self, subscription: rmcp::service::SubscriptionContext) -> Result<(), ErrorData> {
+        self.user(subscription.request_context())?;
+        let uris: HashSet<String> = subscription.accepted().resource_subscriptions.iter().flatten().cloned().collect();
+        let key = SessionId::generate().to_string();
+        if !uris.is_empty() {
+            let target = Subscribed::Listen(subscription.sink().clone());
+            self.inner.subscribers.lock().insert(key.clone(), Subscriber { uris, target });
+        }
+        subscription.cancelled().await;
+        self.inner.subscribers.lock().remove(&key);
+        Ok(())
     }
 
     async fn set_level(
@@ -837,10 +1367,10 @@ impl ServerHandler for Session {
                 .handler
                 .read(&request.uri, &vars)
                 .await
-                .map_err(|message| ErrorData::resource_not_found(message, None))?;
+                .map_err(|message| ErrorData::resource_not_found(message, Some(json!({"uri": &request.uri}))))?;
             return Ok(mcp::ReadResourceResult::new(contents).into());
         }
-        Err(ErrorData::resource_not_found(format!("no resource `{}`", request.uri), None))
+        Err(ErrorData::resource_not_found(format!("no resource `{}`", request.uri), Some(json!({"uri": &request.uri}))))
     }
 
     async fn list_prompts(
@@ -857,7 +1387,7 @@ impl ServerHandler for Session {
         request: mcp::GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<mcp::GetPromptResponse, ErrorData> {
-        self.user(&context)?;
+        let user = self.user(&context)?;
         let Some(entry) = self.inner.prompts.iter().find(|p| p.prompt.name == request.name) else {
             return Err(ErrorData::invalid_params(format!("no prompt `{}`", request.name), None));
         };
@@ -872,7 +1402,20 @@ impl ServerHandler for Session {
                 return Err(ErrorData::invalid_params(format!("the argument `{}` is required", required.name), None));
             }
         }
-        let messages = entry.handler.get(&arguments).await.map_err(|m| ErrorData::invalid_params(m, None))?;
+        let bound = format!("prompts/get\u{0}{}\u{0}{user}", request.name);
+        let input = Arc::new(self.call_input(
+            &context,
+            request.meta.as_ref(),
+            &bound,
+            request.request_state.as_deref(),
+            request.input_responses,
+        )?);
+        let call = McpCall { peer: context.peer.clone(), progress: None, level: Arc::clone(&self.level), input };
+        let messages = entry.handler.get_with(&arguments, &call).await;
+        if let Some(required) = self.input_required(&call.input, &bound)? {
+            return Ok(mcp::GetPromptResponse::InputRequired(required));
+        }
+        let messages = messages.map_err(|m| ErrorData::invalid_params(m, None))?;
         let mut result = mcp::GetPromptResult::new(messages);
         if let Some(d) = &entry.prompt.description {
             result = result.with_description(d.clone());
