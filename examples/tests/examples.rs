@@ -493,3 +493,189 @@ fn rag_eval() {
         assert!(recall >= 0.5, "recall@5 fell below 0.5: {line}");
     }
 }
+
+/// The `mcp_server` example, started as a client would start it.
+fn mcp_server_command(args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(example_path("mcp_server"));
+    command.args(args).env_remove("LOOM_MODEL").kill_on_drop(true);
+    command
+}
+
+/// What a client of the `mcp_server` example sees: its tools, a call of each, an error result.
+async fn check_mcp_server(client: &loomflow::mcp::McpClient) {
+    let tools = client.mcp_tools();
+    let names: Vec<&str> = tools.iter().map(|t| &*t.name).collect();
+    assert_eq!(names, ["weather", "ask"]);
+    let weather = &tools[0];
+    assert_eq!(weather.annotations.as_ref().and_then(|a| a.read_only_hint), Some(true));
+    assert_eq!(weather.input_schema["required"], serde_json::json!(["city"]));
+    assert!(weather.description.as_deref().unwrap_or_default().contains("current weather"), "{weather:?}");
+
+    let paris = client.call_tool("weather", serde_json::json!({"city": "Paris"})).await;
+    let paris = paris.unwrap_or_else(|e| panic!("calling weather failed: {e}"));
+    assert_eq!(paris.is_error, Some(false), "{paris:?}");
+    assert_eq!(mcp_text(&paris), "sunny, 22°C");
+
+    let tokyo = client.call_tool("weather", serde_json::json!({"city": "Tokyo"})).await;
+    let tokyo = tokyo.unwrap_or_else(|e| panic!("calling weather failed: {e}"));
+    assert_eq!(tokyo.is_error, Some(true), "{tokyo:?}");
+    assert!(mcp_text(&tokyo).contains("no weather station in Tokyo"), "{tokyo:?}");
+
+    let ask = client.call_tool("ask", serde_json::json!({"input": "What is MCP?"})).await;
+    let ask = ask.unwrap_or_else(|e| panic!("calling ask failed: {e}"));
+    assert_eq!(ask.is_error, Some(false), "{ask:?}");
+    assert!(mcp_text(&ask).contains("Echo: What is MCP?"), "{ask:?}");
+
+    // Through the tools an agent gets.
+    let as_loom: Vec<String> = client.tools().iter().map(|t| t.definition().name().to_owned()).collect();
+    assert_eq!(as_loom, ["weather", "ask"]);
+}
+
+fn mcp_text(result: &loomflow::mcp::rmcp::model::CallToolResult) -> String {
+    result.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_server_over_stdio() {
+    use loomflow::mcp::{McpClient, McpServer};
+    let path = example_path("mcp_server");
+    let server = McpServer::stdio("example", path.display().to_string()).args(["stdio"]).env("LOOM_MODEL", "");
+    let client = McpClient::connect(server).await.unwrap_or_else(|e| panic!("cannot connect to mcp_server: {e}"));
+    check_mcp_server(&client).await;
+    let info = client.server_info().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(info.server_info.map(|s| s.name).as_deref(), Some("loom-example"));
+    client.close().await;
+}
+
+/// Standard output carries MCP and nothing else: the first line answers `initialize`, and the
+/// process writes nothing more once its input closes.
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_server_stdout_is_only_mcp() {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+    let mut child = mcp_server_command(&["stdio"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start mcp_server: {e}"));
+    let (Some(mut stdin), Some(stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        panic!("no pipes to mcp_server");
+    };
+    let initialize = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    stdin.write_all(format!("{initialize}\n").as_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut stdout = tokio::io::BufReader::new(stdout);
+    let mut first = String::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), stdout.read_line(&mut first)).await;
+    assert!(matches!(read, Ok(Ok(n)) if n > 0), "no answer to initialize: {read:?}");
+    let answer: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("stdout is not JSON-RPC ({e}): {first:?}"));
+    assert_eq!(answer["id"], 1, "{answer}");
+    assert_eq!(answer["result"]["serverInfo"]["name"], "loom-example", "{answer}");
+    drop(stdin);
+    let mut rest = String::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), stdout.read_to_string(&mut rest)).await;
+    assert_eq!(rest, "", "more than MCP on stdout");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait()).await;
+    assert!(matches!(status, Ok(Ok(s)) if s.success()), "mcp_server did not exit cleanly: {status:?}");
+    let mut log = String::new();
+    let _ = stderr.read_to_string(&mut log).await;
+    assert!(log.contains("serving MCP on stdio (tools: weather, ask)"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_server_over_http() {
+    use loomflow::mcp::{McpClient, McpServer};
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = mcp_server_command(&["http", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start mcp_server: {e}"));
+    let Some(stderr) = child.stderr.take() else { panic!("no stderr pipe") };
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line()).await;
+    let line = match line {
+        Ok(Ok(Some(line))) => line,
+        other => panic!("mcp_server said nothing: {other:?}"),
+    };
+    let url = line
+        .strip_prefix("listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("not the listening line: {line}"))
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
+    let client = McpClient::connect(McpServer::http("example", url.as_str()))
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    check_mcp_server(&client).await;
+    client.close().await;
+    let _ = child.kill().await;
+}
+
+/// Runs the `mcp_client` example with `env` set, `LOOM_MODEL` unset.
+fn run_mcp_client(env: &[(&str, Option<&str>)]) -> String {
+    let path = example_path("mcp_client");
+    let mut command = Command::new(&path);
+    command.env_remove("LOOM_MODEL");
+    for (key, value) in env {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "mcp_client failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+/// With `LOOM_TEST_MCP_PACKAGES` (a node_modules folder holding
+/// `@modelcontextprotocol/server-everything`, and Node on PATH or in `LOOM_NODE`), the agent
+/// calls the real server; without it, the example says why it cannot and exits 0.
+#[test]
+fn mcp_client() {
+    let packages = std::env::var("LOOM_TEST_MCP_PACKAGES").ok().filter(|p| !p.is_empty());
+    let out = run_mcp_client(&[("LOOM_MCP_NPX", None)]);
+    if packages.is_none() {
+        assert_lines(
+            &out,
+            &["skipped: no @modelcontextprotocol/server-everything to start: set LOOM_TEST_MCP_PACKAGES"],
+        );
+        return;
+    }
+    assert_lines(
+        &out,
+        &[
+            "connected to ",
+            "tool call │ echo({\"message\":\"Hello from Loom\"})",
+            "tool call │ get-sum({\"a\":2,\"b\":3})",
+            "tool      │ echo → Echo: Hello from Loom",
+            "tool      │ get-sum → The sum of 2 and 3 is 5.",
+            "assistant │ The server said \"Echo: Hello from Loom\" and \"The sum of 2 and 3 is 5.\"",
+            "2 model calls, 2 tool calls over MCP",
+        ],
+    );
+    let connected = out.lines().find(|l| l.starts_with("connected to ")).unwrap_or_default();
+    assert!(connected.contains("echo") && connected.contains("get-sum"), "{connected}");
+}
+
+#[test]
+fn mcp_client_says_why_it_cannot_run() {
+    let out = run_mcp_client(&[("LOOM_TEST_MCP_PACKAGES", None), ("LOOM_MCP_NPX", None)]);
+    assert_eq!(
+        out.trim_end(),
+        "skipped: no @modelcontextprotocol/server-everything to start: set LOOM_TEST_MCP_PACKAGES to a node_modules \
+         folder that holds it, or LOOM_MCP_NPX=1 to fetch it with npx."
+    );
+    let missing = std::env::temp_dir().join(format!("loom-no-node-modules-{}", std::process::id()));
+    let out =
+        run_mcp_client(&[("LOOM_TEST_MCP_PACKAGES", Some(&missing.display().to_string())), ("LOOM_MCP_NPX", None)]);
+    assert_lines(
+        &out,
+        &["skipped: LOOM_TEST_MCP_PACKAGES is ", "but it holds no @modelcontextprotocol/server-everything"],
+    );
+}
