@@ -203,6 +203,17 @@ impl RunContext {
         &self.metadata
     }
 
+    /// Keeps `value` in this run's own state (replacing one of its type), for the run's
+    /// machinery to borrow for as long as the run lasts.
+    pub(crate) fn keep<T: Any + Send + Sync>(&mut self, value: Arc<T>) {
+        self.extensions.insert_arc(value);
+    }
+
+    /// A value kept with [`keep`](Self::keep) (or given as state), borrowed.
+    pub(crate) fn kept<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.extensions.get_ref::<T>()
+    }
+
     /// Shared state of type `T`, if the agent or workflow was given one.
     pub fn state<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
         self.extensions.get::<T>()
@@ -309,6 +320,11 @@ impl Extensions {
     pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
         let any = Arc::clone(self.0.as_ref()?.get(&TypeId::of::<T>())?);
         any.downcast::<T>().ok()
+    }
+
+    /// The value of type `T`, borrowed.
+    pub(crate) fn get_ref<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.0.as_ref()?.get(&TypeId::of::<T>())?.downcast_ref::<T>()
     }
 }
 

@@ -7,6 +7,7 @@ use futures::FutureExt as _;
 use tracing::Instrument as _;
 
 use super::durable::{AgentInput, Durable};
+use super::prepared::DynamicTools;
 use super::{Agent, RunResult};
 use crate::arch::{AgentRun, ModelCall, Parts, Tally, react_default};
 use crate::context::RunContext;
@@ -180,6 +181,11 @@ where
             return Err(ConfigError::NoModel { agent: None }.into());
         };
         let (content, messages, durable) = begin(agent, input, &mut ctx).await?;
+        // An agent with tool sources (MCP servers) offers their tools as they are now; the
+        // snapshot stays in the run's context, off the run's future.
+        if let Some(tools) = agent.dynamic_tools() {
+            ctx.keep(tools);
+        }
         let run = turns(agent, model, content, messages, &ctx, durable.as_deref(), started);
         let outcome = match durable.as_deref() {
             // A journaled run keeps its lease alive while it runs (boxed: a run without a
@@ -232,30 +238,32 @@ where
             // Boxed, as memory is rare: a run without it pays nothing.
             Box::pin(memory.recall_into(ctx, &input, &mut messages)).await?;
         }
-        let input_index = messages.len();
-        messages.push(Message::User { content: input });
         let mut slot = Slot::new(&agent.output);
-        // An agent with tool sources (MCP servers) offers their tools as they are now.
-        let dynamic = agent.dynamic_tools();
-        let (tools, prepared) = match dynamic.as_deref() {
-            Some(d) => (d.prepared.tool_set(&d.tools), &d.prepared),
-            None => (agent.prepared().tool_set(&agent.tools), agent.prepared()),
+        // Built in a block, so what only builds it is not kept in the run's future.
+        let mut run = {
+            let input_index = messages.len();
+            messages.push(Message::User { content: input });
+            let dynamic = if agent.has_tool_sources() { ctx.kept::<DynamicTools>() } else { None };
+            let (tools, prepared) = match dynamic {
+                Some(d) => (d.prepared.tool_set(&d.tools), &d.prepared),
+                None => (agent.prepared().tool_set(&agent.tools), agent.prepared()),
+            };
+            let parts = Parts {
+                name: agent.name.as_ref(),
+                instructions: &agent.instructions,
+                model,
+                shared_model: agent.model.as_ref(),
+                fallbacks: &agent.fallbacks,
+                retry: &agent.retry,
+                settings: &agent.settings,
+                tools,
+                sessions: &agent.sessions,
+                prepared,
+                max_turns: agent.max_turns,
+                memory: agent.memory.as_deref().map(|m| &m.memory),
+            };
+            AgentRun::new(parts, ctx, durable, messages, input_index, Some(&mut slot))
         };
-        let parts = Parts {
-            name: agent.name.as_ref(),
-            instructions: &agent.instructions,
-            model,
-            shared_model: agent.model.as_ref(),
-            fallbacks: &agent.fallbacks,
-            retry: &agent.retry,
-            settings: &agent.settings,
-            tools,
-            sessions: &agent.sessions,
-            prepared,
-            max_turns: agent.max_turns,
-            memory: agent.memory.as_deref().map(|m| &m.memory),
-        };
-        let mut run = AgentRun::new(parts, ctx, durable, messages, input_index, Some(&mut slot));
         match &agent.architecture {
             // The default loop is called directly: no box, no dynamic call.
             None => react_default(&mut run).await?,
@@ -264,6 +272,7 @@ where
                 Box::pin(settle(&mut run, text)).await?;
             }
         }
+        let input_index = run.input_index;
         let (messages, tally) = run.into_conversation();
         let Some(output) = slot.value else {
             return Err(

@@ -218,6 +218,11 @@ impl<O> Agent<O> {
 
     /// The agent's tools merged with its tool sources' current ones, and what runs with them
     /// share; `None` when the agent has no tool sources (its tools never change).
+    /// Whether tools come from tool sources as well as the agent's own.
+    pub(crate) fn has_tool_sources(&self) -> bool {
+        !self.tool_sources.is_empty()
+    }
+
     pub(crate) fn dynamic_tools(&self) -> Option<Arc<DynamicTools>> {
         if self.tool_sources.is_empty() {
             return None;
