@@ -7,6 +7,8 @@
 mod call;
 mod hooks;
 mod session;
+#[cfg(unix)]
+mod stdio;
 
 pub use call::McpCall;
 use call::{CallInput, level_rank};
@@ -444,7 +446,20 @@ impl McpService {
     }
 
     /// Serves one client on standard input and output until it disconnects.
+    ///
+    /// When both are pipes (the way an MCP client starts a server), they are read and written
+    /// without blocking on the runtime's own reactor, which saves the round trip through
+    /// tokio's blocking-thread pool on every message; they are put back in blocking mode when
+    /// the client disconnects. Anything else (a file, a terminal) is served through tokio's
+    /// standard streams.
     pub async fn serve_stdio(self) -> Result<(), McpError> {
+        #[cfg(unix)]
+        if let Some(pipes) = stdio::Pipes::open() {
+            let (reader, writer, restore) = pipes.split();
+            let served = self.serve_io(reader, writer).await;
+            restore.blocking();
+            return served;
+        }
         self.serve_io(tokio::io::stdin(), tokio::io::stdout()).await
     }
 
