@@ -24,13 +24,23 @@ pub struct RunContext {
     metadata: Metadata,
     extensions: Extensions,
     pub(crate) emitter: Emitter,
-    /// Where the runs nested in this one come from (a workflow node), when that decides their
-    /// sessions or their ids.
-    scope: Option<Arc<NodeScope>>,
+    /// What a context rarely carries (one pointer, so a run's future stays small): the
+    /// workflow node it belongs to, and the run's governance.
+    frame: Option<Arc<Frame>>,
     pub(crate) streaming: bool,
     /// The run id was derived from the parent's (see [`RunContext::child`]): the same on every
     /// resume of the parent, so a journaled run with it may already exist.
     pub(crate) derived: bool,
+}
+
+/// The rarely set parts of a context.
+#[derive(Default)]
+struct Frame {
+    /// Where the runs nested in this one come from (a workflow node), when that decides their
+    /// sessions or their ids.
+    scope: Option<NodeScope>,
+    /// The governance of the run and the runs nested in it, with what they spent.
+    governed: Option<Arc<crate::governance::hook::Governed>>,
 }
 
 /// Which sessions the runs nested in a workflow's nodes continue.
@@ -62,7 +72,19 @@ pub(crate) struct NodeScope {
     sessions: ChildSessions,
     /// Counts the runs nested in this visit of the node, when their ids must be the same on
     /// every resume (the workflow is journaled).
-    children: Option<AtomicU32>,
+    children: Option<Arc<AtomicU32>>,
+}
+
+impl NodeScope {
+    /// The same node, counting its nested runs with the same counter.
+    fn copy(&self) -> Self {
+        Self {
+            node: Arc::clone(&self.node),
+            visit: self.visit,
+            sessions: self.sessions,
+            children: self.children.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for RunContext {
@@ -88,7 +110,7 @@ impl RunContext {
             metadata: Metadata::default(),
             extensions: Extensions::default(),
             emitter: Emitter::default(),
-            scope: None,
+            frame: None,
             streaming: false,
             derived: false,
         }
@@ -138,6 +160,28 @@ impl RunContext {
         self
     }
 
+    /// Governs this run (and those nested in it) by `governance`, unless it already is.
+    pub(crate) fn with_governance(mut self, governance: Option<&Arc<crate::governance::Governance>>) -> Self {
+        if let Some(gov) = governance
+            && self.governed().is_none_or(|g| !Arc::ptr_eq(&g.gov, gov))
+        {
+            let governed = Some(Arc::new(crate::governance::hook::Governed::new(Arc::clone(gov))));
+            let scope = self.frame.as_deref().and_then(|f| f.scope.as_ref()).map(NodeScope::copy);
+            self.frame = Some(Arc::new(Frame { scope, governed }));
+        }
+        self
+    }
+
+    /// The run's governance, when it is governed.
+    #[inline]
+    pub(crate) fn governed(&self) -> Option<&Arc<crate::governance::hook::Governed>> {
+        self.frame.as_deref()?.governed.as_ref()
+    }
+
+    fn scope(&self) -> Option<&NodeScope> {
+        self.frame.as_deref()?.scope.as_ref()
+    }
+
     /// Sends this run's events (and those of runs nested in it) to `listener` as well.
     #[must_use]
     pub fn with_listener(mut self, listener: impl EventListener) -> Self {
@@ -148,8 +192,9 @@ impl RunContext {
     /// The context of visit `visit` of workflow node `node`: the runs nested in it take their
     /// sessions by `sessions` and, when `deterministic`, ids that are the same on every resume.
     pub(crate) fn in_node(&self, node: Arc<str>, visit: u32, sessions: ChildSessions, deterministic: bool) -> Self {
-        let children = deterministic.then(|| AtomicU32::new(0));
-        Self { scope: Some(Arc::new(NodeScope { node, visit, sessions, children })), ..self.clone() }
+        let children = deterministic.then(|| Arc::new(AtomicU32::new(0)));
+        let scope = Some(NodeScope { node, visit, sessions, children });
+        Self { frame: Some(Arc::new(Frame { scope, governed: self.governed().cloned() })), ..self.clone() }
     }
 
     /// A context for a run nested in this one (an agent inside a workflow, a workflow called
@@ -161,9 +206,17 @@ impl RunContext {
     /// run, the node, its visit and their order, so a resumed workflow finds — and replays —
     /// the journals of its nested runs instead of running them again.
     pub fn child(&self) -> Self {
+        // The node stays with this context; the governance goes on to the child.
+        let frame = match self.frame.as_deref() {
+            Some(Frame { scope: Some(_), governed: Some(g) }) => {
+                Some(Arc::new(Frame { scope: None, governed: Some(Arc::clone(g)) }))
+            }
+            Some(Frame { scope: Some(_), governed: None }) => None,
+            _ => self.frame.clone(),
+        };
         let mut child =
-            Self { run_id: RunId::generate(), parent: Some(self.run_id), scope: None, derived: false, ..self.clone() };
-        if let Some(scope) = &self.scope {
+            Self { run_id: RunId::generate(), parent: Some(self.run_id), frame, derived: false, ..self.clone() };
+        if let Some(scope) = self.scope() {
             child.session = match (scope.sessions, &self.session) {
                 (ChildSessions::PerNode, Some(session)) => Some(session.sub(&scope.node)),
                 (ChildSessions::Shared, session) => session.clone(),

@@ -45,6 +45,10 @@ pub enum Error {
     #[cfg(feature = "mcp")]
     #[error(transparent)]
     Mcp(#[from] crate::mcp::McpError),
+    /// The audit log could not be read or written.
+    #[cfg(feature = "audit")]
+    #[error(transparent)]
+    Audit(#[from] crate::telemetry::audit::AuditError),
 }
 
 impl From<IdError> for Error {
@@ -244,6 +248,46 @@ pub enum RunError {
         /// Why.
         reason: String,
     },
+    /// The run went past a budget limit (or a call would have): it stopped, its partial run
+    /// kept.
+    #[error(
+        "the run stopped at its {scope} budget: {limit} would reach {used} of at most {max}; raise the limit \
+         (`Budget::per_{scope}`) or wait for the budget's next period"
+    )]
+    BudgetExceeded {
+        /// Whose limit: the run's, the user's, or everyone's.
+        scope: crate::governance::Scope,
+        /// Which limit.
+        limit: crate::governance::Limit,
+        /// The limit's maximum (seconds for the wall time).
+        max: f64,
+        /// What was (or, for a call not made, would have been) used.
+        used: f64,
+        /// Everything the run did before it stopped.
+        partial: Box<PartialRun>,
+    },
+    /// A rate limit refused a model call (in reject mode, or after the longest throttle).
+    #[error("the {bucket} rate limit refused a model call; retry after {retry_after:?}")]
+    RateLimited {
+        /// Which bucket: `user` or `model`.
+        bucket: String,
+        /// When a call would be let through.
+        retry_after: Duration,
+        /// Everything the run did before it stopped.
+        partial: Box<PartialRun>,
+    },
+    /// A guardrail blocked the run's input, an answer or a tool result.
+    #[error("the guardrail `{guard}` blocked the {stage}: {reason}")]
+    Guardrail {
+        /// The guardrail's name.
+        guard: String,
+        /// Where it looked.
+        stage: crate::governance::Stage,
+        /// Why.
+        reason: String,
+        /// Everything the run did before it stopped (nothing of what was blocked).
+        partial: Box<PartialRun>,
+    },
     /// Work Loom ran in the background (a memory consolidation) ended without an outcome: it
     /// panicked or its runtime shut down.
     #[error("the background {task} did not finish: {reason}")]
@@ -259,9 +303,29 @@ impl RunError {
     /// What the run did before it stopped, when the error keeps it.
     pub fn partial(&self) -> Option<&PartialRun> {
         match self {
-            Self::MaxTurnsExceeded { partial, .. } => Some(partial),
+            Self::MaxTurnsExceeded { partial, .. }
+            | Self::BudgetExceeded { partial, .. }
+            | Self::RateLimited { partial, .. }
+            | Self::Guardrail { partial, .. } => Some(partial),
             _ => None,
         }
+    }
+}
+
+impl Error {
+    /// Puts `messages` (the conversation as the loop that stopped holds it) into the partial
+    /// run of a governance stop that has none yet.
+    pub(crate) fn with_conversation(mut self, messages: &mut Vec<Message>) -> Self {
+        if let Self::Run(
+            RunError::BudgetExceeded { partial, .. }
+            | RunError::RateLimited { partial, .. }
+            | RunError::Guardrail { partial, .. },
+        ) = &mut self
+            && partial.messages.is_empty()
+        {
+            partial.messages = std::mem::take(messages);
+        }
+        self
     }
 }
 

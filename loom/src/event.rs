@@ -229,6 +229,79 @@ pub enum EventKind {
         /// The plan.
         plan: crate::tools::plan::Plan,
     },
+    /// A budget limit reached its warning share (once per run and limit).
+    BudgetWarning {
+        /// Whose limit.
+        scope: crate::governance::Scope,
+        /// Which limit.
+        limit: crate::governance::Limit,
+        /// What is used.
+        used: f64,
+        /// The limit.
+        max: f64,
+    },
+    /// A budget limit was (or a call would have been) passed: the run stops.
+    BudgetExceeded {
+        /// Whose limit.
+        scope: crate::governance::Scope,
+        /// Which limit.
+        limit: crate::governance::Limit,
+        /// What is (or would have been) used.
+        used: f64,
+        /// The limit.
+        max: f64,
+    },
+    /// A rate limit held a model call back (`bucket` is `throttled` for a call that waited
+    /// and went) or refused it (`user` or `model`).
+    RateLimited {
+        /// Which bucket.
+        bucket: String,
+        /// How long the call waited, or would have had to.
+        wait: Duration,
+    },
+    /// The permissions decided a tool call: `allow`, `deny` or `ask`.
+    PermissionDecision {
+        /// The call's id.
+        call_id: String,
+        /// The tool.
+        tool: String,
+        /// The decision.
+        decision: String,
+        /// Why, for a denial or a question.
+        reason: Option<String>,
+    },
+    /// A tool call waits for the approval handler.
+    ApprovalRequested {
+        /// The call's id.
+        call_id: String,
+        /// The tool.
+        tool: String,
+        /// Why it needs approval.
+        reason: String,
+    },
+    /// A tool call was approved or refused (`allow`, `deny`, `edit`, `allow_always`,
+    /// `deny_always`).
+    ApprovalDecided {
+        /// The call's id.
+        call_id: String,
+        /// The tool.
+        tool: String,
+        /// The decision.
+        decision: String,
+        /// The decision was remembered from an earlier `*_always` one.
+        remembered: bool,
+    },
+    /// A guardrail rewrote (`rewrite`) or blocked (`block`) a text.
+    Guardrail {
+        /// The guardrail's name.
+        guard: String,
+        /// Where it looked.
+        stage: crate::governance::Stage,
+        /// What it did.
+        action: String,
+        /// What it changed, or why it blocked (never the text itself).
+        note: String,
+    },
     /// An event of an application, a tool or an extension.
     Custom {
         /// Its name.

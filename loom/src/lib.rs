@@ -45,6 +45,7 @@ mod bounded;
 mod context;
 pub mod error;
 pub mod event;
+pub mod governance;
 mod id;
 #[cfg(feature = "mcp")]
 pub mod mcp;
@@ -59,6 +60,7 @@ mod runner;
 pub mod session;
 #[cfg(feature = "skills")]
 pub mod skills;
+pub mod telemetry;
 pub mod tool;
 #[cfg(feature = "tools")]
 pub mod tools;

@@ -65,6 +65,13 @@ pub fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::ModelRetry { .. } => "model_retry",
         EventKind::ModelFallback { .. } => "model_fallback",
         EventKind::PlanUpdated { .. } => "plan_updated",
+        EventKind::BudgetWarning { .. } => "budget_warning",
+        EventKind::BudgetExceeded { .. } => "budget_exceeded",
+        EventKind::RateLimited { .. } => "rate_limited",
+        EventKind::PermissionDecision { .. } => "permission",
+        EventKind::ApprovalRequested { .. } => "approval_requested",
+        EventKind::ApprovalDecided { .. } => "approval_decided",
+        EventKind::Guardrail { .. } => "guardrail",
         _ => "other",
     }
 }

@@ -244,7 +244,7 @@ impl Durable {
         call: &ToolCall,
     ) -> Result<ToolResult, Error> {
         let idempotent = tools.get(&call.name).is_some_and(|t| t.definition().hints().idempotent);
-        self.step(ctx, turn, call, idempotent, || dispatch(tools, ctx, call)).await
+        self.fallible_step(ctx, turn, call, idempotent, || dispatch(tools, ctx, call)).await
     }
 
     /// Runs one call the journaled way, whatever runs it (a tool, or an architecture's own

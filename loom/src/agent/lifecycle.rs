@@ -180,6 +180,16 @@ where
         let Some(model) = agent.model.as_deref() else {
             return Err(ConfigError::NoModel { agent: None }.into());
         };
+        let input = match (ctx.governed(), input) {
+            // The input guardrails see the input before anything is journaled (boxed: a run
+            // without them pays nothing).
+            (Some(g), AgentInput::Message(content)) => {
+                AgentInput::Message(Box::pin(g.input(&ctx, content)).await.map_err(|stop| {
+                    stop.into_error(crate::governance::hook::partial_of(&ctx, Default::default(), 0, 0))
+                })?)
+            }
+            (_, input) => input,
+        };
         let (content, messages, durable) = begin(agent, input, &mut ctx).await?;
         // An agent with tool sources (MCP servers) offers their tools as they are now; the
         // snapshot stays in the run's context, off the run's future.

@@ -116,6 +116,7 @@ pub struct Agent<O = String> {
     pub(crate) tool_search: Option<Arc<crate::tools::search::ToolSearch>>,
     /// Tools that change while the agent lives (an MCP server's), merged into each run's.
     pub(crate) tool_sources: Vec<Arc<dyn ToolSource>>,
+    pub(crate) governance: Option<Arc<crate::governance::Governance>>,
     /// The agent's tools merged with its sources', as of their last change.
     pub(crate) dynamic: Arc<std::sync::Mutex<Option<Arc<DynamicTools>>>>,
     /// What every run of this configuration shares (system prompt, tool list, response
@@ -148,6 +149,7 @@ impl<O> Clone for Agent<O> {
             #[cfg(feature = "tools")]
             tool_search: self.tool_search.clone(),
             tool_sources: self.tool_sources.clone(),
+            governance: self.governance.clone(),
             dynamic: Arc::clone(&self.dynamic),
             prepared: self.prepared.clone(),
         }
@@ -193,6 +195,7 @@ impl Agent<String> {
             #[cfg(feature = "tools")]
             tool_search: None,
             tool_sources: Vec::new(),
+            governance: None,
             dynamic: Arc::default(),
             prepared: OnceLock::new(),
         }
@@ -293,6 +296,7 @@ impl<O> Agent<O> {
             #[cfg(feature = "tools")]
             tool_search: self.tool_search,
             tool_sources: self.tool_sources,
+            governance: self.governance,
             dynamic: Arc::default(),
             prepared: OnceLock::new(),
         }
@@ -621,6 +625,14 @@ impl<O> Agent<O> {
         self
     }
 
+    /// Governs the agent's runs, and the runs nested in them: budgets, rate limits,
+    /// permissions, approvals and guardrails ([`governance`](crate::governance)). A nested
+    /// agent with a governance of its own is governed by its own.
+    pub fn governance(mut self, governance: impl Into<Arc<crate::governance::Governance>>) -> Self {
+        self.governance = Some(governance.into());
+        self
+    }
+
     /// Checks the configuration: the first misconfiguration found while building, or a
     /// missing model.
     pub fn check(&self) -> Result<(), ConfigError> {
@@ -632,6 +644,9 @@ impl<O> Agent<O> {
         }
         if let Some(a) = &self.architecture {
             a.check()?;
+        }
+        if let Some(g) = &self.governance {
+            g.check()?;
         }
         #[cfg(feature = "tools")]
         if let Some(search) = &self.tool_search {

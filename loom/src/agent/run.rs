@@ -165,7 +165,7 @@ impl<O: Send + Sync + 'static> Runnable for Agent<O> {
     type Output = RunResult<O>;
 
     fn __prepare(&self, ctx: RunContext) -> RunContext {
-        ctx.with_own(&self.extensions, &self.emitter)
+        ctx.with_own(&self.extensions, &self.emitter).with_governance(self.governance.as_ref())
     }
 
     fn __execute<'a>(

@@ -310,11 +310,18 @@ pub(crate) fn react_on<'a, 'r: 'a, 's: 'a>(
             let (results, ended) = match lp.extra {
                 // The agent's own tools only: straight through the run.
                 None => {
-                    let results = run.call_tools(turn, calls).await?;
+                    let results = match run.call_tools(turn, calls).await {
+                        Ok(results) => results,
+                        // A governance stop keeps the conversation in its partial run.
+                        Err(e) => return Err(e.with_conversation(messages)),
+                    };
                     let ended = if prepared.ends_turn { ended_by_tool(run, calls, &results) } else { None };
                     (results, ended)
                 }
-                Some(_) => run_calls(run, turn, calls, lp.extra).await?,
+                Some(_) => match run_calls(run, turn, calls, lp.extra).await {
+                    Ok(done) => done,
+                    Err(e) => return Err(e.with_conversation(messages)),
+                },
             };
             messages.extend(results.into_iter().map(Message::Tool));
             run.checkpoint(turn).await?;
@@ -346,7 +353,7 @@ async fn one_call(run: &AgentRun<'_>, turn: u32, call: &ToolCall, extra: &dyn Lo
     if !extra.handles(&call.name) {
         return match run.durable {
             Some(d) => d.tool(run.parts.tools, run.ctx, turn, call).await,
-            None => Ok(crate::tool::dispatch(run.parts.tools, run.ctx, call).await),
+            None => crate::tool::dispatch(run.parts.tools, run.ctx, call).await,
         };
     }
     match run.durable {

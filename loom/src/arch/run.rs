@@ -491,7 +491,11 @@ impl<'r> AgentRun<'r> {
                         (true, _) => Partial::Text,
                     };
                     let step = Step { ctx: self.ctx, turn, role: call.role, partial };
-                    let (mut response, cost) = call_model(&models, &call.request, step).await?;
+                    let (mut response, cost) = match self.ctx.governed() {
+                        None => call_model(&models, &call.request, step).await?,
+                        // Boxed: an ungoverned call's future stays as it was.
+                        Some(g) => Box::pin(self.governed_call(g, &models, &call, step)).await?,
+                    };
                     if let Some(d) = self.durable {
                         response = Box::pin(d.record_model(turn, messages, response)).await?;
                     }
@@ -505,6 +509,56 @@ impl<'r> AgentRun<'r> {
             });
             Ok(ModelTurn { turn, response })
         }
+    }
+
+    /// One model call of a governed run: rate limits and the budget before it, the output
+    /// guardrails and the budget after it — all before the journal, so what a guardrail
+    /// removes is never recorded.
+    async fn governed_call(
+        &self,
+        governed: &crate::governance::hook::Governed,
+        models: &Models<'_>,
+        call: &ModelCall<'_>,
+        mut step: Step<'_>,
+    ) -> Result<(ModelResponse, Option<f64>), Error> {
+        let request = &call.request;
+        governed
+            .before_model(self.ctx, models.primary.name(), request)
+            .await
+            .map_err(|stop| self.stopped(stop, request, None))?;
+        // An answer the output guardrails check is not shown before they have.
+        if call.answer && governed.gov.has_guards(crate::governance::Stage::Output) {
+            step.partial = Partial::None;
+        }
+        let (mut response, cost) = call_model(models, request, step).await?;
+        match governed.after_model(self.ctx, &mut response, cost, call.answer).await {
+            Ok(()) => Ok((response, cost)),
+            Err(stop) => Err(self.stopped(stop, request, Some(&response))),
+        }
+    }
+
+    /// The error of a governance stop at a model call: the run's partial with the request's
+    /// conversation, and the answer when it is kept (a budget passed by the call; not an answer
+    /// a guardrail blocked).
+    #[cold]
+    fn stopped(
+        &self,
+        stop: crate::governance::hook::Stop,
+        request: &ModelRequest<'_>,
+        response: Option<&ModelResponse>,
+    ) -> Error {
+        let tally = self.tally();
+        let mut partial = crate::governance::hook::partial_of(self.ctx, tally.usage, tally.turns, tally.tool_calls);
+        partial.messages = request.messages.to_vec();
+        if let Some(response) = response.filter(|_| !stop.is_guard()) {
+            partial.messages.push(Message::Assistant {
+                content: Content::Text(response.text.clone()),
+                tool_calls: response.tool_calls.clone(),
+            });
+            partial.usage += response.usage;
+            partial.turns += 1;
+        }
+        stop.into_error(partial)
     }
 
     /// Runs tool calls that model call `turn` asked for (or an architecture planned), through
@@ -920,11 +974,13 @@ async fn run_tools(
             Box::pin(futures::future::join_all(calls.iter().map(|call| d.tool(tools, ctx, turn, call)))).await;
         return outcomes.into_iter().collect();
     }
-    Ok(match calls {
-        [] => Vec::new(),
-        [one] => vec![dispatch(tools, ctx, one).await],
-        many => futures::future::join_all(many.iter().map(|call| dispatch(tools, ctx, call))).await,
-    })
+    match calls {
+        [] => Ok(Vec::new()),
+        [one] => Ok(vec![dispatch(tools, ctx, one).await?]),
+        many => {
+            futures::future::join_all(many.iter().map(|call| dispatch(tools, ctx, call))).await.into_iter().collect()
+        }
+    }
 }
 
 #[allow(dead_code)]

@@ -113,8 +113,14 @@ impl ToolSet {
 
     /// Runs one call and returns the result the model will read. Never fails: an unknown
     /// tool, bad arguments, a tool error or a panic all become an error result.
+    ///
+    /// In a governed run the call is governed as the run's own are; a stop (a budget passed,
+    /// a guardrail that blocks) becomes an error result here.
     pub async fn call(&self, ctx: &RunContext, call: &ToolCall) -> ToolResult {
-        dispatch(self, ctx, call).await
+        match dispatch(self, ctx, call).await {
+            Ok(result) => result,
+            Err(stop) => ToolResult::error(call.id.clone(), call.name.clone(), stop.to_string()),
+        }
     }
 
     fn unknown(&self, name: &str) -> ToolError {
@@ -148,8 +154,24 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("(no message)")
 }
 
+/// Runs one tool call, governed when the run is ([`Governed::tool`]): a governance stop is
+/// the error, with the run's partial to be filled in by the loop that holds it.
+///
+/// [`Governed::tool`]: crate::governance::hook::Governed::tool
+pub(crate) async fn dispatch(tools: &ToolSet, ctx: &RunContext, call: &ToolCall) -> Result<ToolResult, crate::Error> {
+    match ctx.governed() {
+        None => Ok(run_call(tools, ctx, call).await),
+        // Boxed: an ungoverned call's future stays as it was.
+        Some(governed) => {
+            Box::pin(governed.tool(tools, ctx, call, |call| async move { run_call(tools, ctx, &call).await }))
+                .await
+                .map_err(|stop| stop.into_error(crate::governance::hook::partial_of(ctx, Default::default(), 0, 0)))
+        }
+    }
+}
+
 /// Runs one tool call: events, a span, panic capture, and conversion to a [`ToolResult`].
-pub(crate) async fn dispatch(tools: &ToolSet, ctx: &RunContext, call: &ToolCall) -> ToolResult {
+async fn run_call(tools: &ToolSet, ctx: &RunContext, call: &ToolCall) -> ToolResult {
     ctx.emit(|| EventKind::ToolCallStarted {
         call_id: call.id.clone(),
         name: call.name.clone(),

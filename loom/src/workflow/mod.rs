@@ -141,6 +141,7 @@ pub struct Workflow<I, O> {
     journal: Option<(Arc<dyn Journal>, InputCodec<I>)>,
     lease_ttl: Duration,
     child_sessions: ChildSessions,
+    governance: Option<Arc<crate::governance::Governance>>,
     /// The first misconfiguration, reported by every run before it starts.
     config_error: Option<ConfigError>,
 }
@@ -222,6 +223,7 @@ impl<I, O> Clone for Workflow<I, O> {
             journal: self.journal.clone(),
             lease_ttl: self.lease_ttl,
             child_sessions: self.child_sessions,
+            governance: self.governance.clone(),
             config_error: self.config_error.clone(),
         }
     }
@@ -250,6 +252,7 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
             journal: None,
             lease_ttl: crate::agent::DEFAULT_LEASE,
             child_sessions: ChildSessions::default(),
+            governance: None,
             config_error: None,
         }
     }
@@ -316,6 +319,20 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
     #[must_use]
     pub fn state<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
         self.extensions.insert(value);
+        self
+    }
+
+    /// Governs every run of the workflow: the agents of its nodes (and the runs nested in
+    /// them) share one budget per run, the same permissions, approvals and guardrails
+    /// ([`governance`](crate::governance)). A node's agent with a governance of its own is
+    /// governed by its own.
+    #[must_use]
+    pub fn governance(mut self, governance: impl Into<Arc<crate::governance::Governance>>) -> Self {
+        let governance = governance.into();
+        if let Err(e) = governance.check() {
+            self.config_error.get_or_insert(e);
+        }
+        self.governance = Some(governance);
         self
     }
 
@@ -597,7 +614,7 @@ impl<I: Send + 'static, O: Send + 'static> Runnable for Workflow<I, O> {
     type Output = WorkflowResult<O>;
 
     fn __prepare(&self, ctx: RunContext) -> RunContext {
-        ctx.with_own(&self.extensions, &self.emitter)
+        ctx.with_own(&self.extensions, &self.emitter).with_governance(self.governance.as_ref())
     }
 
     fn __execute<'a>(
