@@ -54,6 +54,7 @@ mod actor_critic;
 mod blackboard;
 mod control;
 mod debate;
+mod model_call;
 mod plan_execute;
 mod react;
 mod reflexion;
