@@ -201,6 +201,27 @@ pub enum RunError {
         /// The tool.
         tool: String,
     },
+    /// A tool call waits for an approval ([`Approval::Defer`](crate::governance::Approval::Defer),
+    /// or [`Governance::durable_approvals`](crate::governance::Governance::durable_approvals)):
+    /// the run is paused, journaled and resumable. Resume it with a decision
+    /// ([`AgentInput::approve`](crate::agent::AgentInput::approve)), in this process or another;
+    /// [`Agent::pending_approvals`](crate::Agent::pending_approvals) lists what waits.
+    #[error(
+        "run {run_id} waits for approval of a call of `{tool}` ({call_id}): {reason}; \
+         resume it with a decision (`AgentInput::resume(run).approve(call_id, ..)`)"
+    )]
+    ApprovalPending {
+        /// The run.
+        run_id: RunId,
+        /// The call waiting.
+        call_id: String,
+        /// The tool.
+        tool: String,
+        /// The arguments the model wrote (JSON text).
+        arguments: String,
+        /// Why it needs approval.
+        reason: String,
+    },
     /// A resumed workflow run would run a node again that had started before (it was
     /// interrupted, or its output could not be restored) and is not idempotent: resume with a
     /// decision for it (`WorkflowInput::decide`).

@@ -10,7 +10,8 @@ use crate::event::EventKind;
 use crate::id::RunId;
 use crate::model::{Content, ModelResponse, ToolCall, ToolResult};
 use crate::session::{Journal, JournalEntry, RunKey, RunStatus, Writer};
-use crate::tool::{ToolSet, dispatch};
+use crate::governance::hook::Asking;
+use crate::tool::{ToolSet, dispatch_asking};
 
 /// What to do with a tool call that started before a crash and has no recorded result.
 ///
@@ -25,6 +26,10 @@ pub enum ToolDecision {
     Result(String),
     /// Do not run it; the model reads this as an error result.
     Fail(String),
+    /// The approver's decision on a call the run paused for
+    /// ([`RunError::ApprovalPending`]): allow, deny, edit the arguments, or remember. The tool
+    /// never ran before the pause, so it runs once, now, if the decision lets it.
+    Approve(crate::governance::Approval),
 }
 
 /// How a run starts: from an input, or by resuming a journaled run.
@@ -59,6 +64,22 @@ impl AgentInput {
         Self::Resume { run: None, decisions: Vec::new() }
     }
 
+    /// The approver's decision on `call_id`, a call the run paused for
+    /// ([`RunError::ApprovalPending`]); the same as deciding [`ToolDecision::Approve`].
+    ///
+    /// ```
+    /// use loomflow::agent::AgentInput;
+    /// use loomflow::governance::Approval;
+    /// use loomflow::RunId;
+    ///
+    /// # let run = RunId::new();
+    /// let input = AgentInput::resume(run).approve("call_7", Approval::edit(r#"{"path":"notes.txt"}"#));
+    /// ```
+    #[must_use]
+    pub fn approve(self, call_id: impl Into<String>, approval: crate::governance::Approval) -> Self {
+        self.decide(call_id, ToolDecision::Approve(approval))
+    }
+
     /// Decides what to do with the interrupted tool call `call_id`.
     #[must_use]
     pub fn decide(mut self, call_id: impl Into<String>, decision: ToolDecision) -> Self {
@@ -80,6 +101,8 @@ struct Replay {
     models: HashMap<u32, (usize, ModelResponse)>,
     finished: HashMap<(u32, String), ToolResult>,
     started: HashSet<(u32, String)>,
+    /// Calls the run paused at, waiting for approval.
+    pending: HashSet<(u32, String)>,
     turns: HashSet<u32>,
     decisions: HashMap<String, ToolDecision>,
     run_finished: bool,
@@ -148,7 +171,12 @@ impl Durable {
                     replay.started.insert((turn, call_id));
                 }
                 JournalEntry::ToolFinished { result, turn } => {
-                    replay.finished.insert((turn, result.call_id.clone()), result);
+                    let key = (turn, result.call_id.clone());
+                    replay.pending.remove(&key);
+                    replay.finished.insert(key, result);
+                }
+                JournalEntry::ApprovalRequested { turn, call_id, .. } => {
+                    replay.pending.insert((turn, call_id));
                 }
                 JournalEntry::TurnFinished { turn } => {
                     replay.turns.insert(turn);
@@ -244,7 +272,20 @@ impl Durable {
         call: &ToolCall,
     ) -> Result<ToolResult, Error> {
         let idempotent = tools.get(&call.name).is_some_and(|t| t.definition().hints().idempotent);
-        self.fallible_step(ctx, turn, call, idempotent, || dispatch(tools, ctx, call)).await
+        // A call the run paused at, resumed with the approver's decision: the call runs with it.
+        let approval = {
+            let mut replay = self.replay();
+            let decided = matches!(replay.decisions.get(&call.id), Some(ToolDecision::Approve(_)));
+            match decided && replay.pending.contains(&(turn, call.id.clone())) {
+                true => match replay.decisions.remove(&call.id) {
+                    Some(ToolDecision::Approve(approval)) => Some(approval),
+                    _ => None,
+                },
+                false => None,
+            }
+        };
+        let asking = approval.as_ref().map_or(Asking::Journaled, Asking::Decided);
+        self.fallible_step(ctx, turn, call, idempotent, || dispatch_asking(tools, ctx, call, asking)).await
     }
 
     /// Runs one call the journaled way, whatever runs it (a tool, or an architecture's own
@@ -272,24 +313,31 @@ impl Durable {
         run: impl FnOnce() -> F,
     ) -> Result<ToolResult, Error> {
         let key = (turn, call.id.clone());
-        let (finished, interrupted, decision) = {
+        let (finished, interrupted, pending, decision) = {
             let mut replay = self.replay();
             let finished = replay.finished.remove(&key);
             let interrupted = replay.started.remove(&key);
-            let decision = replay.decisions.remove(&call.id);
-            (finished, interrupted, decision)
+            let pending = replay.pending.remove(&key);
+            // A decision is for the call still open: call ids can repeat across turns.
+            let decision = if finished.is_none() { replay.decisions.remove(&call.id) } else { None };
+            (finished, interrupted, pending, decision)
         };
         if let Some(result) = finished {
             ctx.emit(|| EventKind::StepReplayed { step: format!("tool {} ({})", call.name, call.id) });
             return Ok(result);
         }
         if interrupted {
-            let decision = decision.or(idempotent.then_some(ToolDecision::Rerun));
+            // A call paused for approval never ran: running it again asks again (or applies
+            // the decision the resume brought).
+            let decision = match decision {
+                None | Some(ToolDecision::Approve(_)) => (idempotent || pending).then_some(ToolDecision::Rerun),
+                decision => decision,
+            };
             let result = match decision {
-                Some(ToolDecision::Rerun) => run().await?,
+                Some(ToolDecision::Rerun) => self.ran(turn, call, pending, run().await).await?,
                 Some(ToolDecision::Result(text)) => ToolResult::ok(call.id.clone(), call.name.clone(), text),
                 Some(ToolDecision::Fail(text)) => ToolResult::error(call.id.clone(), call.name.clone(), text),
-                None => {
+                None | Some(ToolDecision::Approve(_)) => {
                     return Err(RunError::NeedsDecision {
                         run_id: self.writer.key().run,
                         call_id: call.id.clone(),
@@ -302,8 +350,86 @@ impl Durable {
             return Ok(result);
         }
         self.append(JournalEntry::ToolStarted { call_id: call.id.clone(), name: call.name.clone(), turn }).await?;
-        let result = run().await?;
+        let result = self.ran(turn, call, false, run().await).await?;
         self.append(JournalEntry::ToolFinished { turn, result: result.clone() }).await?;
         Ok(result)
+    }
+
+    /// The outcome of running `call`: a pause for its approval is journaled (once: `recorded`
+    /// says the journal has it already), so the run can be listed and resumed there.
+    async fn ran(
+        &self,
+        turn: u32,
+        call: &ToolCall,
+        recorded: bool,
+        outcome: Result<ToolResult, Error>,
+    ) -> Result<ToolResult, Error> {
+        let Err(Error::Run(RunError::ApprovalPending { call_id, tool, arguments, reason, .. })) = &outcome else {
+            return outcome;
+        };
+        // Only this call's own pause: a nested run's is journaled by that run.
+        if !recorded && *call_id == call.id {
+            let entry = JournalEntry::ApprovalRequested {
+                turn,
+                call_id: call_id.clone(),
+                tool: tool.clone(),
+                arguments: arguments.clone(),
+                reason: reason.clone(),
+            };
+            self.append(entry).await?;
+        }
+        outcome
+    }
+}
+
+impl<O> super::Agent<O> {
+    /// The tool calls of `user`'s runs that wait for an approval
+    /// ([`RunError::ApprovalPending`]), oldest run first: what a reviewer decides, in any
+    /// process that opens the same store, before resuming each run with
+    /// [`AgentInput::approve`].
+    ///
+    /// Only `user`'s runs are read; an agent without a journal has none.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be read.
+    pub async fn pending_approvals(
+        &self,
+        user: &crate::id::UserId,
+    ) -> Result<Vec<crate::governance::ApprovalRequest>, Error> {
+        let Some(journal) = self.journal.as_deref() else { return Ok(Vec::new()) };
+        let mut runs = Vec::new();
+        for session in self.sessions.store().sessions(user).await? {
+            for info in journal.runs(user, &session).await? {
+                if info.status == RunStatus::Running {
+                    runs.push((info.started_ms, session.clone(), info.run));
+                }
+            }
+        }
+        runs.sort_by_key(|(started, _, run)| (*started, *run));
+        let mut pending = Vec::new();
+        for (_, session, run) in runs {
+            let key = RunKey::new(user.clone(), session.clone(), run);
+            let mut waiting: Vec<crate::governance::ApprovalRequest> = Vec::new();
+            for (_, entry) in journal.read(&key).await?.entries {
+                match entry {
+                    JournalEntry::ApprovalRequested { call_id, tool, arguments, reason, .. } => {
+                        waiting.push(crate::governance::ApprovalRequest {
+                            user: user.clone(),
+                            session: Some(session.clone()),
+                            run_id: run,
+                            call_id,
+                            tool,
+                            arguments,
+                            reason,
+                        });
+                    }
+                    JournalEntry::ToolFinished { result, .. } => waiting.retain(|w| w.call_id != result.call_id),
+                    _ => {}
+                }
+            }
+            pending.extend(waiting);
+        }
+        Ok(pending)
     }
 }

@@ -215,10 +215,18 @@ where
 async fn conclude<O>(durable: Durable, outcome: Result<RunResult<O>, Error>) -> Result<RunResult<O>, Error> {
     match &outcome {
         Ok(_) => durable.finished().await?,
-        Err(e) if !matches!(e, Error::Run(RunError::NeedsDecision { .. } | RunError::LeaseLost { .. })) => {
+        Err(e)
+            if !matches!(
+                e,
+                Error::Run(
+                    RunError::NeedsDecision { .. } | RunError::ApprovalPending { .. } | RunError::LeaseLost { .. }
+                )
+            ) =>
+        {
             durable.failed(e).await;
         }
-        // An interrupted call waits for a decision; the run stays resumable.
+        // An interrupted call, or one waiting for approval, waits for a decision; the run
+        // stays resumable.
         Err(_) => durable.release().await,
     }
     outcome

@@ -1,6 +1,7 @@
 //! The one place governance meets the spine: the hooks the run calls before and after each
 //! model call, around each tool call, and on a run's input.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -40,6 +41,19 @@ pub(crate) enum Stop {
     Rate { bucket: &'static str, retry_after: Duration },
     Guard { guard: String, stage: Stage, reason: String },
     Store(crate::error::StoreError),
+    /// A journaled run waits for an approval.
+    Pending(Box<ApprovalRequest>),
+}
+
+/// What a tool call's approval can do in this run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Asking<'d> {
+    /// The run has no journal: an approver that defers denies.
+    InProcess,
+    /// A journaled run: an approver that defers pauses it.
+    Journaled,
+    /// A resumed run brought the decision for this call.
+    Decided(&'d Approval),
 }
 
 impl Stop {
@@ -66,6 +80,14 @@ impl Stop {
                 RunError::Guardrail { guard, stage, reason, partial: Box::new(partial) }.into()
             }
             Self::Store(e) => e.into(),
+            Self::Pending(request) => RunError::ApprovalPending {
+                run_id: request.run_id,
+                call_id: request.call_id,
+                tool: request.tool,
+                arguments: request.arguments,
+                reason: request.reason,
+            }
+            .into(),
         }
     }
 }
@@ -269,7 +291,8 @@ impl Governed {
         tools: &ToolSet,
         ctx: &RunContext,
         call: &'a ToolCall,
-        run: impl FnOnce(std::borrow::Cow<'a, ToolCall>) -> F,
+        asking: Asking<'_>,
+        run: impl FnOnce(Cow<'a, ToolCall>) -> F,
     ) -> Result<ToolResult, Stop>
     where
         F: Future<Output = ToolResult>,
@@ -279,7 +302,13 @@ impl Governed {
             self.check_budget(ctx, &one).await?;
             self.spend(ctx, &one).await?;
         }
-        let call = match self.permit(tools, ctx, call).await {
+        let permitted = match asking {
+            Asking::Decided(approval) if *approval != Approval::Defer => self.decided(ctx, call, approval.clone()),
+            // Deferred again: the call asks again, and the run waits again.
+            Asking::Decided(_) => self.permit(tools, ctx, call, Asking::Journaled).await?,
+            _ => self.permit(tools, ctx, call, asking).await?,
+        };
+        let call = match permitted {
             Ok(call) => call,
             Err(reason) => return Ok(ToolResult::error(call.id.clone(), call.name.clone(), reason)),
         };
@@ -294,16 +323,17 @@ impl Governed {
     }
 
     /// Whether `call` may run: the call to run (its arguments edited by an approval), or the
-    /// reason it is refused, for the model to read.
+    /// reason it is refused, for the model to read; a stop when the run pauses for approval.
     async fn permit<'a>(
         &self,
         tools: &ToolSet,
         ctx: &RunContext,
         call: &'a ToolCall,
-    ) -> Result<std::borrow::Cow<'a, ToolCall>, String> {
+        asking: Asking<'_>,
+    ) -> Result<Result<Cow<'a, ToolCall>, String>, Stop> {
         let gov = &*self.gov;
         if gov.permissions.is_none() && gov.approvals.is_none() {
-            return Ok(std::borrow::Cow::Borrowed(call));
+            return Ok(Ok(Cow::Borrowed(call)));
         }
         let hints = tools.get(&call.name).map(|t| t.definition().hints()).unwrap_or_default();
         let request = ToolRequest { ctx, call_id: &call.id, tool: &call.name, arguments: &call.arguments, hints };
@@ -332,16 +362,16 @@ impl Governed {
         let reason = match permission {
             Permission::Allow => {
                 decided("allow", None);
-                return Ok(std::borrow::Cow::Borrowed(call));
+                return Ok(Ok(Cow::Borrowed(call)));
             }
             Permission::Deny { reason } => {
                 decided("deny", Some(&reason));
-                return Err(format!("denied: {reason}"));
+                return Ok(Err(format!("denied: {reason}")));
             }
             Permission::Ask { reason } => reason,
         };
         decided("ask", Some(&reason));
-        self.approve(ctx, call, reason).await
+        self.approve(ctx, call, reason, asking).await
     }
 
     /// Asks the approval handler about `call` (or remembers its earlier answer).
@@ -350,7 +380,8 @@ impl Governed {
         ctx: &RunContext,
         call: &'a ToolCall,
         reason: String,
-    ) -> Result<std::borrow::Cow<'a, ToolCall>, String> {
+        asking: Asking<'_>,
+    ) -> Result<Result<Cow<'a, ToolCall>, String>, Stop> {
         let gov = &*self.gov;
         let remembered = {
             let mut memo = gov.remembered.lock().unwrap_or_else(PoisonError::into_inner);
@@ -364,10 +395,10 @@ impl Governed {
                 decision: decision.to_owned(),
                 remembered: true,
             });
-            return remembered.map(|()| std::borrow::Cow::Borrowed(call)).map_err(|r| format!("denied: {r}"));
+            return Ok(remembered.map(|()| Cow::Borrowed(call)).map_err(|r| format!("denied: {r}")));
         }
         let Some(handler) = &gov.approvals else {
-            return Err(format!("denied: {reason}; no approval handler is configured"));
+            return Ok(Err(format!("denied: {reason}; no approval handler is configured")));
         };
         ctx.emit(|| EventKind::ApprovalRequested {
             call_id: call.id.clone(),
@@ -390,6 +421,33 @@ impl Governed {
             Ok(Err(_)) => Approval::deny("the approval handler panicked"),
             Err(_) => Approval::deny(format!("no approval within {:?}", gov.approval_timeout)),
         };
+        let approval = match (approval, asking) {
+            (Approval::Defer, Asking::Journaled) => {
+                ctx.emit(|| EventKind::ApprovalDecided {
+                    call_id: call.id.clone(),
+                    tool: call.name.clone(),
+                    decision: "defer".to_owned(),
+                    remembered: false,
+                });
+                return Err(Stop::Pending(Box::new(request)));
+            }
+            (Approval::Defer, _) => Approval::deny(
+                "the approver deferred the decision, and this run has no journal to wait in \
+                 (give the agent a store to pause runs for approval)",
+            ),
+            (approval, _) => approval,
+        };
+        Ok(self.decided(ctx, call, approval))
+    }
+
+    /// Applies an approver's decision on `call` (remembering it when it says always).
+    fn decided<'a>(
+        &self,
+        ctx: &RunContext,
+        call: &'a ToolCall,
+        approval: Approval,
+    ) -> Result<Cow<'a, ToolCall>, String> {
+        let gov = &*self.gov;
         ctx.emit(|| EventKind::ApprovalDecided {
             call_id: call.id.clone(),
             tool: call.name.clone(),
@@ -403,17 +461,19 @@ impl Governed {
             });
         };
         match approval {
-            Approval::Allow => Ok(std::borrow::Cow::Borrowed(call)),
+            Approval::Allow => Ok(Cow::Borrowed(call)),
             Approval::AllowAlways => {
                 remember(Ok(()));
-                Ok(std::borrow::Cow::Borrowed(call))
+                Ok(Cow::Borrowed(call))
             }
-            Approval::Edit { arguments } => Ok(std::borrow::Cow::Owned(ToolCall { arguments, ..call.clone() })),
+            Approval::Edit { arguments } => Ok(Cow::Owned(ToolCall { arguments, ..call.clone() })),
             Approval::Deny { reason } => Err(format!("denied by the approver: {reason}")),
             Approval::DenyAlways { reason } => {
                 remember(Err(reason.clone()));
                 Err(format!("denied by the approver: {reason}"))
             }
+            // Only reached when the run cannot wait (a deferral is handled before).
+            Approval::Defer => Err("denied: the approver deferred, and the run cannot wait".to_owned()),
         }
     }
 }

@@ -18,6 +18,13 @@
 //!   the approval handler for calls that ask, the tool, then the tool-result guardrails — all
 //!   before the result is journaled or read by the model.
 //!
+//! Approvals are in process (an async handler: allow, deny, edit the arguments, remember) or
+//! durable ([`Governance::durable_approvals`], or a handler answering [`Approval::Defer`]): the
+//! journaled run pauses with [`RunError::ApprovalPending`](crate::RunError::ApprovalPending),
+//! [`Agent::pending_approvals`](crate::Agent::pending_approvals) lists what waits, and resuming
+//! with [`AgentInput::approve`](crate::agent::AgentInput::approve) — in any process on the same
+//! store — runs the call there, once.
+//!
 //! Everything fails closed: a permission policy, approval handler or guardrail that errors,
 //! panics or does not answer in time denies (or blocks).
 //!
@@ -140,6 +147,14 @@ impl Governance {
     pub fn approvals(mut self, handler: impl ApprovalHandler) -> Self {
         self.approvals = Some(Arc::new(handler));
         self
+    }
+
+    /// Durable approvals: a call that asks pauses the run (which must be journaled: the agent
+    /// has a store) until a decision resumes it, here or in another process — see
+    /// [`Approval::Defer`]. The same as a handler that always answers `Defer`.
+    #[must_use]
+    pub fn durable_approvals(self) -> Self {
+        self.approvals(approve_with(|_| std::future::ready(Approval::Defer)))
     }
 
     /// How long an approval may take before the call is denied (five minutes by default).

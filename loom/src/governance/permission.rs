@@ -199,6 +199,15 @@ pub enum Approval {
         /// Why.
         reason: String,
     },
+    /// Decide later: a journaled run pauses here with [`RunError::ApprovalPending`] — its
+    /// state is in the journal, the call is listed by
+    /// [`Agent::pending_approvals`](crate::Agent::pending_approvals), and resuming the run with a
+    /// decision ([`AgentInput::approve`](crate::agent::AgentInput::approve)), in this process or
+    /// another, runs the call exactly there. A run without a journal cannot wait: the call is
+    /// denied.
+    ///
+    /// [`RunError::ApprovalPending`]: crate::RunError::ApprovalPending
+    Defer,
 }
 
 impl Approval {
@@ -212,7 +221,7 @@ impl Approval {
         Self::Edit { arguments: arguments.into() }
     }
 
-    /// The decision as a word: `allow`, `deny`, `edit`, `allow_always`, `deny_always`.
+    /// The decision as a word: `allow`, `deny`, `edit`, `allow_always`, `deny_always`, `defer`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Allow => "allow",
@@ -220,6 +229,7 @@ impl Approval {
             Self::Edit { .. } => "edit",
             Self::AllowAlways => "allow_always",
             Self::DenyAlways { .. } => "deny_always",
+            Self::Defer => "defer",
         }
     }
 }

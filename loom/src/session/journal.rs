@@ -77,6 +77,19 @@ pub enum JournalEntry {
         /// The result the model read.
         result: ToolResult,
     },
+    /// A tool call (recorded as started) waits for an approval; the run paused here.
+    ApprovalRequested {
+        /// The turn that asked for it.
+        turn: u32,
+        /// The call's id.
+        call_id: String,
+        /// The tool.
+        tool: String,
+        /// The arguments the model wrote (JSON text).
+        arguments: String,
+        /// Why it needs approval.
+        reason: String,
+    },
     /// Turn `turn` is complete: a checkpoint.
     TurnFinished {
         /// The turn.

@@ -17,7 +17,7 @@ pub use error::{ToolError, ToolErrorKind};
 pub use output::ToolOutput;
 pub use set::ToolSet;
 
-pub(crate) use set::dispatch;
+pub(crate) use set::{dispatch, dispatch_asking};
 
 use crate::context::RunContext;
 

@@ -14,6 +14,7 @@ use super::{Tool, ToolDefinition, ToolError, ToolErrorKind, ToolOutput, validate
 use crate::context::RunContext;
 use crate::error::ConfigError;
 use crate::event::EventKind;
+use crate::governance::hook::Asking;
 use crate::model::{Content, ToolCall, ToolResult};
 
 /// Uniquely named tools: what an agent offers the model, and what runs the model's calls.
@@ -159,11 +160,22 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 ///
 /// [`Governed::tool`]: crate::governance::hook::Governed::tool
 pub(crate) async fn dispatch(tools: &ToolSet, ctx: &RunContext, call: &ToolCall) -> Result<ToolResult, crate::Error> {
+    dispatch_asking(tools, ctx, call, Asking::InProcess).await
+}
+
+/// [`dispatch`], where `asking` says what an approval may do (pause a journaled run, or apply
+/// the decision a resumed run brought).
+pub(crate) async fn dispatch_asking(
+    tools: &ToolSet,
+    ctx: &RunContext,
+    call: &ToolCall,
+    asking: Asking<'_>,
+) -> Result<ToolResult, crate::Error> {
     match ctx.governed() {
         None => Ok(run_call(tools, ctx, call).await),
         // Boxed: an ungoverned call's future stays as it was.
         Some(governed) => {
-            Box::pin(governed.tool(tools, ctx, call, |call| async move { run_call(tools, ctx, &call).await }))
+            Box::pin(governed.tool(tools, ctx, call, asking, |call| async move { run_call(tools, ctx, &call).await }))
                 .await
                 .map_err(|stop| stop.into_error(crate::governance::hook::partial_of(ctx, Default::default(), 0, 0)))
         }
