@@ -165,9 +165,13 @@ impl RunContext {
         if let Some(gov) = governance
             && self.governed().is_none_or(|g| !Arc::ptr_eq(&g.gov, gov))
         {
-            let governed = Some(Arc::new(crate::governance::hook::Governed::new(Arc::clone(gov))));
+            let governed = Arc::new(crate::governance::hook::Governed::new(Arc::clone(gov), self.user(), self.session()));
+            #[cfg(feature = "audit")]
+            if let Some(trail) = &governed.trail {
+                self.emitter.add(Arc::new(crate::governance::audit::Listener(Arc::clone(trail))));
+            }
             let scope = self.frame.as_deref().and_then(|f| f.scope.as_ref()).map(NodeScope::copy);
-            self.frame = Some(Arc::new(Frame { scope, governed }));
+            self.frame = Some(Arc::new(Frame { scope, governed: Some(governed) }));
         }
         self
     }

@@ -164,7 +164,12 @@ where
         let future = Box::pin(async move {
             let (target, input, mut ctx) = run.into_parts()?;
             ctx.streaming = true;
-            target.__execute(input, ctx).await
+            let governed = ctx.governed().cloned();
+            let outcome = target.__execute(input, ctx).await;
+            match governed {
+                Some(g) => audited(g, outcome).await,
+                None => outcome,
+            }
         });
         RunStream { events: rx, run: Some(future), result: None }
     }
@@ -181,9 +186,30 @@ where
     fn into_future(self) -> Self::IntoFuture {
         // The run's own future goes in the box as it is: no wrapper around it to move.
         match self.into_parts() {
+            // A governed run ends once its audit trail is written.
+            #[cfg(feature = "audit")]
+            Ok((target, input, ctx)) if ctx.governed().is_some_and(|g| g.trail.is_some()) => {
+                let governed = ctx.governed().cloned();
+                Box::pin(async move {
+                    let outcome = target.__execute(input, ctx).await;
+                    match governed {
+                        Some(g) => audited(g, outcome).await,
+                        None => outcome,
+                    }
+                })
+            }
             Ok((target, input, ctx)) => Box::pin(target.__execute(input, ctx)),
             Err(e) => Box::pin(std::future::ready(Err(e))),
         }
+    }
+}
+
+/// `outcome`, once the run's audit trail is written (an error when it cannot be).
+async fn audited<T>(governed: Arc<crate::governance::hook::Governed>, outcome: Result<T, Error>) -> Result<T, Error> {
+    let flushed = governed.end_audit().await;
+    match (outcome, flushed) {
+        (Ok(_), Err(e)) => Err(e),
+        (outcome, _) => outcome,
     }
 }
 

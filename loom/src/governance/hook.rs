@@ -25,6 +25,9 @@ pub(crate) struct Governed {
     pub(crate) gov: Arc<Governance>,
     started: Instant,
     state: Mutex<RunState>,
+    /// The run's audit trail, when the governance keeps an audit log.
+    #[cfg(feature = "audit")]
+    pub(crate) trail: Option<Arc<super::audit::Trail>>,
 }
 
 #[derive(Default)]
@@ -43,6 +46,9 @@ pub(crate) enum Stop {
     Store(crate::error::StoreError),
     /// A journaled run waits for an approval.
     Pending(Box<ApprovalRequest>),
+    /// The audit log could not be written.
+    #[cfg(feature = "audit")]
+    Audit(crate::telemetry::audit::AuditError),
 }
 
 /// What a tool call's approval can do in this run.
@@ -80,6 +86,8 @@ impl Stop {
                 RunError::Guardrail { guard, stage, reason, partial: Box::new(partial) }.into()
             }
             Self::Store(e) => e.into(),
+            #[cfg(feature = "audit")]
+            Self::Audit(e) => e.into(),
             Self::Pending(request) => RunError::ApprovalPending {
                 run_id: request.run_id,
                 call_id: request.call_id,
@@ -98,8 +106,39 @@ pub(crate) fn partial_of(ctx: &RunContext, usage: Usage, turns: u32, tool_calls:
 }
 
 impl Governed {
-    pub(crate) fn new(gov: Arc<Governance>) -> Self {
-        Self { gov, started: Instant::now(), state: Mutex::new(RunState::default()) }
+    /// The governed run of `user` in `session` (whose audit trail, if any, names them).
+    #[cfg_attr(not(feature = "audit"), allow(unused_variables))]
+    pub(crate) fn new(gov: Arc<Governance>, user: &crate::id::UserId, session: Option<&crate::id::SessionId>) -> Self {
+        #[cfg(feature = "audit")]
+        let trail = gov
+            .audit
+            .as_ref()
+            .map(|log| Arc::new(super::audit::Trail::new(Arc::clone(log), user.clone(), session.cloned())));
+        Self {
+            gov,
+            started: Instant::now(),
+            state: Mutex::new(RunState::default()),
+            #[cfg(feature = "audit")]
+            trail,
+        }
+    }
+
+    /// Appends the run's audit records queued last, when it has ended.
+    pub(crate) async fn end_audit(&self) -> Result<(), Error> {
+        #[cfg(feature = "audit")]
+        if let Some(trail) = &self.trail {
+            trail.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Appends the run's queued audit records (nothing without an audit log).
+    pub(crate) async fn flush_audit(&self) -> Result<(), Stop> {
+        #[cfg(feature = "audit")]
+        if let Some(trail) = &self.trail {
+            trail.flush().await.map_err(Stop::Audit)?;
+        }
+        Ok(())
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, RunState> {
@@ -221,7 +260,8 @@ impl Governed {
         {
             response.text = text.into();
         }
-        self.spend(ctx, &Spent::model_call(&response.usage, cost)).await
+        self.spend(ctx, &Spent::model_call(&response.usage, cost)).await?;
+        self.flush_audit().await
     }
 
     /// A run's input, through the input guardrails.
@@ -319,6 +359,7 @@ impl Governed {
                 result.content = Content::from(text);
             }
         }
+        self.flush_audit().await?;
         Ok(result)
     }
 

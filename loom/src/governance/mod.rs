@@ -39,6 +39,8 @@
 //! let agent = Agent::new("Help.").model("echo").governance(governance);
 //! ```
 
+#[cfg(feature = "audit")]
+pub(crate) mod audit;
 mod budget;
 mod guard;
 mod guards;
@@ -81,6 +83,8 @@ pub struct Governance {
     pub(crate) remembered: Mutex<PerUser<std::collections::HashMap<String, Result<(), String>>>>,
     pub(crate) max_users: usize,
     pub(crate) idle_ttl: Duration,
+    #[cfg(feature = "audit")]
+    pub(crate) audit: Option<Arc<dyn crate::telemetry::audit::AuditLog>>,
 }
 
 impl fmt::Debug for Governance {
@@ -117,7 +121,25 @@ impl Governance {
             remembered: Mutex::new(PerUser::default()),
             max_users: 100_000,
             idle_ttl: Duration::from_secs(24 * 3600),
+            #[cfg(feature = "audit")]
+            audit: None,
         }
+    }
+
+    /// Keeps an audit trail of every governed run in `log`: runs started, finished and
+    /// failed, model calls, tool calls and results, permission refusals, approvals, guardrail
+    /// blocks and rewrites, budget warnings and stops, rate limits and workflow steps — one
+    /// entry each, in the order they happened, in the chain of the run's user (the log's
+    /// redaction policy applies to arguments, results and outputs).
+    ///
+    /// The trail is appended after each model call, after each tool call and when the run
+    /// ends: a run returns once its trail is written, and a log that cannot be written stops
+    /// the run with [`Error::Audit`](crate::Error::Audit) (fail closed).
+    #[cfg(feature = "audit")]
+    #[must_use]
+    pub fn audit<L: crate::telemetry::audit::AuditLog>(mut self, log: Arc<L>) -> Self {
+        self.audit = Some(log);
+        self
     }
 
     /// What runs, users and everyone together may spend.
