@@ -438,3 +438,49 @@ async fn built_in_guards_redact_and_wrap_a_tool_result_before_the_model_reads_it
     assert!(!kept.contains("jane.doe"), "the run keeps the redacted result only: {kept}");
     Ok(())
 }
+
+/// Two workers on one database — two agents, each with its own connection — enforce one
+/// per-user budget: the second worker's run stops where the user's total passes the limit.
+async fn workers_share_a_users_budget(
+    first: Arc<dyn loomflow::governance::UsageStore>,
+    second: Arc<dyn loomflow::governance::UsageStore>,
+) -> anyhow::Result<()> {
+    let worker = |store: Arc<dyn loomflow::governance::UsageStore>| {
+        let model = ScriptedModel::from_fn(|_| ScriptedTurn::text("ok").with_usage(Usage::new(10, 5)));
+        let budget = Budget::new().per_user(Limits::new().model_calls(3)).store(store);
+        Agent::new("Answer.").model(model).governance(Governance::new().budget(budget))
+    };
+    let (a, b) = (worker(Arc::clone(&first)), worker(Arc::clone(&second)));
+    let ana = UserId::new("ana")?;
+    a.run("one").user(ana.clone()).await?;
+    b.run("two").user(ana.clone()).await?;
+    a.run("three").user(ana.clone()).await?;
+    let fourth = b.run("four").user(ana.clone()).await.err();
+    assert!(
+        matches!(fourth, Some(Error::Run(RunError::BudgetExceeded { scope: Scope::User, used, .. })) if used == 4.0),
+        "the fourth call is the user's fourth, on any worker: {fourth:?}"
+    );
+    b.run("one").user(UserId::new("bo")?).await?;
+    let spent = first.spent(Some(&ana), 0).await?;
+    assert_eq!((spent.model_calls, spent.input_tokens, spent.output_tokens), (3, 30, 15));
+    assert_eq!(second.spent(None, 0).await?.model_calls, 4, "everyone's total: ana's three and bo's one");
+    second.forget(&ana).await?;
+    assert_eq!(first.spent(Some(&ana), 0).await?, loomflow::governance::Spent::new(), "forgotten on every worker");
+    assert_eq!(first.spent(None, 0).await?.model_calls, 4, "the global total keeps its sum");
+    Ok(())
+}
+
+#[tokio::test]
+async fn workers_on_one_sqlite_file_share_a_users_budget() -> anyhow::Result<()> {
+    let file = common::TempFile::new("usage.db");
+    let first = Arc::new(loomflow::session::SqliteStore::open(file.path())?);
+    let second = Arc::new(loomflow::session::SqliteStore::open(file.path())?);
+    workers_share_a_users_budget(first, second).await
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (LOOM_TEST_POSTGRES_URL)"]
+async fn workers_on_one_postgres_database_share_a_users_budget() -> anyhow::Result<()> {
+    let schema = common::PgSchema::new().await;
+    workers_share_a_users_budget(Arc::new(schema.store().await), Arc::new(schema.store().await)).await
+}

@@ -16,6 +16,8 @@ mod memory;
 pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod usage;
 mod writer;
 
 pub use journal::{

@@ -12,7 +12,7 @@ use crate::id::{RunId, SessionId, UserId};
 use crate::model::Message;
 
 /// The schema version this Loom writes (in `loom_meta`).
-pub const POSTGRES_SCHEMA_VERSION: i64 = 3;
+pub const POSTGRES_SCHEMA_VERSION: i64 = 4;
 
 const MIGRATIONS: &[&str] = &[
     "
@@ -70,6 +70,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX loom_chunks_by_document ON loom_chunks (user_id, collection, document);
     CREATE INDEX loom_chunks_by_terms ON loom_chunks USING GIN (terms);
 ",
+    // What users spent, per budget period (governance); the row of user '' is everyone's.
+    "
+    CREATE TABLE loom_usage (
+        user_id TEXT NOT NULL, period BIGINT NOT NULL, input_tokens BIGINT NOT NULL,
+        output_tokens BIGINT NOT NULL, cost_usd DOUBLE PRECISION NOT NULL, model_calls BIGINT NOT NULL,
+        tool_calls BIGINT NOT NULL, PRIMARY KEY (user_id, period)
+    );
+",
 ];
 
 pub(crate) fn error(kind: StoreErrorKind, message: impl Into<String>) -> StoreError {
@@ -125,7 +133,7 @@ fn conflict(message: String) -> StoreError {
 /// otherwise.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     pgvector: bool,
 }
 

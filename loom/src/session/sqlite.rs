@@ -13,7 +13,7 @@ use crate::id::{RunId, SessionId, UserId};
 use crate::model::Message;
 
 /// The schema version this Loom writes (SQLite's `user_version`).
-pub const SQLITE_SCHEMA_VERSION: i64 = 4;
+pub const SQLITE_SCHEMA_VERSION: i64 = 5;
 
 const MIGRATIONS: &[&str] = &[
     "
@@ -130,6 +130,14 @@ const MIGRATIONS: &[&str] = &[
             VALUES (new.user, 0, (SELECT tick FROM loom_memory_clock))
             ON CONFLICT (user) DO UPDATE SET removed = excluded.removed;
     END;
+",
+    // What users spent, per budget period (governance); the row of user '' is everyone's.
+    "
+    CREATE TABLE loom_usage (
+        user TEXT NOT NULL, period INTEGER NOT NULL, input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, model_calls INTEGER NOT NULL,
+        tool_calls INTEGER NOT NULL, PRIMARY KEY (user, period)
+    ) WITHOUT ROWID;
 ",
 ];
 
