@@ -484,3 +484,42 @@ async fn workers_on_one_postgres_database_share_a_users_budget() -> anyhow::Resu
     let schema = common::PgSchema::new().await;
     workers_share_a_users_budget(Arc::new(schema.store().await), Arc::new(schema.store().await)).await
 }
+
+/// Two workers on one database share one user's token bucket: the burst is spent across them.
+async fn workers_share_a_users_rate_limit(
+    first: Arc<dyn loomflow::governance::RateStore>,
+    second: Arc<dyn loomflow::governance::RateStore>,
+) -> anyhow::Result<()> {
+    let worker = |store: Arc<dyn loomflow::governance::RateStore>| {
+        let limit = RateLimit::new().per_user(0.001, 2).mode(RateMode::Reject).store(store);
+        Agent::new("Answer.")
+            .model(ScriptedModel::from_fn(|_| ScriptedTurn::text("ok")))
+            .governance(Governance::new().rate_limit(limit))
+    };
+    let (a, b) = (worker(first), worker(second));
+    let ana = UserId::new("ana")?;
+    a.run("one").user(ana.clone()).await?;
+    b.run("two").user(ana.clone()).await?;
+    let third = a.run("three").user(ana.clone()).await.err();
+    assert!(
+        matches!(&third, Some(Error::Run(RunError::RateLimited { bucket, retry_after, .. })) if bucket == "user" && !retry_after.is_zero()),
+        "the burst of two was spent on two workers: {third:?}"
+    );
+    b.run("one").user(UserId::new("bo")?).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn workers_on_one_sqlite_file_share_a_users_rate_limit() -> anyhow::Result<()> {
+    let file = common::TempFile::new("rate.db");
+    let first = Arc::new(loomflow::session::SqliteStore::open(file.path())?);
+    let second = Arc::new(loomflow::session::SqliteStore::open(file.path())?);
+    workers_share_a_users_rate_limit(first, second).await
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (LOOM_TEST_POSTGRES_URL)"]
+async fn workers_on_one_postgres_database_share_a_users_rate_limit() -> anyhow::Result<()> {
+    let schema = common::PgSchema::new().await;
+    workers_share_a_users_rate_limit(Arc::new(schema.store().await), Arc::new(schema.store().await)).await
+}

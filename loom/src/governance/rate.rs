@@ -1,13 +1,52 @@
 //! Rate limits: token buckets per user and per model, that throttle or reject.
 
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::bounded::PerUser;
+use crate::error::StoreError;
 use crate::id::UserId;
+
+/// One token bucket of a shared rate limit, as a [`RateStore`] keeps it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct RateBucket<'a> {
+    /// Which bucket: `user:<id>` or `model:<name>`.
+    pub key: &'a str,
+    /// Tokens added a second.
+    pub rate: f64,
+    /// The most tokens it holds (the longest burst).
+    pub burst: f64,
+}
+
+/// Token buckets every worker process shares (SQLite and PostgreSQL stores are ones), so a
+/// rate limit holds across processes, not only in each.
+#[async_trait::async_trait]
+pub trait RateStore: Send + Sync + 'static {
+    /// Takes one token from each of `buckets`, all or none (a bucket that is missing starts
+    /// full): `Ok(Ok(()))`, or `Ok(Err((wait, i)))` — bucket `i` has no token for `wait` yet,
+    /// and nothing was taken.
+    async fn take(&self, buckets: &[RateBucket<'_>]) -> Result<Result<(), (Duration, usize)>, StoreError>;
+}
+
+/// One token taken, if there is one, from a bucket that held `tokens` `elapsed` ago: the tokens
+/// it holds now (after the taking), and `Err(wait)` when there was none to take.
+pub(crate) fn refill(tokens: f64, elapsed: Duration, rate: f64, burst: f64) -> (f64, Result<(), Duration>) {
+    let tokens = (tokens + elapsed.as_secs_f64() * rate).min(burst);
+    if tokens >= 1.0 { (tokens - 1.0, Ok(())) } else { (tokens, Err(Duration::from_secs_f64((1.0 - tokens) / rate))) }
+}
+
+/// Why a call may not go now.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// A bucket (`user`, `model`) has no token for this long.
+    Wait(Duration, &'static str),
+    /// The shared store failed.
+    Store(StoreError),
+}
 
 /// What a rate limit does with a call that comes too soon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,6 +82,7 @@ pub struct RateLimit {
     buckets: Mutex<Buckets>,
     max_users: usize,
     idle_ttl: Duration,
+    store: Option<Arc<dyn RateStore>>,
 }
 
 #[derive(Default)]
@@ -61,17 +101,13 @@ struct Bucket {
 impl Bucket {
     /// Takes a token if one is there now; otherwise how long until one is.
     fn take(&mut self, shape: Shape, now: Instant) -> Result<(), Duration> {
-        let tokens = match self.at {
-            None => shape.burst,
-            Some(at) => (self.tokens + now.saturating_duration_since(at).as_secs_f64() * shape.rate).min(shape.burst),
+        let (held, elapsed) = match self.at {
+            None => (shape.burst, Duration::ZERO),
+            Some(at) => (self.tokens, now.saturating_duration_since(at)),
         };
-        if tokens >= 1.0 {
-            *self = Self { tokens: tokens - 1.0, at: Some(now) };
-            Ok(())
-        } else {
-            *self = Self { tokens, at: Some(now) };
-            Err(Duration::from_secs_f64((1.0 - tokens) / shape.rate))
-        }
+        let (tokens, taken) = refill(held, elapsed, shape.rate, shape.burst);
+        *self = Self { tokens, at: Some(now) };
+        taken
     }
 
     /// Gives back a token taken for a call that then did not go (another bucket refused it).
@@ -87,6 +123,7 @@ impl fmt::Debug for RateLimit {
             .field("per_model", &self.per_model)
             .field("mode", &self.mode)
             .field("max_wait", &self.max_wait)
+            .field("shared", &self.store.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -108,7 +145,18 @@ impl RateLimit {
             buckets: Mutex::new(Buckets::default()),
             max_users: 100_000,
             idle_ttl: Duration::from_secs(3600),
+            store: None,
         }
+    }
+
+    /// Keeps the buckets in `store`, which every worker process shares (a
+    /// [`SqliteStore`](crate::session::SqliteStore) file or a
+    /// [`PostgresStore`](crate::session::PostgresStore) database), instead of in this
+    /// process: the limits hold for all of them together.
+    #[must_use]
+    pub fn store(mut self, store: Arc<dyn RateStore>) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// Each user: `rate` model calls a second on average, bursts of up to `burst`.
@@ -186,18 +234,46 @@ impl RateLimit {
         Ok(())
     }
 
-    /// Waits for room for one call of `user` to `model` (or refuses it): `Ok(waited)`, or
-    /// `Err((retry_after, which))` naming the bucket that refused.
-    pub(crate) async fn acquire(&self, user: &UserId, model: &str) -> Result<Duration, (Duration, &'static str)> {
+    /// Takes a token from `user`'s and `model`'s buckets in the shared store.
+    async fn try_take_shared(
+        &self,
+        store: &dyn RateStore,
+        user: &UserId,
+        model: &str,
+    ) -> Result<Result<(), (Duration, &'static str)>, StoreError> {
+        let (user_key, model_key) = (format!("user:{user}"), format!("model:{model}"));
+        let mut buckets = Vec::with_capacity(2);
+        let mut names = Vec::with_capacity(2);
+        if let Some(shape) = self.per_user {
+            buckets.push(RateBucket { key: &user_key, rate: shape.rate, burst: shape.burst });
+            names.push("user");
+        }
+        if let Some(shape) = self.per_model {
+            buckets.push(RateBucket { key: &model_key, rate: shape.rate, burst: shape.burst });
+            names.push("model");
+        }
+        Ok(store.take(&buckets).await?.map_err(|(wait, i)| (wait, names.get(i).copied().unwrap_or("user"))))
+    }
+
+    /// Waits for room for one call of `user` to `model` (or refuses it): `Ok(waited)`, or why
+    /// not, naming the bucket that refused.
+    pub(crate) async fn acquire(&self, user: &UserId, model: &str) -> Result<Duration, Refused> {
         let started = Instant::now();
+        let mut waited = false;
         loop {
-            match self.try_take(user, model) {
-                Ok(()) => return Ok(started.elapsed()),
+            let taken = match &self.store {
+                Some(store) => self.try_take_shared(&**store, user, model).await.map_err(Refused::Store)?,
+                None => self.try_take(user, model),
+            };
+            match taken {
+                // A call that found a token at once waited for nothing.
+                Ok(()) => return Ok(if waited { started.elapsed() } else { Duration::ZERO }),
                 Err((wait, which)) => {
                     if self.mode == RateMode::Reject || started.elapsed() + wait > self.max_wait {
-                        return Err((wait, which));
+                        return Err(Refused::Wait(wait, which));
                     }
                     tokio::time::sleep(wait).await;
+                    waited = true;
                 }
             }
         }
@@ -213,14 +289,14 @@ mod tests {
         let limit = RateLimit::new().per_user(10.0, 3);
         let user = UserId::anonymous();
         for _ in 0..3 {
-            assert_eq!(limit.acquire(&user, "m").await, Ok(Duration::ZERO));
+            assert!(matches!(limit.acquire(&user, "m").await, Ok(Duration::ZERO)));
         }
         let waited = limit.acquire(&user, "m").await.unwrap_or_default();
         assert!(waited >= Duration::from_millis(99), "the fourth call waits for a token: {waited:?}");
         let reject = RateLimit::new().per_model(1.0, 1).mode(RateMode::Reject);
         assert!(reject.acquire(&user, "m").await.is_ok());
         let refused = reject.acquire(&user, "m").await;
-        assert!(matches!(refused, Err((_, "model"))), "{refused:?}");
+        assert!(matches!(refused, Err(Refused::Wait(_, "model"))), "{refused:?}");
         assert!(reject.acquire(&user, "other").await.is_ok(), "each model has its own bucket");
     }
 }

@@ -70,13 +70,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX loom_chunks_by_document ON loom_chunks (user_id, collection, document);
     CREATE INDEX loom_chunks_by_terms ON loom_chunks USING GIN (terms);
 ",
-    // What users spent, per budget period (governance); the row of user '' is everyone's.
+    // What users spent, per budget period (governance; the row of user '' is everyone's), and
+    // the token buckets of shared rate limits.
     "
     CREATE TABLE loom_usage (
         user_id TEXT NOT NULL, period BIGINT NOT NULL, input_tokens BIGINT NOT NULL,
         output_tokens BIGINT NOT NULL, cost_usd DOUBLE PRECISION NOT NULL, model_calls BIGINT NOT NULL,
         tool_calls BIGINT NOT NULL, PRIMARY KEY (user_id, period)
     );
+    CREATE TABLE loom_rate (bucket TEXT NOT NULL PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, at_ms BIGINT NOT NULL);
 ",
 ];
 

@@ -131,13 +131,15 @@ const MIGRATIONS: &[&str] = &[
             ON CONFLICT (user) DO UPDATE SET removed = excluded.removed;
     END;
 ",
-    // What users spent, per budget period (governance); the row of user '' is everyone's.
+    // What users spent, per budget period (governance; the row of user '' is everyone's), and
+    // the token buckets of shared rate limits.
     "
     CREATE TABLE loom_usage (
         user TEXT NOT NULL, period INTEGER NOT NULL, input_tokens INTEGER NOT NULL,
         output_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, model_calls INTEGER NOT NULL,
         tool_calls INTEGER NOT NULL, PRIMARY KEY (user, period)
     ) WITHOUT ROWID;
+    CREATE TABLE loom_rate (bucket TEXT NOT NULL PRIMARY KEY, tokens REAL NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID;
 ",
 ];
 
