@@ -11,13 +11,13 @@
 //! `loom-hitl-example.db` in the system's temporary directory (or `--db PATH`). Offline on a
 //! scripted model; set `LOOM_MODEL` to run it on a real one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use loomflow::agent::AgentInput;
-use loomflow::governance::{Approval, Governance};
+use loomflow::governance::{Approval, ApprovalRequest, Governance};
 use loomflow::model;
 use loomflow::prelude::*;
 use loomflow::session::SqliteStore;
@@ -44,7 +44,7 @@ fn cleanup_model() -> ScriptedModel {
     })
 }
 
-fn agent(db: &PathBuf) -> anyhow::Result<Agent> {
+fn agent(db: &Path) -> anyhow::Result<Agent> {
     Ok(Agent::new("Clean up the shared drive. Ask before deleting anything.")
         .name("janitor")
         .model(model::from_env_or(cleanup_model())?)
@@ -90,9 +90,10 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Process 1: the run pauses at the deletion.
-async fn ask(db: &PathBuf) -> anyhow::Result<()> {
+async fn ask(db: &Path) -> anyhow::Result<()> {
     match agent(db)?.run("Tidy up last year's drafts.").user(user()?).session("drive").await {
-        Err(Error::Run(RunError::ApprovalPending { run_id, call_id, tool, arguments, .. })) => {
+        Err(Error::Run(RunError::ApprovalPending { request })) => {
+            let ApprovalRequest { run_id, call_id, tool, arguments, .. } = *request;
             println!("paused: run {run_id} waits for approval of {tool} {arguments} ({call_id})");
             Ok(())
         }
@@ -102,7 +103,7 @@ async fn ask(db: &PathBuf) -> anyhow::Result<()> {
 }
 
 /// Process 2: a reviewer lists what waits.
-async fn list(db: &PathBuf) -> anyhow::Result<()> {
+async fn list(db: &Path) -> anyhow::Result<()> {
     let pending = agent(db)?.pending_approvals(&user()?).await?;
     println!("{} call(s) wait for approval", pending.len());
     for p in &pending {
@@ -112,7 +113,7 @@ async fn list(db: &PathBuf) -> anyhow::Result<()> {
 }
 
 /// Process 3: the decision resumes the run where it paused.
-async fn decide(db: &PathBuf, run: RunId, call: &str, approval: Approval) -> anyhow::Result<()> {
+async fn decide(db: &Path, run: RunId, call: &str, approval: Approval) -> anyhow::Result<()> {
     println!("decision: {}", approval.as_str());
     let result =
         agent(db)?.resume_with(AgentInput::resume(run).approve(call, approval)).user(user()?).session("drive").await?;
@@ -121,7 +122,7 @@ async fn decide(db: &PathBuf, run: RunId, call: &str, approval: Approval) -> any
 }
 
 /// All three steps, each in a process of its own, on a fresh database.
-fn play(db: &PathBuf) -> anyhow::Result<()> {
+fn play(db: &Path) -> anyhow::Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }

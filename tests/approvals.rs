@@ -60,10 +60,11 @@ fn deleted(disk: &Disk) -> Vec<String> {
 /// Runs until the pause, and returns the run and the call it waits on.
 async fn paused(agent: &Agent) -> anyhow::Result<(RunId, String)> {
     match agent.run("clean up").user("ana").session("s1").await {
-        Err(Error::Run(RunError::ApprovalPending { run_id, call_id, tool, arguments, .. })) => {
-            assert_eq!(tool, "delete_file");
-            assert!(arguments.contains("a.txt"), "{arguments}");
-            Ok((run_id, call_id))
+        Err(Error::Run(RunError::ApprovalPending { request })) => {
+            assert_eq!(request.tool, "delete_file");
+            assert!(request.arguments.contains("a.txt"), "{}", request.arguments);
+            assert_eq!(request.user.as_str(), "ana");
+            Ok((request.run_id, request.call_id))
         }
         other => anyhow::bail!("expected the run to wait for approval, got {other:?}"),
     }
@@ -93,9 +94,10 @@ async fn a_paused_run_is_listed_and_an_edit_from_another_process_resumes_it_once
     let paused_again =
         second.resume_with(AgentInput::resume(run_id).approve(&call_id, edited)).user("ana").session("s1").await;
     // The second deletion asks again: the run pauses at it.
-    let Err(Error::Run(RunError::ApprovalPending { call_id: second_call, arguments, .. })) = paused_again else {
+    let Err(Error::Run(RunError::ApprovalPending { request })) = paused_again else {
         anyhow::bail!("expected the second call to wait, got {paused_again:?}");
     };
+    let (second_call, arguments) = (request.call_id, request.arguments);
     assert!(arguments.contains("b.txt"), "{arguments}");
     assert_eq!(deleted(&disk), ["a.txt.bak"], "the first call ran once, with the edited arguments");
 
@@ -123,9 +125,10 @@ async fn a_denied_call_does_not_run_and_remember_covers_later_calls() -> anyhow:
         .session("s1")
         .await;
     // The model reads the denial; the second call pauses.
-    let Err(Error::Run(RunError::ApprovalPending { call_id: next, .. })) = result else {
+    let Err(Error::Run(RunError::ApprovalPending { request })) = result else {
         anyhow::bail!("expected the next call to wait, got {result:?}");
     };
+    let next = request.call_id;
     let (second, disk) = agent(path)?;
     let result = second
         .resume_with(AgentInput::resume(run_id).approve(&next, Approval::AllowAlways))
@@ -153,10 +156,10 @@ async fn a_resume_without_a_decision_waits_again_without_running_the_tool() -> a
     let (run_id, call_id) = paused(&first).await?;
     for _ in 0..2 {
         let again = first.resume_with(AgentInput::resume(run_id)).user("ana").session("s1").await;
-        let Err(Error::Run(RunError::ApprovalPending { call_id: waiting, .. })) = again else {
+        let Err(Error::Run(RunError::ApprovalPending { request })) = again else {
             anyhow::bail!("expected the run to wait again, got {again:?}");
         };
-        assert_eq!(waiting, call_id);
+        assert_eq!(request.call_id, call_id);
     }
     assert!(deleted(&disk).is_empty());
     assert_eq!(first.pending_approvals(&UserId::new("ana")?).await?.len(), 1, "listed once");
@@ -194,9 +197,10 @@ async fn an_approver_that_defers_only_some_calls_pauses_only_those() -> anyhow::
             async move { if r.arguments.contains("b.txt") { Approval::Defer } else { Approval::Allow } }
         })));
     let outcome = agent.run("clean up").user("ana").session("s1").await;
-    let Err(Error::Run(RunError::ApprovalPending { run_id, call_id, arguments, .. })) = outcome else {
+    let Err(Error::Run(RunError::ApprovalPending { request })) = outcome else {
         anyhow::bail!("expected a pause at b.txt, got {outcome:?}");
     };
+    let (run_id, call_id, arguments) = (request.run_id, request.call_id, request.arguments);
     assert!(arguments.contains("b.txt"));
     assert_eq!(deleted(&disk), ["a.txt"]);
     let done = agent

@@ -207,20 +207,13 @@ pub enum RunError {
     /// ([`AgentInput::approve`](crate::agent::AgentInput::approve)), in this process or another;
     /// [`Agent::pending_approvals`](crate::Agent::pending_approvals) lists what waits.
     #[error(
-        "run {run_id} waits for approval of a call of `{tool}` ({call_id}): {reason}; \
-         resume it with a decision (`AgentInput::resume(run).approve(call_id, ..)`)"
+        "run {} waits for approval of a call of `{}` ({}): {}; \
+         resume it with a decision (`AgentInput::resume(run).approve(call_id, ..)`)",
+        request.run_id, request.tool, request.call_id, request.reason
     )]
     ApprovalPending {
-        /// The run.
-        run_id: RunId,
-        /// The call waiting.
-        call_id: String,
-        /// The tool.
-        tool: String,
-        /// The arguments the model wrote (JSON text).
-        arguments: String,
-        /// Why it needs approval.
-        reason: String,
+        /// The call waiting: its run, session, tool, arguments, and why it asks.
+        request: Box<crate::governance::ApprovalRequest>,
     },
     /// A resumed workflow run would run a node again that had started before (it was
     /// interrupted, or its output could not be restored) and is not idempotent: resume with a

@@ -7,10 +7,10 @@ use std::time::Duration;
 use crate::context::RunContext;
 use crate::error::{Error, RunError};
 use crate::event::EventKind;
+use crate::governance::hook::Asking;
 use crate::id::RunId;
 use crate::model::{Content, ModelResponse, ToolCall, ToolResult};
 use crate::session::{Journal, JournalEntry, RunKey, RunStatus, Writer};
-use crate::governance::hook::Asking;
 use crate::tool::{ToolSet, dispatch_asking};
 
 /// What to do with a tool call that started before a crash and has no recorded result.
@@ -364,17 +364,17 @@ impl Durable {
         recorded: bool,
         outcome: Result<ToolResult, Error>,
     ) -> Result<ToolResult, Error> {
-        let Err(Error::Run(RunError::ApprovalPending { call_id, tool, arguments, reason, .. })) = &outcome else {
+        let Err(Error::Run(RunError::ApprovalPending { request })) = &outcome else {
             return outcome;
         };
         // Only this call's own pause: a nested run's is journaled by that run.
-        if !recorded && *call_id == call.id {
+        if !recorded && request.call_id == call.id {
             let entry = JournalEntry::ApprovalRequested {
                 turn,
-                call_id: call_id.clone(),
-                tool: tool.clone(),
-                arguments: arguments.clone(),
-                reason: reason.clone(),
+                call_id: request.call_id.clone(),
+                tool: request.tool.clone(),
+                arguments: request.arguments.clone(),
+                reason: request.reason.clone(),
             };
             self.append(entry).await?;
         }

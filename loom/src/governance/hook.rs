@@ -41,8 +41,15 @@ struct RunState {
 #[derive(Debug)]
 pub(crate) enum Stop {
     Budget(Breach),
-    Rate { bucket: &'static str, retry_after: Duration },
-    Guard { guard: String, stage: Stage, reason: String },
+    Rate {
+        bucket: &'static str,
+        retry_after: Duration,
+    },
+    Guard {
+        guard: String,
+        stage: Stage,
+        reason: String,
+    },
     Store(crate::error::StoreError),
     /// A journaled run waits for an approval.
     Pending(Box<ApprovalRequest>),
@@ -88,14 +95,7 @@ impl Stop {
             Self::Store(e) => e.into(),
             #[cfg(feature = "audit")]
             Self::Audit(e) => e.into(),
-            Self::Pending(request) => RunError::ApprovalPending {
-                run_id: request.run_id,
-                call_id: request.call_id,
-                tool: request.tool,
-                arguments: request.arguments,
-                reason: request.reason,
-            }
-            .into(),
+            Self::Pending(request) => RunError::ApprovalPending { request }.into(),
         }
     }
 }
@@ -230,10 +230,11 @@ impl Governed {
                     ctx.emit(|| EventKind::RateLimited { bucket: "throttled".to_owned(), wait: waited });
                 }
                 Ok(_) => {}
-                Err((retry_after, bucket)) => {
+                Err(super::rate::Refused::Wait(retry_after, bucket)) => {
                     ctx.emit(|| EventKind::RateLimited { bucket: bucket.to_owned(), wait: retry_after });
                     return Err(Stop::Rate { bucket, retry_after });
                 }
+                Err(super::rate::Refused::Store(e)) => return Err(Stop::Store(e)),
             }
         }
         if self.gov.budget.is_some() {
@@ -253,6 +254,8 @@ impl Governed {
         cost: Option<f64>,
         answer: bool,
     ) -> Result<(), Stop> {
+        // Spent first: an answer a guardrail then blocks still cost its tokens.
+        self.spend(ctx, &Spent::model_call(&response.usage, cost)).await?;
         if answer
             && !response.text.is_empty()
             && self.gov.has_guards(Stage::Output)
@@ -260,7 +263,6 @@ impl Governed {
         {
             response.text = text.into();
         }
-        self.spend(ctx, &Spent::model_call(&response.usage, cost)).await?;
         self.flush_audit().await
     }
 
@@ -352,6 +354,7 @@ impl Governed {
             Ok(call) => call,
             Err(reason) => return Ok(ToolResult::error(call.id.clone(), call.name.clone(), reason)),
         };
+        let started = ctx.is_observed().then(std::time::Instant::now);
         let mut result = run(call).await;
         if self.gov.has_guards(Stage::ToolResult) {
             let text = result.content.text().into_owned();
@@ -359,6 +362,8 @@ impl Governed {
                 result.content = Content::from(text);
             }
         }
+        // The result is reported as the guardrails left it.
+        crate::tool::finished(ctx, &result, started);
         self.flush_audit().await?;
         Ok(result)
     }
