@@ -165,7 +165,8 @@ impl RunContext {
         if let Some(gov) = governance
             && self.governed().is_none_or(|g| !Arc::ptr_eq(&g.gov, gov))
         {
-            let governed = Arc::new(crate::governance::hook::Governed::new(Arc::clone(gov), self.user(), self.session()));
+            let governed =
+                Arc::new(crate::governance::hook::Governed::new(Arc::clone(gov), self.user(), self.session()));
             #[cfg(feature = "audit")]
             if let Some(trail) = &governed.trail {
                 self.emitter.add(Arc::new(crate::governance::audit::Listener(Arc::clone(trail))));

@@ -46,7 +46,7 @@ mod guard;
 mod guards;
 pub(crate) mod hook;
 mod permission;
-mod rate;
+pub(crate) mod rate;
 mod secrets;
 
 use std::fmt;
@@ -62,7 +62,7 @@ pub use permission::{
     Approval, ApprovalHandler, ApprovalRequest, Mode, PerUserPermissions, Permission, Permissions, StandardPermissions,
     ToolRequest, approve_with,
 };
-pub use rate::{RateLimit, RateMode};
+pub use rate::{RateBucket, RateLimit, RateMode, RateStore};
 pub use secrets::{ChainSecrets, EnvSecrets, MapSecrets, Redactor, Secret, Secrets, SecretsError, resolve_references};
 
 use crate::bounded::PerUser;
@@ -198,6 +198,23 @@ impl Governance {
     #[must_use]
     pub fn guardrail(mut self, guardrail: impl Guardrail) -> Self {
         self.guardrails.push(Arc::new(guardrail));
+        self
+    }
+
+    /// Keeps the values of `redactor`'s secrets out of every run: a guardrail (`secrets`), run
+    /// before all others, replaces them with `[secret]` in the run's input, the model's
+    /// answers and tool results — so they are never journaled, kept in the session, written
+    /// in events, logs or the audit log, or shown to another guardrail or to the model.
+    ///
+    /// ```
+    /// use loomflow::governance::{Governance, Redactor, Secret};
+    ///
+    /// let db_password = Secret::new("hunter2-prod-7731");
+    /// let governance = Governance::new().redact_secrets(Redactor::new().with(&db_password));
+    /// ```
+    #[must_use]
+    pub fn redact_secrets(mut self, redactor: Redactor) -> Self {
+        self.guardrails.insert(0, Arc::new(redactor));
         self
     }
 

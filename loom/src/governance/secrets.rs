@@ -441,6 +441,24 @@ impl Redactor {
     }
 }
 
+/// A redactor is a guardrail (`secrets`) on every stage: given to
+/// [`Governance::redact_secrets`](super::Governance::redact_secrets), it replaces the values in
+/// a run's input, in the model's answers and in tool results before anything is journaled,
+/// logged, audited or sent to the model again.
+#[async_trait::async_trait]
+impl super::Guardrail for Redactor {
+    fn name(&self) -> &str {
+        "secrets"
+    }
+
+    async fn check(&self, checked: super::Checked<'_>) -> Result<super::Verdict, super::GuardError> {
+        Ok(match self.redact(checked.text) {
+            Cow::Borrowed(_) => super::Verdict::Pass,
+            Cow::Owned(text) => super::Verdict::Rewrite { text, note: "secret values redacted".to_owned() },
+        })
+    }
+}
+
 /// An Aho-Corasick automaton over bytes: a trie of the values with failure links, each state
 /// knowing the longest value that ends there.
 #[derive(Clone, Default)]

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use echo::EchoModel;
 pub use error::{ModelError, ModelErrorKind};
 pub use message::{Content, MediaSource, Message, Part, Role, ToolCall, ToolResult};
-pub use resolve::{IntoModel, KNOWN_MODEL_FORMS, from_env_or, resolve_model};
+pub use resolve::{IntoModel, KNOWN_MODEL_FORMS, from_env_or, resolve_model, resolve_model_with};
 pub use retry::{RetryDecision, RetryPolicy};
 pub use scripted::{RecordedRequest, ScriptedModel, ScriptedTurn};
 pub use stream::{MAX_STREAMED_TOOL_CALLS, ResponseAccumulator, StreamEvent};

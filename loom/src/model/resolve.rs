@@ -90,6 +90,52 @@ pub fn resolve_model(spec: &str) -> Result<Arc<dyn Model>, ConfigError> {
     }
 }
 
+/// [`resolve_model`], with the providers' keys and base URLs (`OPENAI_API_KEY`,
+/// `ANTHROPIC_API_KEY`, `GEMINI_API_KEY`, ...) read from `secrets` — a vault, a map, or the
+/// environment through [`EnvSecrets`](crate::governance::EnvSecrets) — instead of the
+/// process environment. The key lives in the model's client only, never in a log or an event.
+///
+/// ```
+/// use loomflow::governance::MapSecrets;
+/// use loomflow::model::resolve_model_with;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), loomflow::ConfigError> {
+/// let vault = MapSecrets::new().with("OPENAI_API_KEY", "sk-from-the-vault");
+/// let model = resolve_model_with("gpt-4.1-mini", &vault).await?;
+/// assert_eq!(model.name(), "gpt-4.1-mini");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// As [`resolve_model`]; and when `secrets` cannot be read.
+pub async fn resolve_model_with(
+    spec: &str,
+    secrets: &dyn crate::governance::Secrets,
+) -> Result<Arc<dyn Model>, ConfigError> {
+    #[cfg(feature = "http")]
+    {
+        let mut values = std::collections::HashMap::new();
+        for &name in super::providers::http::VARIABLES {
+            let secret = secrets
+                .get(name)
+                .await
+                .map_err(|e| ConfigError::InvalidSetting { setting: "secrets", reason: e.to_string() })?;
+            if let Some(secret) = secret {
+                values.insert(name, secret.expose().to_owned());
+            }
+        }
+        super::providers::http::with_variables(values, || resolve_model(spec))
+    }
+    #[cfg(not(feature = "http"))]
+    {
+        let _ = secrets;
+        resolve_model(spec)
+    }
+}
+
 /// The providers of the `<provider>:<model>` form.
 const PROVIDERS: &[&str] = &[
     "openai",

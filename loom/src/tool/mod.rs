@@ -17,7 +17,7 @@ pub use error::{ToolError, ToolErrorKind};
 pub use output::ToolOutput;
 pub use set::ToolSet;
 
-pub(crate) use set::{dispatch, dispatch_asking};
+pub(crate) use set::{dispatch, dispatch_asking, finished};
 
 use crate::context::RunContext;
 

@@ -175,7 +175,7 @@ pub(crate) async fn dispatch_asking(
         None => Ok(run_call(tools, ctx, call).await),
         // Boxed: an ungoverned call's future stays as it was.
         Some(governed) => {
-            Box::pin(governed.tool(tools, ctx, call, asking, |call| async move { run_call(tools, ctx, &call).await }))
+            Box::pin(governed.tool(tools, ctx, call, asking, |call| async move { execute(tools, ctx, &call).await }))
                 .await
                 .map_err(|stop| stop.into_error(crate::governance::hook::partial_of(ctx, Default::default(), 0, 0)))
         }
@@ -184,30 +184,54 @@ pub(crate) async fn dispatch_asking(
 
 /// Runs one tool call: events, a span, panic capture, and conversion to a [`ToolResult`].
 async fn run_call(tools: &ToolSet, ctx: &RunContext, call: &ToolCall) -> ToolResult {
+    let started = ctx.is_observed().then(Instant::now);
+    let result = execute(tools, ctx, call).await;
+    finished(ctx, &result, started);
+    result
+}
+
+/// Runs one tool call, up to its result: the start event, a span, panic capture, and
+/// conversion to a [`ToolResult`]. [`finished`] reports the result — for a governed call,
+/// after its guardrails, so what they remove is never in an event or a log.
+pub(crate) async fn execute(tools: &ToolSet, ctx: &RunContext, call: &ToolCall) -> ToolResult {
     ctx.emit(|| EventKind::ToolCallStarted {
         call_id: call.id.clone(),
         name: call.name.clone(),
         arguments: call.arguments.clone(),
     });
-    let started = ctx.is_observed().then(Instant::now);
-    let span = tracing::info_span!("loom.tool", tool = %call.name, call_id = %call.id);
+    // The GenAI conventions' names and attributes (`telemetry::genai`), evaluated only when a
+    // subscriber enables the span.
+    let span = tracing::info_span!(
+        "loom.tool",
+        otel.name = %crate::telemetry::genai::SpanName("execute_tool", Some(&call.name)),
+        tool = %call.name,
+        call_id = %call.id,
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = call.name.as_str(),
+        gen_ai.tool.call.id = call.id.as_str(),
+        gen_ai.tool.type = "function",
+        error.type = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    crate::telemetry::genai::tool_started(&span, call);
     let outcome: Result<ToolOutput, ToolError> = match tools.get(&call.name) {
         None => Err(tools.unknown(&call.name)),
-        Some(tool) => {
-            AssertUnwindSafe(tool.call(ctx, &call.arguments)).catch_unwind().instrument(span).await.unwrap_or_else(
-                |payload| {
-                    Err(ToolError::new(format!("the tool panicked: {}", panic_message(&*payload)))
-                        .with_kind(ToolErrorKind::Panicked))
-                },
-            )
-        }
+        Some(tool) => AssertUnwindSafe(tool.call(ctx, &call.arguments))
+            .catch_unwind()
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(|payload| {
+                Err(ToolError::new(format!("the tool panicked: {}", panic_message(&*payload)))
+                    .with_kind(ToolErrorKind::Panicked))
+            }),
     };
-    let result = match outcome {
+    crate::telemetry::genai::tool_finished(&span, ctx, &outcome);
+    match outcome {
         Ok(output) => {
             ToolResult { call_id: call.id.clone(), name: call.name.clone(), content: output.0, is_error: false }
         }
         Err(error) => {
-            tracing::debug!(tool = %call.name, kind = ?error.kind(), "tool call failed: {error}");
+            tracing::debug!(tool = %call.name, kind = ?error.kind(), "tool call failed");
             ToolResult {
                 call_id: call.id.clone(),
                 name: call.name.clone(),
@@ -215,7 +239,11 @@ async fn run_call(tools: &ToolSet, ctx: &RunContext, call: &ToolCall) -> ToolRes
                 is_error: true,
             }
         }
-    };
+    }
+}
+
+/// Reports a tool call's result (`started`: when the call began, when someone listens).
+pub(crate) fn finished(ctx: &RunContext, result: &ToolResult, started: Option<Instant>) {
     if let Some(started) = started {
         ctx.emit(|| EventKind::ToolCallFinished {
             call_id: result.call_id.clone(),
@@ -225,5 +253,4 @@ async fn run_call(tools: &ToolSet, ctx: &RunContext, call: &ToolCall) -> ToolRes
             duration: started.elapsed(),
         });
     }
-    result
 }

@@ -14,9 +14,55 @@ use super::status::{self, error_from_status, invalid_body, redact_url, request_i
 use crate::error::ConfigError;
 use crate::model::{ModelError, ModelErrorKind, ModelStream};
 
-/// The value of an environment variable, trimmed; `None` when unset or empty.
+/// The variables the provider adapters read: their keys and base URLs.
+pub(crate) const VARIABLES: &[&str] = &[
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GEMINI_BASE_URL",
+    "DEEPSEEK_API_KEY",
+    "GROQ_API_KEY",
+    "MISTRAL_API_KEY",
+    "OPENROUTER_API_KEY",
+    "TOGETHER_API_KEY",
+    "VLLM_API_KEY",
+    "VLLM_BASE_URL",
+    "OLLAMA_BASE_URL",
+];
+
+thread_local! {
+    /// While set ([`with_variables`]), the values the adapters read instead of the environment.
+    static VARIABLES_IN_USE: std::cell::RefCell<Option<std::collections::HashMap<&'static str, String>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The value of a provider variable, trimmed; `None` when unset or empty. Read from the
+/// environment, or from the values [`with_variables`] set for this thread.
 pub(crate) fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    let set = VARIABLES_IN_USE.with(|v| v.borrow().as_ref().map(|m| m.get(name).cloned()));
+    let value = match set {
+        Some(value) => value,
+        None => std::env::var(name).ok(),
+    };
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// Runs `f` (synchronous: the adapters read their settings when built) with the provider
+/// variables taken from `values` instead of the environment.
+pub(crate) fn with_variables<T>(values: std::collections::HashMap<&'static str, String>, f: impl FnOnce() -> T) -> T {
+    struct Reset(Option<std::collections::HashMap<&'static str, String>>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let before = self.0.take();
+            VARIABLES_IN_USE.with(|v| *v.borrow_mut() = before);
+        }
+    }
+    let before = VARIABLES_IN_USE.with(|v| v.borrow_mut().replace(values));
+    let _reset = Reset(before);
+    f()
 }
 
 /// An API key. Its `Debug` output never shows the key, and the request header it travels in
