@@ -16,6 +16,7 @@ use crate::event::EventKind;
 use crate::model::{Content, Message, Model, ModelRequest};
 use crate::output::{self, OutputAttempt, OutputError, OutputMode, Slot};
 use crate::session::{RunKey, RunKind, run_to_resume};
+use crate::telemetry::genai;
 
 /// Runs `agent` on `input` within `ctx`.
 pub(crate) fn run<'a, O>(
@@ -26,18 +27,34 @@ pub(crate) fn run<'a, O>(
 where
     O: Send + Sync + 'static,
 {
+    // The GenAI conventions' names and attributes (`telemetry::genai`), evaluated only when a
+    // subscriber enables the span.
     let span = tracing::info_span!(
         "loom.run",
+        otel.name = %genai::SpanName("invoke_agent", agent.name.as_deref()),
         run_id = %ctx.run_id(),
         agent = agent.name.as_deref().unwrap_or(""),
         user = %ctx.user(),
+        gen_ai.operation.name = "invoke_agent",
+        gen_ai.agent.name = agent.name.as_deref(),
+        gen_ai.conversation.id = ctx.session().map(tracing::field::display),
+        gen_ai.request.model = agent.model.as_deref().map(|m| m.name()),
+        gen_ai.provider.name = agent.model.as_deref().and_then(|m| genai::provider_name(m.name())),
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        gen_ai.usage.cache_read.input_tokens = tracing::field::Empty,
+        gen_ai.usage.cache_creation.input_tokens = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
+    genai::run_started(&span, &ctx, &input);
     // A context to report a failure with, kept (boxed, off the run's future) only when someone
     // listens.
     let observer = ctx.is_observed().then(|| Box::new(ctx.clone()));
     // Combinators, not another `async fn` around the run: the run's future is moved once.
     run_durably(agent, input, ctx, Instant::now())
         .inspect(move |outcome| {
+            genai::run_finished(outcome);
             if let (Err(e), Some(ctx)) = (outcome, observer) {
                 ctx.emit(|| EventKind::Error { message: e.to_string(), transient: e.is_transient() });
             }

@@ -14,6 +14,7 @@ use crate::model::{
     pricing,
 };
 use crate::output::{self, FINAL_ANSWER_TOOL};
+use crate::telemetry::genai;
 
 /// A response and what it cost.
 pub(crate) fn priced(model: &dyn Model, response: ModelResponse) -> (ModelResponse, Option<f64>) {
@@ -133,13 +134,40 @@ async fn call_once(
         tools: request.tools.len(),
         role: Arc::from(step.role),
     });
-    let span = tracing::info_span!("loom.model", model = model.name(), turn, role = step.role);
+    // The GenAI conventions' names and attributes (`telemetry::genai`), evaluated only when a
+    // subscriber enables the span.
+    let settings = request.settings;
+    let span = tracing::info_span!(
+        "loom.model",
+        otel.name = %genai::SpanName("chat", Some(model.name())),
+        otel.kind = "client",
+        model = model.name(),
+        turn,
+        role = step.role,
+        gen_ai.operation.name = "chat",
+        gen_ai.provider.name = genai::provider_name(model.name()),
+        gen_ai.request.model = model.name(),
+        gen_ai.request.temperature = settings.temperature,
+        gen_ai.request.top_p = settings.top_p,
+        gen_ai.request.max_tokens = settings.max_tokens.map(i64::from),
+        gen_ai.response.model = tracing::field::Empty,
+        gen_ai.response.id = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        gen_ai.usage.cache_read.input_tokens = tracing::field::Empty,
+        gen_ai.usage.cache_creation.input_tokens = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    genai::chat_started(&span, request);
     let started = ctx.is_observed().then(Instant::now);
-    let response = if ctx.streaming {
-        Box::pin(stream_model(model, request, step)).instrument(span).await?
+    let outcome = if ctx.streaming {
+        Box::pin(stream_model(model, request, step)).instrument(span.clone()).await
     } else {
-        model.complete(request).instrument(span).await.map_err(|e| (e, false))?
+        model.complete(request).instrument(span.clone()).await.map_err(|e| (e, false))
     };
+    genai::chat_finished(&span, ctx, outcome.as_ref().map_err(|(e, _)| e));
+    let response = outcome?;
     if let Some(started) = started {
         ctx.emit(|| EventKind::ModelResponse {
             turn,

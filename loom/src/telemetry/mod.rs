@@ -5,6 +5,13 @@
 //!   an edited, deleted, inserted or reordered entry is found, and named, by
 //!   [`AuditLog::verify`](audit::AuditLog::verify). Kept in memory, in a JSONL file, in SQLite
 //!   (with `sqlite`) or in PostgreSQL (with `postgres`).
+//! - `otel` (feature `otel`): runs, model calls, tool calls and workflows exported over
+//!   OTLP as traces and metrics, named by the OpenTelemetry GenAI semantic conventions
+//!   (`invoke_agent`, `chat`, `execute_tool`, `gen_ai.*`); message contents only on request.
+//!   The spans carry those names in every build, for any `tracing` subscriber.
 
 #[cfg(feature = "audit")]
 pub mod audit;
+pub(crate) mod genai;
+#[cfg(feature = "otel")]
+pub mod otel;

@@ -384,7 +384,19 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                 // Boxed, as the writer: the future of a run without a journal stays small.
                 input => Box::pin(self.begin(input, &mut ctx)).await?,
             };
-            let span = tracing::info_span!("loom.workflow", workflow = spec.name(), run_id = %ctx.run_id());
+            // The GenAI conventions' names and attributes (`telemetry::genai`), evaluated only
+            // when a subscriber enables the span.
+            let span = tracing::info_span!(
+                "loom.workflow",
+                otel.name = %crate::telemetry::genai::SpanName("invoke_workflow", Some(spec.name())),
+                workflow = spec.name(),
+                run_id = %ctx.run_id(),
+                gen_ai.operation.name = "invoke_workflow",
+                gen_ai.agent.name = spec.name(),
+                gen_ai.conversation.id = ctx.session().map(tracing::field::display),
+                error.type = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            );
             ctx.emit(|| EventKind::RunStarted {
                 name: Some(Arc::clone(spec.name_arc())),
                 user: ctx.user().clone(),
@@ -396,7 +408,7 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                 .with_child_sessions(self.child_sessions);
             let graph = async {
                 match start {
-                    Start::Input(input) => self.graph.execute(&run, input).instrument(span).await,
+                    Start::Input(input) => self.graph.execute(&run, input).instrument(span.clone()).await,
                     Start::After { node, output, visited } => {
                         run.restore(&visited);
                         for &n in &visited {
@@ -404,7 +416,7 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                                 step: format!("node {}", spec.node(n).map_or("?", |s| &*s.name)),
                             });
                         }
-                        self.graph.resume_after(&run, node, output).instrument(span).await
+                        self.graph.resume_after(&run, node, output).instrument(span.clone()).await
                     }
                 }
                 .map_err(Error::Workflow)
@@ -418,6 +430,7 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
                 }
                 None => graph.await,
             };
+            crate::telemetry::genai::workflow_finished(&span, &outcome);
             let (visited, steps) = run.finish();
             match outcome {
                 Ok(output) => {
