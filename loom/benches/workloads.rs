@@ -51,6 +51,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
+use loomflow::governance::Governance;
 use loomflow::model::{ModelRequest, ModelResponse, Role, ToolCall};
 use loomflow::prelude::*;
 use loomflow::session::{Journal, JournalEntry, RunKey, SessionStore, SqliteStore, decode_records};
@@ -97,6 +98,8 @@ const COLD_STARTS: usize = 20;
 const N_W1: usize = 20_000;
 const N_W2: usize = 5_000;
 const N_W3: usize = 5_000;
+/// W3 with its audit trail appended (and synced) in SQLite: six entries a run.
+const N_W3_AUDITED: usize = 500;
 const N_W4: usize = 200;
 const N_W6: usize = 2_000;
 const N_W7: usize = 2_000;
@@ -176,6 +179,8 @@ const PLAN: &[(&str, Option<&str>)] = &[
     ("W1", Some("chain")),
     ("W2", None),
     ("W3", None),
+    ("W3", Some("governed")),
+    ("W3", Some("audited")),
     ("W4", None),
     ("W5", Some("spawn")),
     ("W5", Some("join_all")),
@@ -193,7 +198,8 @@ usage: workloads [--json] [--workload NAME [--variant VARIANT]]
   --json                one JSON line per workload (the format of WORKLOADS.md)
   --workload NAME       run one workload in this process: W1..W8, cold_start,
                         journal_sqlite, journal_postgres (default: all, each in its own process)
-  --variant VARIANT     W1: macro, builder or chain; W5: spawn or join_all (default: all)
+  --variant VARIANT     W1: macro, builder or chain; W3: plain, governed or audited;
+                        W5: spawn or join_all (default: all)
   --cold-start-child    (internal) the process the cold start times";
 
 /// The parsed command line.
@@ -317,7 +323,17 @@ fn run_workload(workload: Workload, variant: Option<&str>) -> anyhow::Result<Vec
             records
         }
         Workload::W2 => vec![runtime.block_on(w2_route())],
-        Workload::W3 => vec![runtime.block_on(w3_tool_loop())],
+        Workload::W3 => {
+            let variants: Vec<Option<&str>> = match variant {
+                Some(v) => vec![Some(v)],
+                None => vec![None, Some("governed"), Some("audited")],
+            };
+            let mut records = Vec::new();
+            for v in variants {
+                records.push(runtime.block_on(w3_tool_loop(v)));
+            }
+            records
+        }
         Workload::W4 => vec![runtime.block_on(w4_fanout())],
         Workload::W5 => {
             let variants: Vec<&str> = match variant {
@@ -947,14 +963,72 @@ async fn w2_route() -> Record {
 // ---------------------------------------------------------------------------------------------
 // W3: tool loop.
 
-/// W3: the agent calls `add`, reads `5`, answers `The sum is 5`.
-async fn w3_tool_loop() -> Record {
+/// W3's governance: a budget per run and per user (in memory), a rate limit per user and per
+/// model that never binds, and the standard permissions; with `audited`, an audit log in SQLite
+/// too (its file removed afterwards).
+fn w3_governance(audited: Option<&std::path::Path>) -> anyhow::Result<Governance> {
+    use loomflow::governance::{Budget, Limits, Mode, RateLimit, StandardPermissions};
+    let budget = Budget::new()
+        .per_run(Limits::new().total_tokens(1_000_000).tool_calls(100))
+        .per_user(Limits::new().total_tokens(u64::MAX / 2));
+    let mut governance = Governance::new()
+        .budget(budget)
+        .rate_limit(RateLimit::new().per_user(1e9, 1_000_000).per_model(1e9, 1_000_000))
+        .permissions(StandardPermissions::new(Mode::Default));
+    if let Some(path) = audited {
+        let key = loomflow::telemetry::audit::AuditKey::from_hex(
+            "6c6f6f6d2d62656e63682d61756469742d6b65792d33322d62797465732121",
+        )?;
+        governance = governance.audit(Arc::new(loomflow::telemetry::audit::SqliteAuditLog::open(path, key)?));
+    }
+    Ok(governance)
+}
+
+/// W3: the agent calls `add`, reads `5`, answers `The sum is 5` — plain, governed (budgets,
+/// rate limits, permissions), or governed and audited in SQLite (fewer runs: each appends its
+/// trail durably).
+async fn w3_tool_loop(variant: Option<&str>) -> Record {
     let workload = Workload::W3.line_name();
     let model_calls = Arc::new(AtomicUsize::new(0));
-    let agent = Agent::new("You do sums with the add tool.").model(AddFake::new(&model_calls)).tool(AddTool);
-    let warmup = warmup_runs(N_W3);
+    let audit_path = std::env::temp_dir().join(format!("loom-bench-audit-{}.sqlite", std::process::id()));
+    let mut agent = Agent::new("You do sums with the add tool.").model(AddFake::new(&model_calls)).tool(AddTool);
+    let n = match variant {
+        None | Some("plain") => N_W3,
+        Some("governed") => match w3_governance(None) {
+            Ok(g) => {
+                agent = agent.governance(g);
+                N_W3
+            }
+            Err(e) => return Record::failed(workload, variant, N_W3, &format!("{e:#}")),
+        },
+        Some("audited") => match w3_governance(Some(&audit_path)) {
+            Ok(g) => {
+                agent = agent.governance(g);
+                N_W3_AUDITED
+            }
+            Err(e) => return Record::failed(workload, variant, N_W3_AUDITED, &format!("{e:#}")),
+        },
+        Some(other) => return Record::failed(workload, variant, N_W3, &format!("unknown W3 variant `{other}`")),
+    };
+    let record = w3_runs(workload, variant.filter(|v| *v != "plain"), &agent, &model_calls, n).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", audit_path.display()));
+    }
+    record
+}
+
+/// `n` timed W3 runs of `agent`, checked.
+async fn w3_runs(
+    workload: &'static str,
+    variant: Option<&str>,
+    agent: &Agent,
+    model_calls: &AtomicUsize,
+    n: usize,
+) -> Record {
+    let warmup = warmup_runs(n);
     let adds_before = ADD_CALLS.load(Ordering::Relaxed);
-    let outcome = time_runs(warmup, N_W3, |_| {
+    let calls_before = model_calls.load(Ordering::Relaxed);
+    let outcome = time_runs(warmup, n, |_| {
         let agent = &agent;
         async move {
             let result = agent.run(W3_INPUT).await?;
@@ -970,13 +1044,13 @@ async fn w3_tool_loop() -> Record {
     })
     .await
     .and_then(|timings| {
-        let runs = warmup + N_W3;
+        let runs = warmup + n;
         let adds = ADD_CALLS.load(Ordering::Relaxed) - adds_before;
-        let calls = model_calls.load(Ordering::Relaxed);
+        let calls = model_calls.load(Ordering::Relaxed) - calls_before;
         ensure!(adds == runs && calls == 2 * runs, "{adds} tool runs and {calls} model calls in {runs} runs");
         Ok(timings)
     });
-    finish(workload, None, N_W3, outcome)
+    finish(workload, variant, n, outcome)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -200,6 +200,20 @@ pub enum EventKind {
         /// What went wrong.
         error: String,
     },
+    /// The conversation sent to the model was compacted to fit its budget
+    /// ([`Compaction`](crate::agent::Compaction)).
+    Compacted {
+        /// The call's number in the run.
+        turn: u32,
+        /// Messages of earlier exchanges left out.
+        dropped: usize,
+        /// Tool results cut.
+        truncated: usize,
+        /// The conversation's estimated tokens before.
+        tokens_before: usize,
+        /// And after.
+        tokens_after: usize,
+    },
     /// An event of an agent's architecture (`router.classified`, `control.rejected` ...).
     Architecture {
         /// What happened, as `architecture.event`.

@@ -54,6 +54,7 @@ pub fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::ToolCallStarted { .. } => "tool_started",
         EventKind::ToolCallFinished { .. } => "tool_finished",
         EventKind::RunFinished { .. } => "run_finished",
+        EventKind::Compacted { .. } => "compacted",
         EventKind::Error { .. } => "error",
         EventKind::Custom { .. } => "custom",
         EventKind::OutputRejected { .. } => "output_rejected",

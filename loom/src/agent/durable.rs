@@ -72,7 +72,7 @@ impl AgentInput {
     /// use loomflow::governance::Approval;
     /// use loomflow::RunId;
     ///
-    /// # let run = RunId::new();
+    /// # let run = RunId::generate();
     /// let input = AgentInput::resume(run).approve("call_7", Approval::edit(r#"{"path":"notes.txt"}"#));
     /// ```
     #[must_use]

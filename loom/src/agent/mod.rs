@@ -1,5 +1,6 @@
 //! Agents: instructions, a model, tools, and a loop that lets the model drive.
 
+mod compaction;
 mod durable;
 mod lifecycle;
 mod memory;
@@ -11,6 +12,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+pub use compaction::Compaction;
 pub(crate) use durable::Durable;
 pub use durable::{AgentInput, ToolDecision};
 pub(crate) use lifecycle::run as run_future;
@@ -98,6 +100,7 @@ pub struct Agent<O = String> {
     pub(crate) settings: ModelSettings,
     pub(crate) max_turns: u32,
     pub(crate) history_limit: Option<usize>,
+    pub(crate) compaction: Option<Compaction>,
     pub(crate) sessions: Sessions,
     pub(crate) extensions: Extensions,
     pub(crate) emitter: Emitter,
@@ -135,6 +138,7 @@ impl<O> Clone for Agent<O> {
             settings: self.settings.clone(),
             max_turns: self.max_turns,
             history_limit: self.history_limit,
+            compaction: self.compaction.clone(),
             sessions: self.sessions.clone(),
             extensions: self.extensions.clone(),
             emitter: self.emitter.clone(),
@@ -181,6 +185,7 @@ impl Agent<String> {
             settings: ModelSettings::default(),
             max_turns: DEFAULT_MAX_TURNS,
             history_limit: None,
+            compaction: None,
             sessions: Sessions::in_memory(),
             extensions: Extensions::new(),
             emitter: Emitter::default(),
@@ -282,6 +287,7 @@ impl<O> Agent<O> {
             settings: self.settings,
             max_turns: self.max_turns,
             history_limit: self.history_limit,
+            compaction: self.compaction.clone(),
             sessions: self.sessions,
             extensions: self.extensions,
             emitter: self.emitter,
@@ -533,6 +539,21 @@ impl<O> Agent<O> {
     pub fn history_limit(mut self, messages: usize) -> Self {
         self.history_limit = Some(messages);
         self
+    }
+
+    /// Keeps what the model is sent within a token budget, however long the session and the
+    /// run grow: older tool results cut, then the oldest exchanges dropped (see
+    /// [`Compaction`]). The session and the journal keep everything.
+    #[must_use]
+    pub fn compaction(mut self, compaction: Compaction) -> Self {
+        if compaction.max_tokens == 0 {
+            self.fail(ConfigError::InvalidSetting {
+                setting: "compaction",
+                reason: "max_tokens must be at least 1".to_owned(),
+            });
+        }
+        self.compaction = Some(compaction);
+        self.changed()
     }
 
     /// Where sessions are kept (default: a store in memory, private to this agent and its

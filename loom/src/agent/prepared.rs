@@ -32,6 +32,8 @@ pub(crate) struct Prepared {
     /// Tool search, when it is on: which of `tools` each request offers.
     #[cfg(feature = "tools")]
     pub(crate) search: Option<crate::tools::search::Searcher>,
+    /// How the conversation sent to the model is kept within its budget.
+    pub(crate) compaction: Option<super::Compaction>,
 }
 
 /// The tools of an agent with tool sources, merged as of one generation of the sources, and
@@ -73,6 +75,7 @@ impl Prepared {
                 answer_directive: None,
                 ends_turn,
                 tool_list: Default::default(),
+                compaction: agent.compaction.clone(),
                 #[cfg(feature = "tools")]
                 search: search.clone(),
             };
@@ -96,6 +99,7 @@ impl Prepared {
                     answer_directive: Some(Arc::from(output::directive(schema))),
                     ends_turn,
                     tool_list: Default::default(),
+                    compaction: agent.compaction.clone(),
                     #[cfg(feature = "tools")]
                     search: search.clone(),
                 }
@@ -112,6 +116,7 @@ impl Prepared {
                 answer_directive: None,
                 ends_turn,
                 tool_list: Default::default(),
+                compaction: agent.compaction.clone(),
                 #[cfg(feature = "tools")]
                 search: search.clone(),
             },
@@ -134,6 +139,7 @@ impl Prepared {
                     answer_directive: Some(Arc::from(directive)),
                     ends_turn,
                     tool_list: Default::default(),
+                    compaction: agent.compaction.clone(),
                     #[cfg(feature = "tools")]
                     search: search.clone(),
                 }

@@ -489,10 +489,13 @@ impl<'r> AgentRun<'r> {
                         (true, _) => Partial::Text,
                     };
                     let step = Step { ctx: self.ctx, turn, role: call.role, partial };
-                    let (mut response, cost) = match self.ctx.governed() {
-                        None => call_model(&models, &call.request, step).await?,
-                        // Boxed: an ungoverned call's future stays as it was.
-                        Some(g) => Box::pin(self.governed_call(g, &models, &call, step)).await?,
+                    let compaction = self.parts.prepared.compaction.as_ref();
+                    let (mut response, cost) = match (self.ctx.governed(), compaction) {
+                        (None, None) => call_model(&models, &call.request, step).await?,
+                        // Boxed: a call without governance or compaction stays as it was.
+                        (governed, compaction) => {
+                            Box::pin(self.compacted_call(governed, compaction, &models, call, step)).await?
+                        }
                     };
                     if let Some(d) = self.durable {
                         response = Box::pin(d.record_model(turn, messages, response)).await?;
@@ -506,6 +509,36 @@ impl<'r> AgentRun<'r> {
                 t.turns += 1;
             });
             Ok(ModelTurn { turn, response })
+        }
+    }
+
+    /// A model call on the conversation compacted to its budget (when it is over), governed
+    /// when the run is.
+    async fn compacted_call(
+        &self,
+        governed: Option<&Arc<crate::governance::hook::Governed>>,
+        compaction: Option<&crate::agent::Compaction>,
+        models: &Models<'_>,
+        call: ModelCall<'_>,
+        step: Step<'_>,
+    ) -> Result<(ModelResponse, Option<f64>), Error> {
+        let compacted = compaction.and_then(|c| c.apply(call.request.messages));
+        if let Some(c) = &compacted {
+            self.ctx.emit(|| EventKind::Compacted {
+                turn: step.turn,
+                dropped: c.dropped,
+                truncated: c.truncated,
+                tokens_before: c.tokens_before,
+                tokens_after: c.tokens_after,
+            });
+        }
+        let mut call = call;
+        if let Some(c) = &compacted {
+            call.request.messages = &c.messages;
+        }
+        match governed {
+            Some(g) => self.governed_call(g, models, &call, step).await,
+            None => Ok(call_model(models, &call.request, step).await?),
         }
     }
 

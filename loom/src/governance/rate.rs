@@ -223,8 +223,12 @@ impl RateLimit {
             if b.models.len() >= 10_000 && !b.models.contains_key(model) {
                 b.models.clear();
             }
-            let bucket = b.models.entry(model.to_owned()).or_default();
-            if let Err(wait) = bucket.take(shape, now) {
+            // The model's name is copied only for its first call.
+            if !b.models.contains_key(model) {
+                b.models.insert(model.to_owned(), Bucket::default());
+            }
+            let taken = b.models.get_mut(model).map_or(Ok(()), |bucket| bucket.take(shape, now));
+            if let Err(wait) = taken {
                 if let Some(user_shape) = self.per_user {
                     b.users.with(user, false, self.max_users, self.idle_ttl, |bucket| bucket.give_back(user_shape));
                 }
