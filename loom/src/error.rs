@@ -49,6 +49,11 @@ pub enum Error {
     #[cfg(feature = "audit")]
     #[error(transparent)]
     Audit(#[from] crate::telemetry::audit::AuditError),
+    /// A config file could not be read, parsed or built ([`config`](crate::config)): its
+    /// `Display` names the file, line, column and key, and what to write instead.
+    #[cfg(feature = "config")]
+    #[error(transparent)]
+    ConfigFile(Box<crate::config::ConfigFileError>),
 }
 
 impl From<IdError> for Error {

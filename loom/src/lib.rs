@@ -42,6 +42,8 @@ pub mod __private;
 pub mod agent;
 pub mod arch;
 mod bounded;
+#[cfg(feature = "config")]
+pub mod config;
 mod context;
 pub mod error;
 pub mod event;

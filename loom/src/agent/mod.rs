@@ -576,6 +576,14 @@ impl<O> Agent<O> {
         self
     }
 
+    /// [`store`](Agent::store) for a store known only by its traits (a config file's).
+    #[cfg(feature = "config")]
+    pub(crate) fn store_dyn(mut self, sessions: Arc<dyn SessionStore>, journal: Arc<dyn Journal>) -> Self {
+        self.sessions = Sessions::dynamic(sessions);
+        self.journal = Some(journal);
+        self
+    }
+
     /// How long a journaled run's lease lasts (default [`DEFAULT_LEASE`]). A running run
     /// renews it every third of that time, so a step may take as long as it needs; a worker
     /// that dies stops renewing, and after the lease another worker may resume the run. At
