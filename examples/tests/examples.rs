@@ -804,3 +804,140 @@ fn telemetry() {
         ],
     );
 }
+
+#[test]
+fn workflow_loop() {
+    let out = run_example("workflow_loop");
+    assert_lines(
+        &out,
+        &[
+            "  critic │ \"Loom: agents in Rust\" → add typed\n  critic │ \"Loom: agents in Rust, typed\" → add offline\n  critic │ \"Loom: agents in Rust, typed, offline\" → approved",
+            "  published: Loom: agents in Rust, typed, offline",
+            "  the loop ran 3 reviews and 2 revisions",
+            "  visited: [\"draft\", \"review\", \"revise\", \"review\", \"revise\", \"review\", \"publish\"]",
+            "  stopped: `revise` would run a 4th time; its bound is 3",
+        ],
+    );
+    // The strict critic reviewed the draft and its three revisions, then the bound stopped the loop.
+    let strict = out.split("strict critic").nth(1).unwrap_or_default();
+    assert_eq!(strict.matches("  critic │").count(), 4, "{strict}");
+    assert!(!strict.contains("published"), "the bounded run published:\n{out}");
+}
+
+#[test]
+fn workflow_as_tool() {
+    let out = run_example("workflow_as_tool");
+    assert_lines(
+        &out,
+        &[
+            "\"required\":[\"input\"]",
+            // The workflow's nodes run inside the tool call, between its start and its result.
+            "tool call │ packing_list({\"input\":\" lisbon \"})\n  node      │ tidy → Lisbon\n  node      │ forecast → Lisbon: sunny, 24°C\n  node      │ pack → Lisbon: sunny, 24°C → pack sunglasses and sunscreen\ntool      │ packing_list → Lisbon: sunny, 24°C → pack sunglasses and sunscreen",
+            "tool call │ packing_list({\"input\":\"BERGEN\"})\n  node      │ tidy → Bergen\n  node      │ forecast → Bergen: rain, 9°C\n  node      │ pack → Bergen: rain, 9°C → pack an umbrella and boots\ntool      │ packing_list → Bergen: rain, 9°C → pack an umbrella and boots",
+            "answer │ Lisbon will be sunny: bring sunglasses. Bergen will be wet: bring an umbrella.",
+            "3 model calls, 2 tool calls",
+            "the workflow on its own: \"Rome: sunny, 24°C → pack sunglasses and sunscreen\"",
+        ],
+    );
+}
+
+#[test]
+fn workflow_architecture() {
+    let out = run_example("workflow_architecture");
+    assert_lines(
+        &out,
+        &[
+            "the poet's architecture: reflexion",
+            "node poet\n  model call │ agent\n  model call │ evaluator\n  evaluated  │ attempt 1 scored 0.2: \"lines two and three are far too short\"\n  model call │ reflector\n  lesson     │ \"Count the syllables of every line before answering.\"\n  model call │ agent\n  model call │ evaluator\n  evaluated  │ attempt 2 scored 0.9: \"5-7-5, and vivid\"",
+            "published: Looms hum through the night / shuttles fly and warp threads cross / morning wears new cloth",
+            "visited: [\"brief\", \"poet\", \"publish\"]",
+        ],
+    );
+    assert!(!out.contains("Looms hum all night / threads"), "the rejected attempt was published:\n{out}");
+}
+
+#[test]
+fn workflow_custom_step() {
+    let out = run_example("workflow_custom_step");
+    assert_lines(
+        &out,
+        &[
+            "ann:\n  model read │ [premium customer] My export keeps failing.\n  answer     │ A specialist will call you within the hour. — the Loom support team",
+            "bob:\n  model read │ [free customer] My export keeps failing.\n  answer     │ We will answer by e-mail within two days. — the Loom support team",
+            "  visited    │ [\"clean\", \"enrich\", \"reply\", \"sign\"]",
+            "eve:\n  failed     │ `enrich`: no customer `eve` in the CRM",
+            "n1[\"enrich\"]",
+        ],
+    );
+    assert_eq!(out.matches("model read").count(), 2, "the failed run reached the model:\n{out}");
+}
+
+#[test]
+fn effort_dial() {
+    let out = run_example("effort_dial");
+    assert_lines(
+        &out,
+        &[
+            "effort low: The ball costs €0.05.\n  usage     │ 120 reasoning tokens of 128 output tokens\n  request   │ settings.effort = low\n  openai    │ reasoning_effort: \"low\"\n  anthropic │ thinking budget_tokens: 2048, max_tokens: 8192\n  gemini    │ thinkingBudget: 1024",
+            "effort medium: The ball costs €0.05.\n  usage     │ 900 reasoning tokens of 908 output tokens\n  request   │ settings.effort = medium\n  openai    │ reasoning_effort: \"medium\"\n  anthropic │ thinking budget_tokens: 8192, max_tokens: 12288\n  gemini    │ thinkingBudget: 8192",
+            "effort high: The ball costs €0.05.\n  usage     │ 3400 reasoning tokens of 3408 output tokens\n  request   │ settings.effort = high\n  openai    │ reasoning_effort: \"high\"\n  anthropic │ thinking budget_tokens: 16384, max_tokens: 20480\n  gemini    │ thinkingBudget: 24576",
+        ],
+    );
+}
+
+#[test]
+fn prompt_caching() {
+    let out = run_example("prompt_caching");
+    assert_lines(
+        &out,
+        &[
+            "turn 1 │ What do I need for a refund? → Refunds need the order number.\n       │ 2168 input tokens: 120 full price, 2048 written to the cache, 0 read from it; 40 out\n       │ cost $0.008640 (without caching $0.007104)",
+            "turn 2 │ And for an exchange? → Exchanges need the receipt.\n       │ 2138 input tokens: 90 full price, 0 written to the cache, 2048 read from it; 35 out\n       │ cost $0.001409 (without caching $0.006939)",
+            "turn 3 │ Is 20 days too late? → Yes, within 30 days.\n       │ 2128 input tokens: 80 full price, 0 written to the cache, 2048 read from it; 30 out",
+            "3 turns cost $0.011354 instead of $0.020877: caching saved $0.009523 (46%)",
+            "request settings: prompt_caching = true",
+            "anthropic system prompt: cache_control = {\"type\":\"ephemeral\"}",
+            "anthropic last tool (\"order_status\"): cache_control = {\"type\":\"ephemeral\"}",
+        ],
+    );
+}
+
+#[test]
+fn support_bot() {
+    let out = run_example("support_bot");
+    assert_lines(
+        &out,
+        &[
+            "  guardrail  │ pii: 1 email redacted",
+            "  model read │ Hi, this is [REDACTED:email]. Where is my order A-1?",
+            "  tool       │ lookup_order → order A-1: a kettle, €35, delivered on 2 May",
+            "  session    │ turn 1: the model saw 5 messages",
+            // "it" is the order of the first turn, its price from that turn's lookup: the session.
+            "ann        │ It arrived broken, please refund it.\n  approver   │ refund({\"amount_eur\":35,\"order\":\"A-1\"}) → allow\n  tool       │ refund → refunded €35 on order A-1",
+            "  session    │ turn 2: the model saw 9 messages",
+            "  tool       │ lookup_order → order B-7: a sofa, €900, delivered on 9 May\n  approver   │ refund({\"amount_eur\":900,\"order\":\"B-7\"}) → deny",
+            "  bot        │ I could not do that: denied by the approver: refunds over €100 need a manager.",
+            "  session    │ turn 3: the model saw 15 messages",
+        ],
+    );
+    let read: Vec<&str> = out.lines().filter(|l| l.starts_with("  model read")).collect();
+    assert!(read.iter().all(|l| !l.contains("ann@example.com")), "{read:?}");
+    assert!(!out.contains("refunded €900"), "the denied refund ran:\n{out}");
+}
+
+#[test]
+fn research_agent() {
+    let out = run_example("research_agent");
+    assert_lines(
+        &out,
+        &[
+            "plan: [\"Find how the Jacquard loom was programmed\",\"Find who took the idea into computing\"]",
+            "  search({\"query\":\"Jacquard loom punched cards\"})\n  search({\"query\":\"Analytical Engine census\"})",
+            "answer: The Jacquard loom of 1804 was programmed with punched cards [jacquard-1804]; Charles Babbage took the idea for the programs and data of his Analytical Engine [babbage-1837].",
+            "sources read:\n  cited [jacquard-1804] The Jacquard loom\n  cited [babbage-1837] The Analytical Engine\n        [lovelace-1843] Ada Lovelace's notes\n",
+            "all 2 citations in the answer point at passages the run read",
+            "6 model calls, 2 searches",
+        ],
+    );
+    assert!(!out.contains("hollerith"), "a passage no search returned was read:\n{out}");
+}
