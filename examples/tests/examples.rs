@@ -941,3 +941,20 @@ fn research_agent() {
     );
     assert!(!out.contains("hollerith"), "a passage no search returned was read:\n{out}");
 }
+
+#[test]
+fn config_file() {
+    let out = run_example("config_file");
+    assert_lines(
+        &out,
+        &[
+            "support.toml\n  tool call  │ lookup_order({\"order\":\"A-1\"})\n  tool       │ lookup_order → order A-1: a kettle, shipped yesterday, €35",
+            "  permission │ refund denied by the file's permissions",
+            "  answer     │ A-1 shipped yesterday; a colleague will look at the refund.\n  session    │ kept in support.db",
+            "review.toml\nflowchart TD\n",
+            "  visited    │ draft → review → draft → review → publish\n  answer     │ ## New: Boil water in 90 seconds.",
+            "a misspelt key\n<config>:3:1: unknown key `max_turn` at the top level (did you mean `max_turns`?)\n  |\n3 | max_turn = 3\n  | ^^^^^^^^",
+        ],
+    );
+    assert!(!out.contains("refunded order"), "the denied refund ran:\n{out}");
+}
