@@ -26,6 +26,8 @@ pub mod docs {
     pub struct Production;
     #[doc = include_str!("../docs/mcp.md")]
     pub struct Mcp;
+    #[doc = include_str!("../docs/config.md")]
+    pub struct Config;
     #[doc = include_str!("../docs/migrating-from-langgraph.md")]
     pub struct MigratingFromLangGraph;
 }
