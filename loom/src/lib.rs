@@ -59,6 +59,8 @@ mod proptests;
 #[cfg(feature = "rag")]
 pub mod rag;
 mod runner;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod session;
 #[cfg(feature = "skills")]
 pub mod skills;

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::context::{Metadata, RunContext};
 use crate::error::{ConfigError, Error};
 use crate::event::{EventListener, RunEvent};
-use crate::id::{IdError, SessionId, UserId};
+use crate::id::{IdError, RunId, SessionId, UserId};
 
 mod sealed {
     pub trait Sealed {}
@@ -53,6 +53,7 @@ pub struct RunBuilder<'a, R: Runnable> {
     metadata: Metadata,
     parent: Option<&'a RunContext>,
     listeners: Vec<Arc<dyn EventListener>>,
+    run_id: Option<RunId>,
 }
 
 impl<R: Runnable> fmt::Debug for RunBuilder<'_, R> {
@@ -75,7 +76,16 @@ impl<'a, R: Runnable> RunBuilder<'a, R> {
             metadata: Metadata::default(),
             parent: None,
             listeners: Vec::new(),
+            run_id: None,
         }
+    }
+
+    /// Gives a new run this id instead of a generated one (the HTTP server names a run before
+    /// it starts); a resumed run keeps the id it resumes.
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))]
+    pub(crate) fn with_run_id(mut self, run_id: RunId) -> Self {
+        self.run_id = Some(run_id);
+        self
     }
 
     /// Runs for this user: the partition of sessions and every store.
@@ -124,6 +134,9 @@ impl<'a, R: Runnable> RunBuilder<'a, R> {
             Some(parent) => parent.child(),
             None => RunContext::new(UserId::anonymous()),
         };
+        if let Some(run_id) = self.run_id {
+            ctx = ctx.with_run_id(run_id);
+        }
         if let Some(user) = self.user {
             ctx = ctx.with_user(user.map_err(ConfigError::from)?);
         }

@@ -353,6 +353,12 @@ impl<I: Send + 'static, O: Send + 'static> Workflow<I, O> {
         self.graph.spec().name()
     }
 
+    /// Whether its runs with a session are journaled.
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))]
+    pub(crate) fn is_journaled(&self) -> bool {
+        self.journal.is_some()
+    }
+
     /// The graph as a Mermaid flowchart.
     pub fn to_mermaid(&self) -> String {
         self.graph.spec().to_mermaid()

@@ -1,0 +1,130 @@
+//! Who a request acts for: the authentication hook, and how a request's user is found.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+
+use super::error::ApiError;
+use crate::id::UserId;
+
+/// The header an open server reads the caller's user from (`x-loom-user: alice`).
+pub const USER_HEADER: &str = "x-loom-user";
+
+/// Who is calling, as an [`Authenticate`] hook sees it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Caller<'a> {
+    /// The token of the `Authorization: Bearer <token>` header, if there is one.
+    pub bearer: Option<&'a str>,
+    /// Every header of the request (for schemes of your own: an API-key header, a header a
+    /// trusted proxy sets).
+    pub headers: &'a HeaderMap,
+}
+
+/// Turns a caller into the Loom user it acts as, or refuses it (`None`: HTTP 401).
+///
+/// Every request but `GET /health` is authenticated on its own, before its body is read. The
+/// user it gives is the partition of everything the request touches: sessions, runs,
+/// approvals. Closures `Fn(&Caller) -> Option<UserId>` are hooks, and so is a map of tokens
+/// ([`Server::bearer_tokens`](super::Server::bearer_tokens)).
+///
+/// ```
+/// use loomflow::serve::{Caller, Server};
+/// use loomflow::UserId;
+///
+/// // Tokens of the form `user-<name>`, for a demo.
+/// let server = Server::new().authenticate(|caller: &Caller<'_>| {
+///     UserId::new(caller.bearer?.strip_prefix("user-")?).ok()
+/// });
+/// ```
+#[async_trait::async_trait]
+pub trait Authenticate: Send + Sync + 'static {
+    /// The user `caller` acts as, or `None` to refuse it.
+    async fn authenticate(&self, caller: &Caller<'_>) -> Option<UserId>;
+}
+
+#[async_trait::async_trait]
+impl<F> Authenticate for F
+where
+    F: Fn(&Caller<'_>) -> Option<UserId> + Send + Sync + 'static,
+{
+    async fn authenticate(&self, caller: &Caller<'_>) -> Option<UserId> {
+        self(caller)
+    }
+}
+
+/// How the server finds a request's user.
+#[derive(Clone)]
+pub(crate) enum Auth {
+    /// No authentication: the `x-loom-user` header, or the request's `user` field, names
+    /// the user; without either, the anonymous user.
+    Open,
+    /// Bearer tokens, each the key of one user (a map lookup, no future).
+    Tokens(Arc<HashMap<String, UserId>>),
+    /// A hook.
+    Hook(Arc<dyn Authenticate>),
+}
+
+/// Who a request acts for, before its body is read.
+pub(crate) enum Identity {
+    /// Authenticated (or named by the open server's header): the user is settled.
+    User(UserId),
+    /// An open server's request without the header: the body's `user` field may name the
+    /// user; without one, the anonymous user.
+    Open,
+}
+
+impl Identity {
+    /// The user, given the body's `user` field (read only by an open server).
+    pub(crate) fn resolve(self, claimed: Option<&str>) -> Result<UserId, ApiError> {
+        match (self, claimed) {
+            (Self::User(user), _) => Ok(user),
+            (Self::Open, None) => Ok(UserId::anonymous()),
+            (Self::Open, Some(name)) => {
+                UserId::new(name).map_err(|e| ApiError::invalid_param("user", format!("`user` is not a user id: {e}")))
+            }
+        }
+    }
+}
+
+/// The bearer token of `headers`, if there is one.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim_start();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+impl Auth {
+    /// Who the request with `headers` acts for, or 401.
+    pub(crate) async fn identify(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
+        match self {
+            Self::Open => match headers.get(USER_HEADER) {
+                None => Ok(Identity::Open),
+                Some(value) => {
+                    let name = value
+                        .to_str()
+                        .map_err(|_| ApiError::bad_request(format!("the `{USER_HEADER}` header is not text")))?;
+                    UserId::new(name)
+                        .map(Identity::User)
+                        .map_err(|e| ApiError::bad_request(format!("the `{USER_HEADER}` header is not a user id: {e}")))
+                }
+            },
+            Self::Tokens(tokens) => bearer(headers)
+                .and_then(|t| tokens.get(t))
+                .cloned()
+                .map(Identity::User)
+                .ok_or_else(ApiError::unauthorized),
+            Self::Hook(hook) => {
+                let caller = Caller { bearer: bearer(headers), headers };
+                hook.authenticate(&caller).await.map(Identity::User).ok_or_else(ApiError::unauthorized)
+            }
+        }
+    }
+
+    /// The user of a request that has no body naming one.
+    pub(crate) async fn user(&self, headers: &HeaderMap) -> Result<UserId, ApiError> {
+        self.identify(headers).await?.resolve(None)
+    }
+}
