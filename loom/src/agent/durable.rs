@@ -383,6 +383,24 @@ impl Durable {
 }
 
 impl<O> super::Agent<O> {
+    /// The journaled runs of `user` in `session`, oldest first: each run's id, status and
+    /// times (a run still `running` after its process died is one to resume). An agent
+    /// without a journal has none.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be read.
+    pub async fn runs(
+        &self,
+        user: &crate::id::UserId,
+        session: &crate::id::SessionId,
+    ) -> Result<Vec<crate::session::RunInfo>, Error> {
+        let Some(journal) = self.journal.as_deref() else { return Ok(Vec::new()) };
+        let mut runs = journal.runs(user, session).await?;
+        runs.sort_by_key(|info| (info.started_ms, info.run));
+        Ok(runs)
+    }
+
     /// The tool calls of `user`'s runs that wait for an approval
     /// ([`RunError::ApprovalPending`]), oldest run first: what a reviewer decides, in any
     /// process that opens the same store, before resuming each run with
