@@ -28,6 +28,8 @@ pub mod docs {
     pub struct Mcp;
     #[doc = include_str!("../docs/config.md")]
     pub struct Config;
+    #[doc = include_str!("../docs/serving.md")]
+    pub struct Serving;
     #[doc = include_str!("../docs/migrating-from-langgraph.md")]
     pub struct MigratingFromLangGraph;
 }
