@@ -28,6 +28,7 @@ pub(crate) async fn dispatch(command: Command) -> Outcome {
         Command::Serve(args) => serve(args).await,
         Command::Ingest(args) => crate::rag::ingest(args).await,
         Command::Search(args) => crate::rag::search(args).await,
+        Command::Eval(args) => crate::eval::eval(args).await,
     }
 }
 

@@ -11,12 +11,14 @@
 //! loom serve agent.toml --port 8080                      # the HTTP API on 127.0.0.1
 //! loom ingest docs/ --into corpus.db                    # a RAG corpus, with a progress bar
 //! loom search corpus.db "how do I resume a run?"          # its best passages
+//! loom eval agent.toml cases.jsonl                       # the share of answers that hold what was expected
 //! ```
 //!
 //! Exit codes: 0 success; 1 the run failed, or what was checked is not intact; 2 the command
 //! line or the config file is wrong. Errors are one message on stderr, never a backtrace.
 
 mod commands;
+mod eval;
 mod output;
 mod rag;
 mod script;
@@ -59,6 +61,30 @@ enum Command {
     Ingest(IngestArgs),
     /// Retrieve the passages of a corpus that best answer a query.
     Search(SearchArgs),
+    /// Run an agent or a workflow over test cases and report how many answers hold what was
+    /// expected.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The cases: JSON lines, each `{"input": "..", "expect": ".."}` (the answer must contain
+    /// `expect`, ignoring case).
+    cases: PathBuf,
+    /// The user the runs belong to.
+    #[arg(long, env = "LOOM_USER", default_value = "local")]
+    user: String,
+    /// How many cases run at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// The share of cases that must pass (0 to 1); every one by default.
+    #[arg(long, value_name = "SHARE")]
+    min: Option<f64>,
+    /// Print each case's outcome as a JSON line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -334,7 +360,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::dispatch(cli.command)) {
+    let outcome = runtime.block_on(async {
+        let outcome = commands::dispatch(cli.command).await;
+        // The exporter's last flush may block on its own tasks: not on a runtime thread.
+        let _ = tokio::task::spawn_blocking(target::shutdown_telemetry).await;
+        outcome
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("error: {}", failure.message);

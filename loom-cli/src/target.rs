@@ -43,11 +43,39 @@ fn read(path: &Path) -> Result<String, Failure> {
     std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("cannot read `{}`: {e}", path.display())))
 }
 
+/// The telemetry a file's `[telemetry]` asks for, installed for the rest of the process.
+static TELEMETRY: std::sync::Mutex<Option<loomflow::telemetry::otel::TelemetryGuard>> = std::sync::Mutex::new(None);
+
+/// Installs the exporter of the first `[telemetry]` among `configs` (once per process).
+async fn telemetry<'c>(configs: impl IntoIterator<Item = &'c AgentConfig>, registry: &Registry) -> Result<(), Failure> {
+    for config in configs {
+        let Some(telemetry) = config.telemetry(registry).await? else { continue };
+        let mut slot = TELEMETRY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            let guard = telemetry.init().map_err(|e| Failure::usage(format!("telemetry: {e}")))?;
+            *slot = Some(guard);
+        }
+        return Ok(());
+    }
+    Ok(())
+}
+
+/// Flushes and shuts down the telemetry a file installed, if any.
+pub(crate) fn shutdown_telemetry() {
+    let guard = TELEMETRY.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    if let Some(guard) = guard
+        && let Err(e) = guard.shutdown()
+    {
+        eprintln!("warning: telemetry: {e}");
+    }
+}
+
 /// The agent or workflow `target` names.
 pub(crate) async fn build(target: &Target) -> Result<Built, Failure> {
     let text = read(&target.file)?;
     let (registry, model) = registry(target)?;
     if loomflow::config::is_workflow_file(&text) {
+        telemetry(WorkflowFile::from_file(&target.file)?.agents.values(), &registry).await?;
         let Some(model) = model else {
             return Ok(Built::Workflow(Workflow::from_toml(&target.file, &registry).await?));
         };
@@ -61,10 +89,11 @@ pub(crate) async fn build(target: &Target) -> Result<Built, Failure> {
         }
         return Ok(Built::Workflow(Workflow::from_config(&file, &registry).await?));
     }
+    let mut config = AgentConfig::from_file(&target.file)?;
+    telemetry([&config], &registry).await?;
     let Some(model) = model else {
         return Ok(Built::Agent(Box::new(Agent::from_toml_with(&target.file, &registry).await?)));
     };
-    let mut config = AgentConfig::from_file(&target.file)?;
     config.model = Some(model);
     config.fallback.clear();
     Ok(Built::Agent(Box::new(Agent::from_config(&config, &registry).await?)))

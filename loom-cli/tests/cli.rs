@@ -532,3 +532,27 @@ fn ingest_loads_a_folder_into_a_corpus_and_search_finds_it() {
     let missing = run_in(&scratch.0, &["search", "nothing.db", "x"]);
     expect_code(&missing, 2);
 }
+
+#[test]
+fn eval_reports_the_share_of_answers_that_hold_what_was_expected() {
+    let scratch = Scratch::new("eval");
+    scratch.file("agent.toml", ECHO);
+    scratch.file(
+        "cases.jsonl",
+        "{\"input\": \"Paris is in France\", \"expect\": \"paris\"}\n\n{\"input\": \"Rome\", \"expect\": \"Italy\"}\n",
+    );
+    let all = run_in(&scratch.0, &["eval", "agent.toml", "cases.jsonl"]);
+    expect_code(&all, 1);
+    assert_eq!(stdout(&all), "✗ line 3: the answer lacks what was expected: Echo: Rome\n");
+    assert!(stderr(&all).contains("1/2 passed (50.0 %); 100.0 % needed"), "{}", stderr(&all));
+    let half = run_in(&scratch.0, &["eval", "agent.toml", "cases.jsonl", "--min", "0.5", "--json"]);
+    expect_code(&half, 0);
+    let lines: Vec<serde_json::Value> = stdout(&half).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["passed"], true);
+    assert_eq!(lines[1]["line"], 3);
+    scratch.file("bad.jsonl", "{\"question\": \"x\"}\n");
+    let bad = run_in(&scratch.0, &["eval", "agent.toml", "bad.jsonl"]);
+    expect_code(&bad, 2);
+    assert!(stderr(&bad).contains("bad.jsonl:1:"), "{}", stderr(&bad));
+}
