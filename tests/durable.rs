@@ -130,7 +130,7 @@ async fn resuming_needs_a_journal_and_a_session() {
     let durable = Agent::new("x").model("echo").store(store);
     assert!(matches!(durable.resume(RunId::generate()).user("u").await, Err(Error::Config(_))));
     assert!(matches!(
-        durable.resume_with(AgentInput::resume_latest()).user("u").session("s").await,
+        durable.resume_latest().user("u").session("s").await,
         Err(Error::Run(RunError::NotResumable { .. }))
     ));
 }

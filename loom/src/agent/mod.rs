@@ -740,6 +740,16 @@ impl<O> Agent<O> {
         RunBuilder::new(self, AgentInput::resume(run))
     }
 
+    /// Resumes the session's latest unfinished run (set its user and session on the builder),
+    /// as [`Workflow::resume_latest`](crate::workflow::Workflow::resume_latest) does for a
+    /// workflow.
+    pub fn resume_latest(&self) -> RunBuilder<'_, Self>
+    where
+        O: Send + Sync + 'static,
+    {
+        RunBuilder::new(self, AgentInput::resume_latest())
+    }
+
     /// Resumes as [`AgentInput`] says (the latest unfinished run, decisions for interrupted
     /// tool calls).
     pub fn resume_with(&self, input: AgentInput) -> RunBuilder<'_, Self>
