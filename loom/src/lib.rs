@@ -41,6 +41,8 @@ extern crate self as loomflow;
 pub mod __private;
 pub mod agent;
 pub mod arch;
+#[cfg(any(feature = "mcp", feature = "serve"))]
+pub mod auth;
 mod bounded;
 #[cfg(feature = "config")]
 pub mod config;

@@ -445,7 +445,7 @@ async fn bearer_tokens_authenticate_and_users_are_kept_apart() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hook_authenticates_and_an_open_server_takes_the_user_it_is_told() -> Result<()> {
     let hooked = Running::start(Server::new().agent("echo", Agent::new("Repeat.").model("echo")).authenticate(
-        |caller: &loomflow::serve::Caller<'_>| UserId::new(caller.headers.get("x-api-key")?.to_str().ok()?).ok(),
+        |caller: &loomflow::serve::Caller<'_>| UserId::new(caller.headers?.get("x-api-key")?.to_str().ok()?).ok(),
     ))
     .await?;
     let (status, _) = json_of(client().get(hooked.url("/v1/models")).send().await?).await?;

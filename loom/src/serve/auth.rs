@@ -12,48 +12,7 @@ use crate::id::UserId;
 /// The header an open server reads the caller's user from (`x-loom-user: alice`).
 pub const USER_HEADER: &str = "x-loom-user";
 
-/// Who is calling, as an [`Authenticate`] hook sees it.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct Caller<'a> {
-    /// The token of the `Authorization: Bearer <token>` header, if there is one.
-    pub bearer: Option<&'a str>,
-    /// Every header of the request (for schemes of your own: an API-key header, a header a
-    /// trusted proxy sets).
-    pub headers: &'a HeaderMap,
-}
-
-/// Turns a caller into the Loom user it acts as, or refuses it (`None`: HTTP 401).
-///
-/// Every request but `GET /health` is authenticated on its own, before its body is read. The
-/// user it gives is the partition of everything the request touches: sessions, runs,
-/// approvals. Closures `Fn(&Caller) -> Option<UserId>` are hooks, and so is a map of tokens
-/// ([`Server::bearer_tokens`](super::Server::bearer_tokens)).
-///
-/// ```
-/// use loomflow::serve::{Caller, Server};
-/// use loomflow::UserId;
-///
-/// // Tokens of the form `user-<name>`, for a demo.
-/// let server = Server::new().authenticate(|caller: &Caller<'_>| {
-///     UserId::new(caller.bearer?.strip_prefix("user-")?).ok()
-/// });
-/// ```
-#[async_trait::async_trait]
-pub trait Authenticate: Send + Sync + 'static {
-    /// The user `caller` acts as, or `None` to refuse it.
-    async fn authenticate(&self, caller: &Caller<'_>) -> Option<UserId>;
-}
-
-#[async_trait::async_trait]
-impl<F> Authenticate for F
-where
-    F: Fn(&Caller<'_>) -> Option<UserId> + Send + Sync + 'static,
-{
-    async fn authenticate(&self, caller: &Caller<'_>) -> Option<UserId> {
-        self(caller)
-    }
-}
+pub use crate::auth::{Authenticate, Caller};
 
 /// How the server finds a request's user.
 #[derive(Clone)]
@@ -117,7 +76,7 @@ impl Auth {
                 .map(Identity::User)
                 .ok_or_else(ApiError::unauthorized),
             Self::Hook(hook) => {
-                let caller = Caller { bearer: bearer(headers), headers };
+                let caller = Caller::http(bearer(headers), headers);
                 hook.authenticate(&caller).await.map(Identity::User).ok_or_else(ApiError::unauthorized)
             }
         }

@@ -2,37 +2,7 @@
 
 use super::*;
 
-/// Who is calling, as an [`Authenticate`] hook sees it.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct Caller<'a> {
-    /// The bearer token of the `Authorization` header, if there is one.
-    pub bearer: Option<&'a str>,
-    /// Every header of the HTTP request (`None` over stdio).
-    pub headers: Option<&'a http::HeaderMap>,
-}
-
-/// Turns a caller into the Loom user it acts as, or refuses it (`None`: HTTP 401).
-///
-/// Every request is authenticated on its own, and an MCP session keeps the user it started
-/// with: a request of another user on that session is refused. Closures
-/// `Fn(&Caller) -> Option<UserId>` are hooks; so is a map of tokens to users
-/// ([`McpService::bearer_tokens`]).
-#[async_trait::async_trait]
-pub trait Authenticate: Send + Sync + 'static {
-    /// The user `caller` acts as, or `None` to refuse it.
-    async fn authenticate(&self, caller: &Caller<'_>) -> Option<UserId>;
-}
-
-#[async_trait::async_trait]
-impl<F> Authenticate for F
-where
-    F: Fn(&Caller<'_>) -> Option<UserId> + Send + Sync + 'static,
-{
-    async fn authenticate(&self, caller: &Caller<'_>) -> Option<UserId> {
-        self(caller)
-    }
-}
+pub use crate::auth::{Authenticate, Caller};
 
 pub(super) struct Tokens(pub(super) HashMap<String, UserId>);
 

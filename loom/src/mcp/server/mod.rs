@@ -513,7 +513,7 @@ impl McpService {
                             .and_then(|v| v.to_str().ok())
                             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
                             .map(str::trim);
-                        let caller = Caller { bearer, headers: Some(headers) };
+                        let caller = Caller::http(bearer, headers);
                         match auth.authenticate(&caller).await {
                             Some(user) => {
                                 request.extensions_mut().insert(Authenticated(user));
