@@ -153,6 +153,8 @@ impl Secrets for Recording {
 pub(super) struct Build<'r> {
     registry: &'r Registry,
     file: Option<PathBuf>,
+    /// The file's text, to point errors at the line.
+    source: Option<&'r str>,
     base: PathBuf,
     secrets: Arc<Recording>,
     #[cfg(feature = "sqlite")]
@@ -179,6 +181,7 @@ impl<'r> Build<'r> {
         Self {
             registry,
             file: file.map(Path::to_path_buf),
+            source: None,
             base,
             secrets: Arc::new(Recording { inner: Arc::clone(&registry.secrets), seen: Mutex::new(Vec::new()) }),
             #[cfg(feature = "sqlite")]
@@ -188,11 +191,20 @@ impl<'r> Build<'r> {
         }
     }
 
+    /// Errors of this build point into `text`, the file's text.
+    pub(super) fn source(mut self, text: &'r str) -> Self {
+        self.source = Some(text);
+        self
+    }
+
     fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> Error {
+        let key = key.into();
+        let location = self.source.and_then(|text| super::error::Location::of(text, &key));
         Error::ConfigFile(Box::new(ConfigFileError::Invalid {
             file: self.file.clone(),
-            key: key.into(),
+            key,
             message: message.into(),
+            location,
         }))
     }
 

@@ -24,7 +24,7 @@ pub enum ConfigFileError {
     /// The file is valid TOML of the right shape but asks for something that cannot be: a
     /// tool the registry does not have, a node no agent defines, a backend whose cargo feature
     /// is off.
-    #[error("{file}: `{key}`: {message}", file = display_file(.file.as_deref()))]
+    #[error("{}", invalid_text(.file.as_deref(), .key, .message, .location.as_ref()))]
     Invalid {
         /// The file, when the text came from one.
         file: Option<PathBuf>,
@@ -32,6 +32,8 @@ pub enum ConfigFileError {
         key: String,
         /// What is wrong and what to do.
         message: String,
+        /// Where the key's value is in the text, when the text is known.
+        location: Option<Location>,
     },
     /// A `${NAME}` reference could not be resolved.
     #[error("{file}: `{key}`: {source}", file = display_file(.file.as_deref()))]
@@ -43,6 +45,56 @@ pub enum ConfigFileError {
         /// Why it could not be resolved.
         source: crate::governance::SecretsError,
     },
+}
+
+/// Where a key's value is in a config file's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Location {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// The line of the file, and the caret under the value.
+    pub excerpt: String,
+}
+
+impl Location {
+    /// The value at `key` (dotted, with `[i]` indices: `agents.draft.tools[1]`) in `text`.
+    pub(super) fn of(text: &str, key: &str) -> Option<Self> {
+        let span = span_of(text, key)?;
+        let (line, column, excerpt) = locate(text, span.start, span.len().max(1));
+        Some(Self { line, column, excerpt })
+    }
+}
+
+fn invalid_text(file: Option<&Path>, key: &str, message: &str, location: Option<&Location>) -> String {
+    match location {
+        Some(at) => format!("{}:{}:{}: `{key}`: {message}\n{}", display_file(file), at.line, at.column, at.excerpt),
+        None => format!("{}: `{key}`: {message}", display_file(file)),
+    }
+}
+
+/// The span of the value at a dotted key path in `text`.
+fn span_of(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let mut table: &DeTable<'_> = root.get_ref();
+    let mut current: Option<&toml::Spanned<DeValue<'_>>> = None;
+    for segment in key.split('.').filter(|s| !s.is_empty()) {
+        let (name, indices) = segment.split_once('[').map_or((segment, ""), |(n, rest)| (n, rest));
+        if let Some(value) = current {
+            let DeValue::Table(inner) = value.get_ref() else { return None };
+            table = inner;
+        }
+        let (_, mut value) = table.iter().find(|(k, _)| k.get_ref() == name)?;
+        for index in indices.split('[').map(|i| i.trim_end_matches(']')).filter(|i| !i.is_empty()) {
+            let DeValue::Array(items) = value.get_ref() else { return None };
+            value = items.get(index.parse::<usize>().ok()?)?;
+        }
+        current = Some(value);
+    }
+    current.map(toml::Spanned::span)
 }
 
 fn display_file(file: Option<&Path>) -> String {
@@ -193,6 +245,17 @@ mod tests {
         let (line, column, excerpt) = locate("a = 1\nmax_turn = 3\n", 6, 8);
         assert_eq!((line, column), (2, 1));
         assert_eq!(excerpt, "  |\n2 | max_turn = 3\n  | ^^^^^^^^");
+    }
+
+    #[test]
+    fn a_dotted_key_with_indices_is_found_in_the_text() {
+        let text = "[agents.a]\ntools = [\"x\", \"yy\"]\n\n[[mcp]]\nname = \"files\"\n";
+        let at = Location::of(text, "agents.a.tools[1]").map(|l| (l.line, l.column));
+        assert_eq!(at, Some((2, 15)));
+        assert_eq!(Location::of(text, "mcp[0].name").map(|l| l.line), Some(5));
+        assert_eq!(Location::of(text, "agents.b"), None);
+        assert_eq!(Location::of(text, "agents.a.tools[7]"), None);
+        assert_eq!(Location::of("not toml [", "x"), None);
     }
 
     #[test]

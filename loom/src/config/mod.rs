@@ -71,7 +71,7 @@ mod types;
 use std::path::Path;
 
 pub use build::Registry;
-pub use error::{ConfigFileError, TomlProblem};
+pub use error::{ConfigFileError, Location, TomlProblem};
 pub use types::{
     AgentConfig, ArchitectureConfig, AuditBackendName, AuditLogConfig, BucketConfig, BudgetConfig, EdgeConfig,
     FanOutConfig, LimitsConfig, PermissionsConfig, RateLimitConfig, RateModeName, RedactionName, RouteConfig,
@@ -155,7 +155,12 @@ impl WorkflowFile {
 
 fn toml_string<T: serde::Serialize>(value: &T) -> Result<String, Error> {
     toml::to_string(value).map_err(|e| {
-        Error::ConfigFile(Box::new(ConfigFileError::Invalid { file: None, key: String::new(), message: e.to_string() }))
+        Error::ConfigFile(Box::new(ConfigFileError::Invalid {
+            file: None,
+            key: String::new(),
+            message: e.to_string(),
+            location: None,
+        }))
     })
 }
 
@@ -192,15 +197,16 @@ impl Agent {
     /// The agent an agent file describes, its `tools` and named models taken from `registry`.
     pub async fn from_toml_with(path: impl AsRef<Path>, registry: &Registry) -> Result<Self, Error> {
         let path = path.as_ref();
-        let config: AgentConfig = parse(&read(path)?, Some(path))?;
-        build::Build::new(registry, Some(path)).agent(&config, "").await
+        let text = read(path)?;
+        let config: AgentConfig = parse(&text, Some(path))?;
+        build::Build::new(registry, Some(path)).source(&text).agent(&config, "").await
     }
 
     /// The agent an agent file's text describes, its `tools` and named models taken from
     /// `registry`.
     pub async fn from_toml_str_with(text: &str, registry: &Registry) -> Result<Self, Error> {
         let config: AgentConfig = parse(text, None)?;
-        Self::from_config(&config, registry).await
+        build::Build::new(registry, None).source(text).agent(&config, "").await
     }
 
     /// The agent `config` describes.
@@ -247,16 +253,17 @@ impl Workflow<String, String> {
     /// ```
     pub async fn from_toml(path: impl AsRef<Path>, registry: &Registry) -> Result<Self, Error> {
         let path = path.as_ref();
-        let file: WorkflowFile = parse(&read(path)?, Some(path))?;
+        let text = read(path)?;
+        let file: WorkflowFile = parse(&text, Some(path))?;
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "workflow".to_owned());
-        build::Build::new(registry, Some(path)).workflow(&file, &stem).await
+        build::Build::new(registry, Some(path)).source(&text).workflow(&file, &stem).await
     }
 
     /// The workflow a workflow file's text describes (named `workflow` unless the file names
     /// it).
     pub async fn from_toml_str(text: &str, registry: &Registry) -> Result<Self, Error> {
         let file: WorkflowFile = parse(text, None)?;
-        Self::from_config(&file, registry).await
+        build::Build::new(registry, None).source(text).workflow(&file, "workflow").await
     }
 
     /// The workflow `file` describes.
