@@ -530,3 +530,20 @@ async fn a_workflow_file_is_told_from_an_agent_file() {
     assert!(!loomflow::config::is_workflow_file("instructions = \"[workflow]\"\n"));
     assert!(!loomflow::config::is_workflow_file("not toml ["));
 }
+
+#[tokio::test]
+async fn what_the_agent_would_refuse_at_its_first_run_is_refused_when_the_file_is_built() {
+    let bounded =
+        agent_error("instructions = \"Help.\"\n\n[sessions]\nbackend = \"in_memory\"\nmax_users = 10\n").await;
+    assert!(
+        bounded.starts_with("agent.toml:5:13: `sessions.max_users`: in-memory sessions are not bounded"),
+        "{bounded}"
+    );
+    let zero_rate = agent_error(
+        "instructions = \"Help.\"\nmodel = \"echo\"\nrate_limit = { per_user = { rate = 0.0, burst = 1 } }\n",
+    )
+    .await;
+    assert!(zero_rate.starts_with("agent.toml: `agent`: "), "{zero_rate}");
+    let wait = agent_error("instructions = \"Help.\"\nrate_limit = { max_wait_secs = -1.0 }\n").await;
+    assert!(wait.contains("`rate_limit.max_wait_secs`: -1 is not a number of seconds"), "{wait}");
+}

@@ -171,6 +171,22 @@ struct Sessions {
     rate: Option<Arc<dyn crate::governance::RateStore>>,
 }
 
+impl Sessions {
+    /// A store that keeps sessions, journals, usage and rate buckets alike (SQLite, PostgreSQL).
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    fn shared<S>(store: Arc<S>) -> Self
+    where
+        S: SessionStore + Journal + crate::governance::UsageStore + crate::governance::RateStore,
+    {
+        Self {
+            sessions: Arc::clone(&store) as Arc<dyn SessionStore>,
+            journal: Some(Arc::clone(&store) as Arc<dyn Journal>),
+            usage: Some(Arc::clone(&store) as Arc<dyn crate::governance::UsageStore>),
+            rate: Some(store),
+        }
+    }
+}
+
 impl<'r> Build<'r> {
     pub(super) fn new(registry: &'r Registry, file: Option<&Path>) -> Self {
         let base = file
@@ -189,6 +205,12 @@ impl<'r> Build<'r> {
             #[cfg(feature = "postgres")]
             postgres: BTreeMap::new(),
         }
+    }
+
+    /// `key` asks for what the cargo feature `feature` of loomflow builds, and it is off.
+    #[allow(dead_code, reason = "called only where a feature is off")]
+    fn needs(&self, key: impl Into<String>, feature: &str) -> Error {
+        self.invalid(key, format!("this needs the `{feature}` feature of loomflow (enable it in Cargo.toml)"))
     }
 
     /// Errors of this build point into `text`, the file's text.
@@ -276,9 +298,7 @@ impl<'r> Build<'r> {
         for (i, name) in config.tools.iter().enumerate() {
             let Some(tool) = self.registry.tools.get(name) else {
                 let names = self.registry.tools.keys().map(String::as_str);
-                let hint = loomflow_graph::suggest::did_you_mean(name, names.clone())
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(name, names.clone());
                 let known: Vec<&str> = names.collect();
                 let known = if known.is_empty() {
                     "the program registered none (`Registry::tool`)".to_owned()
@@ -314,7 +334,16 @@ impl<'r> Build<'r> {
         if let Some(governance) = self.governance(config, prefix, sessions.as_ref()).await? {
             agent = agent.governance(governance);
         }
-        Ok(agent)
+        // What the agent itself checks (a zero rate, a negative limit, an architecture's
+        // parameters) is reported now, with the file, not at the first run. A missing model
+        // is not: the program may still give one.
+        match agent.check() {
+            Ok(()) | Err(crate::error::ConfigError::NoModel { .. }) => Ok(agent),
+            Err(e) => {
+                let key = prefix.trim_end_matches('.');
+                Err(self.invalid(if key.is_empty() { "agent" } else { key }, e.to_string()))
+            }
+        }
     }
 
     #[cfg(feature = "skills")]
@@ -341,11 +370,7 @@ impl<'r> Build<'r> {
 
     #[cfg(not(feature = "skills"))]
     fn skills(&self, agent: Agent, config: &AgentConfig, prefix: &str) -> Result<Agent, Error> {
-        if config.skills.is_empty() {
-            Ok(agent)
-        } else {
-            Err(self.invalid(format!("{prefix}skills"), "skills need the `skills` feature of loomflow"))
-        }
+        if config.skills.is_empty() { Ok(agent) } else { Err(self.needs(format!("{prefix}skills"), "skills")) }
     }
 
     #[cfg(feature = "mcp")]
@@ -382,7 +407,15 @@ impl<'r> Build<'r> {
 
     async fn sessions(&mut self, key: &str, store: &StoreConfig) -> Result<Sessions, Error> {
         match store {
-            StoreConfig::InMemory { .. } => {
+            StoreConfig::InMemory { max_users, idle_ttl_secs } => {
+                if max_users.is_some() || idle_ttl_secs.is_some() {
+                    let which = if max_users.is_some() { "max_users" } else { "idle_ttl_secs" };
+                    return Err(self.invalid(
+                        format!("{key}.{which}"),
+                        "in-memory sessions are not bounded by these keys (they bound `[memory]`); remove it, \
+                         or keep sessions in sqlite",
+                    ));
+                }
                 let store = Arc::new(InMemoryStore::new());
                 Ok(Sessions {
                     sessions: Arc::clone(&store) as Arc<dyn SessionStore>,
@@ -395,34 +428,24 @@ impl<'r> Build<'r> {
                 #[cfg(feature = "sqlite")]
                 {
                     let store = self.sqlite(&format!("{key}.path"), path).await?;
-                    Ok(Sessions {
-                        sessions: Arc::clone(&store) as Arc<dyn SessionStore>,
-                        journal: Some(Arc::clone(&store) as Arc<dyn Journal>),
-                        usage: Some(Arc::clone(&store) as Arc<dyn crate::governance::UsageStore>),
-                        rate: Some(store),
-                    })
+                    Ok(Sessions::shared(store))
                 }
                 #[cfg(not(feature = "sqlite"))]
                 {
                     let _ = path;
-                    Err(self.invalid(key, "the sqlite backend needs the `sqlite` feature of loomflow"))
+                    Err(self.needs(key, "sqlite"))
                 }
             }
             StoreConfig::Postgres { url } => {
                 #[cfg(feature = "postgres")]
                 {
                     let store = self.postgres(&format!("{key}.url"), url).await?;
-                    Ok(Sessions {
-                        sessions: Arc::clone(&store) as Arc<dyn SessionStore>,
-                        journal: Some(Arc::clone(&store) as Arc<dyn Journal>),
-                        usage: Some(Arc::clone(&store) as Arc<dyn crate::governance::UsageStore>),
-                        rate: Some(store),
-                    })
+                    Ok(Sessions::shared(store))
                 }
                 #[cfg(not(feature = "postgres"))]
                 {
                     let _ = url;
-                    Err(self.invalid(key, "the postgres backend needs the `postgres` feature of loomflow"))
+                    Err(self.needs(key, "postgres"))
                 }
             }
             StoreConfig::Redis { .. } | StoreConfig::Chroma { .. } => Err(self.invalid(
@@ -454,7 +477,7 @@ impl<'r> Build<'r> {
                 #[cfg(not(feature = "sqlite"))]
                 {
                     let _ = path;
-                    Err(self.invalid(key, "the sqlite backend needs the `sqlite` feature of loomflow"))
+                    Err(self.needs(key, "sqlite"))
                 }
             }
             StoreConfig::Postgres { url } => {
@@ -466,7 +489,7 @@ impl<'r> Build<'r> {
                 #[cfg(not(feature = "postgres"))]
                 {
                     let _ = url;
-                    Err(self.invalid(key, "the postgres backend needs the `postgres` feature of loomflow"))
+                    Err(self.needs(key, "postgres"))
                 }
             }
             StoreConfig::Redis { url } => {
@@ -478,7 +501,7 @@ impl<'r> Build<'r> {
                 #[cfg(not(feature = "redis"))]
                 {
                     let _ = url;
-                    Err(self.invalid(key, "the redis backend needs the `redis` feature of loomflow"))
+                    Err(self.needs(key, "redis"))
                 }
             }
             StoreConfig::Chroma { url } => {
@@ -490,7 +513,7 @@ impl<'r> Build<'r> {
                 #[cfg(not(feature = "chroma"))]
                 {
                     let _ = url;
-                    Err(self.invalid(key, "the chroma backend needs the `chroma` feature of loomflow"))
+                    Err(self.needs(key, "chroma"))
                 }
             }
         }
@@ -536,8 +559,11 @@ impl<'r> Build<'r> {
             governance = governance.budget(budget);
             any = true;
         }
-        if let Some(rate) = &config.rate_limit {
-            let mut rate = rate_limit(rate);
+        if let Some(rate_config) = &config.rate_limit {
+            let mut rate = rate_limit(rate_config);
+            if let Some(secs) = rate_config.max_wait_secs {
+                rate = rate.max_wait(self.seconds(&format!("{prefix}rate_limit.max_wait_secs"), secs)?);
+            }
             if let Some(store) = sessions.and_then(|s| s.rate.clone()) {
                 rate = rate.store(store);
             }
@@ -555,9 +581,7 @@ impl<'r> Build<'r> {
         }
         #[cfg(not(feature = "audit"))]
         if config.audit_log.is_some() {
-            return Err(
-                self.invalid(format!("{prefix}audit_log"), "the audit log needs the `audit` feature of loomflow")
-            );
+            return Err(self.needs(format!("{prefix}audit_log"), "audit"));
         }
         let seen = std::mem::take(&mut *self.secrets.seen.lock().unwrap_or_else(|e| e.into_inner()));
         if !seen.is_empty() {
@@ -582,9 +606,6 @@ impl<'r> Build<'r> {
             budget = budget.wall_time(self.seconds(&format!("{key}.wall_time_secs"), secs)?);
         }
         if let Some(share) = config.warn_at {
-            if !(0.0..=1.0).contains(&share) {
-                return Err(self.invalid(format!("{key}.warn_at"), format!("{share} is not a share between 0 and 1")));
-            }
             budget = budget.warn_at(share);
         }
         if let Some(secs) = config.period_secs {
@@ -620,7 +641,7 @@ impl<'r> Build<'r> {
             if !has_sessions {
                 return Err(self.invalid(
                     format!("{prefix}permissions.durable_approvals"),
-                    "durable approvals journal the paused run: give the agent `sessions` (sqlite or postgres)",
+                    "durable approvals journal the paused run: give the agent `[sessions]` (sqlite or postgres for a decision made in another process)",
                 ));
             }
             governance = governance.durable_approvals();
@@ -669,7 +690,7 @@ impl<'r> Build<'r> {
                     governance.audit(Arc::new(log))
                 }
                 #[cfg(not(feature = "sqlite"))]
-                return Err(self.invalid(key, "the sqlite audit log needs the `sqlite` feature of loomflow"));
+                return Err(self.needs(key, "sqlite"));
             }
             AuditBackendName::Postgres => {
                 #[cfg(feature = "postgres")]
@@ -682,7 +703,7 @@ impl<'r> Build<'r> {
                     governance.audit(Arc::new(log))
                 }
                 #[cfg(not(feature = "postgres"))]
-                return Err(self.invalid(key, "the postgres audit log needs the `postgres` feature of loomflow"));
+                return Err(self.needs(key, "postgres"));
             }
         })
     }
@@ -745,9 +766,7 @@ impl<'r> Build<'r> {
         }
         let agent_names = || agents.keys().copied().collect::<Vec<_>>();
         let unknown = |key: String, name: &str| {
-            let hint = loomflow_graph::suggest::did_you_mean(name, agent_names())
-                .map(|s| format!(" (did you mean `{s}`?)"))
-                .unwrap_or_default();
+            let hint = did_you_mean(name, agent_names());
             self.invalid(key, format!("no agent `{name}`{hint}; the file defines: {}", agent_names().join(", ")))
         };
         let text_node =
@@ -854,6 +873,11 @@ impl<'r> Build<'r> {
     }
 }
 
+/// ` (did you mean `x`?)` for the known name closest to `name`, or nothing.
+fn did_you_mean<'n>(name: &str, known: impl IntoIterator<Item = &'n str>) -> String {
+    loomflow_graph::suggest::did_you_mean(name, known).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default()
+}
+
 /// A route label or an answer, compared: trimmed, lower-case, without trailing `.`, `!`.
 fn normalise(text: &str) -> String {
     text.trim().trim_end_matches(['.', '!']).trim().to_lowercase()
@@ -932,9 +956,6 @@ fn rate_limit(config: &RateLimitConfig) -> RateLimit {
             RateModeName::Throttle => RateMode::Throttle,
             RateModeName::Reject => RateMode::Reject,
         });
-    }
-    if let Some(secs) = config.max_wait_secs.and_then(|s| Duration::try_from_secs_f64(s).ok()) {
-        rate = rate.max_wait(secs);
     }
     rate
 }

@@ -35,8 +35,8 @@ pub struct AgentConfig {
     pub instructions: String,
     /// A model string: `"echo"` (offline), `"gpt-4.1-mini"`, `"claude-sonnet-4-5"`,
     /// `"ollama/llama3.2"`, `"openai-compatible:<base_url>/<model>"`, ... Provider keys are
-    /// read through the registry's secrets. Without one the agent has no model (an error at
-    /// build time) unless the registry gives a default.
+    /// read through the registry's secrets. Without one the agent has no model: give it one
+    /// (`Agent::model`) before it runs, or the run fails with `ConfigError::NoModel`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Models tried in order when the model fails with a transient error.
@@ -348,7 +348,8 @@ pub struct PermissionsConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edit_tools: Vec<String>,
     /// A call that asks pauses the run, journaled, until a decision arrives (from `loom
-    /// serve`'s approvals API, or `AgentInput::approve`); needs `sessions`. Without it, a call
+    /// serve`'s approvals API, or `AgentInput::approve`); needs `[sessions]` (sqlite or
+    /// postgres for a decision made in another process). Without it, a call
     /// that asks is denied unless the program gives an approval handler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub durable_approvals: Option<bool>,
@@ -501,7 +502,7 @@ pub struct EdgeConfig {
     pub to: String,
 }
 
-/// A route: the answer of `from`, trimmed, lower-cased and without a trailing `.`, names the
+/// A route: the answer of `from`, trimmed, lower-cased and without a trailing `.` or `!`, names the
 /// label whose node runs next; `default` runs for any other answer, and without it, an
 /// unknown answer ends the workflow with an error. A label may name `end` to finish with the
 /// answer.
