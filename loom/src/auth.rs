@@ -19,10 +19,18 @@ pub struct Caller<'a> {
 }
 
 impl<'a> Caller<'a> {
-    /// A caller of an HTTP request with these headers.
-    pub(crate) fn http(bearer: Option<&'a str>, headers: &'a HeaderMap) -> Self {
-        Self { bearer, headers: Some(headers) }
+    /// The caller of an HTTP request with these headers.
+    pub(crate) fn http(headers: &'a HeaderMap) -> Self {
+        Self { bearer: bearer(headers), headers: Some(headers) }
     }
+}
+
+/// The token of `headers`' `Authorization: Bearer <token>` (the scheme in any case, as HTTP
+/// has it), if there is one and it is not empty.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?.trim_start();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 /// Turns a caller into the Loom user it acts as, or refuses it (`None`: HTTP 401).

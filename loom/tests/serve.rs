@@ -809,3 +809,37 @@ impl Running {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_run_is_not_resumed_and_a_deleted_session_takes_its_runs_along() -> Result<()> {
+    // Journaled, so that its runs are resumable at all.
+    let store = Arc::new(loomflow::session::SqliteStore::in_memory()?);
+    let server =
+        Running::start(Server::new().agent("echo", Agent::new("Repeat.").model("echo").store(store)).open()).await?;
+    let body = json!({"model": "echo", "input": "hello", "session": "s3"}).to_string();
+    let (status, run) = json_of(post(&server.url("/runs"), &body).header("x-loom-user", "gil").send().await?).await?;
+    assert_eq!(status, 202, "{run}");
+    let id = run["id"].as_str().context("no id")?.to_owned();
+    let done = wait_for_status(&server.url(&format!("/runs/{id}")), Some("gil"), "finished").await?;
+    assert_eq!(done["output"], "Echo: hello");
+
+    // Resuming a finished run would wipe its answer: 409, and the answer stays.
+    let resume = post(&server.url(&format!("/runs/{id}/resume")), "{}").header("x-loom-user", "gil").send().await?;
+    let (status, value) = json_of(resume).await?;
+    assert_eq!(status, 409, "{value}");
+    assert_eq!(error_of(&value)?["code"], "run_finished");
+    let (_, again) =
+        json_of(client().get(server.url(&format!("/runs/{id}"))).header("x-loom-user", "gil").send().await?).await?;
+    assert_eq!(again["output"], "Echo: hello");
+
+    // Deleting the session forgets its runs too: their answers and events are gone.
+    let delete = client().delete(server.url("/sessions/s3")).header("x-loom-user", "gil").send().await?;
+    assert_eq!(delete.status(), 200);
+    for path in [format!("/runs/{id}"), format!("/runs/{id}/events")] {
+        let response = client().get(server.url(&path)).header("x-loom-user", "gil").send().await?;
+        assert_eq!(response.status(), 404, "{path}");
+    }
+    let (_, runs) = json_of(client().get(server.url("/runs")).header("x-loom-user", "gil").send().await?).await?;
+    assert_eq!(runs["data"].as_array().map(Vec::len), Some(0), "{runs}");
+    Ok(())
+}

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::HeaderMap;
-use http::header::AUTHORIZATION;
 
 use super::error::ApiError;
 use crate::id::UserId;
@@ -12,6 +11,7 @@ use crate::id::UserId;
 /// The header an open server reads the caller's user from (`x-loom-user: alice`).
 pub const USER_HEADER: &str = "x-loom-user";
 
+use crate::auth::bearer;
 pub use crate::auth::{Authenticate, Caller};
 
 /// How the server finds a request's user.
@@ -48,13 +48,6 @@ impl Identity {
     }
 }
 
-/// The bearer token of `headers`, if there is one.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim_start();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
-}
-
 impl Auth {
     /// Who the request with `headers` acts for, or 401.
     pub(crate) async fn identify(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
@@ -76,7 +69,7 @@ impl Auth {
                 .map(Identity::User)
                 .ok_or_else(ApiError::unauthorized),
             Self::Hook(hook) => {
-                let caller = Caller::http(bearer(headers), headers);
+                let caller = Caller::http(headers);
                 hook.authenticate(&caller).await.map(Identity::User).ok_or_else(ApiError::unauthorized)
             }
         }

@@ -500,7 +500,13 @@ pub(crate) async fn delete_session(
         async {
             let user = shared.auth.user(&headers).await?;
             let id = SessionId::new(&id).map_err(|_| ApiError::not_found(format!("no session `{id}`")))?;
-            let mut any = false;
+            let forgotten = shared.runs.forget_session(&user, &id).map_err(|_| {
+                ApiError::conflict(
+                    "run_in_progress",
+                    format!("session `{id}` has a run going: delete it once it has ended"),
+                )
+            })?;
+            let mut any = forgotten > 0;
             for store in &shared.stores {
                 any |= store.clear(&user, &id).await.map_err(|e| ApiError::from_run(&e.into()))?;
             }

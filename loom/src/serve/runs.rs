@@ -142,12 +142,21 @@ impl RunEntry {
     }
 
     /// Marks a paused, failed or interrupted run as running again (for a resume), or 409 if it
-    /// is running.
+    /// is running or finished (a finished run keeps its answer).
     pub(crate) fn begin(&self) -> Result<(), ApiError> {
         {
             let mut state = self.lock();
-            if matches!(state.status, Status::Running) {
-                return Err(ApiError::conflict("run_in_progress", format!("run {} is running", self.id)));
+            match state.status {
+                Status::Running => {
+                    return Err(ApiError::conflict("run_in_progress", format!("run {} is running", self.id)));
+                }
+                Status::Finished { .. } => {
+                    return Err(ApiError::conflict(
+                        "run_finished",
+                        format!("run {} has finished: there is nothing to resume", self.id),
+                    ));
+                }
+                Status::Failed(_) | Status::WaitingApproval(_) | Status::Interrupted => {}
             }
             state.status = Status::Running;
             state.finished_at = None;
@@ -349,6 +358,26 @@ impl Runs {
     pub(crate) fn of_user(&self, user: &UserId) -> Vec<Arc<RunEntry>> {
         let registry = self.lock();
         registry.order.iter().filter(|(u, _)| u == user).filter_map(|key| registry.map.get(key).cloned()).collect()
+    }
+
+    /// Forgets the runs of `user` in `session` (their answers and events go with them) and
+    /// says how many there were; `Err` with how many are still going, and nothing forgotten,
+    /// when some are.
+    pub(crate) fn forget_session(&self, user: &UserId, session: &SessionId) -> Result<usize, usize> {
+        let mut registry = self.lock();
+        let Registry { map, order } = &mut *registry;
+        let of_session =
+            |key: &(UserId, RunId)| &key.0 == user && map.get(key).is_some_and(|e| e.session.as_ref() == Some(session));
+        let going = order.iter().filter(|k| of_session(k) && map.get(*k).is_some_and(|e| e.is_running())).count();
+        if going > 0 {
+            return Err(going);
+        }
+        let forgotten: Vec<_> = order.iter().filter(|k| of_session(k)).cloned().collect();
+        order.retain(|k| !forgotten.contains(k));
+        for key in &forgotten {
+            map.remove(key);
+        }
+        Ok(forgotten.len())
     }
 
     /// Keeps `entry`, forgetting the oldest runs that are not going when there are too many;

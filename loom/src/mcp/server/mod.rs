@@ -507,13 +507,7 @@ impl McpService {
                 let auth = auth.clone();
                 async move {
                     if let Some(auth) = auth {
-                        let headers = request.headers();
-                        let bearer = headers
-                            .get(http::header::AUTHORIZATION)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-                            .map(str::trim);
-                        let caller = Caller::http(bearer, headers);
+                        let caller = Caller::http(request.headers());
                         match auth.authenticate(&caller).await {
                             Some(user) => {
                                 request.extensions_mut().insert(Authenticated(user));
